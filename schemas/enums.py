@@ -1,0 +1,44 @@
+"""The closed label sets every topic speaks."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+__all__ = ["Category", "Priority", "ErrorCode"]
+
+
+class Category(StrEnum):
+    BILLING = "Billing"
+    ACCOUNT_LOGIN = "Account/Login"
+    TECHNICAL = "Technical"
+    ORDER_DELIVERY = "Order/Delivery"
+    GENERAL_INQUIRY = "General Inquiry"
+
+    @property
+    def slug(self) -> str:
+        """Topic-safe name, e.g. ``account-login`` for ``Account/Login``."""
+        return re.sub(r"[^a-z0-9]+", "-", self.value.lower()).strip("-")
+
+
+class Priority(StrEnum):
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable reasons a message went to the dead-letter topic."""
+
+    EMPTY_MESSAGE = "empty_message"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    DUPLICATE_KEY = "duplicate_key"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    PROCESSING_FAILED = "processing_failed"

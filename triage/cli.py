@@ -1,0 +1,41 @@
+"""The ``triage`` console entry point: one command line over the trainer, the worker and the load tools.
+
+Heavy libraries (torch, transformers, faust) are imported inside each command so ``triage --help`` is fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from loadtest.cli import COMMANDS as LOADTEST_COMMANDS
+from trainer.cli import COMMANDS as TRAINER_COMMANDS
+from worker.cli import COMMANDS as WORKER_COMMANDS
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--log-level", default="INFO", show_default=True, envvar="TRIAGE_LOG_LEVEL", help="Log level.")
+@click.option("--log-json/--log-pretty", default=None, help="Force JSON or pretty logs (default: JSON unless a TTY).")
+def main(log_level: str, log_json: bool | None) -> None:
+    """Triage bank support tickets from Kafka with a fine-tuned transformer."""
+    from triage.logging import configure_logging
+
+    configure_logging(log_level, json=log_json)
+
+
+@main.command("schemas")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("docs/schemas"), show_default=True,
+              help="Folder to write <message>.schema.json files into.")
+def schemas_cmd(out_dir: Path) -> None:
+    """Export the JSON Schema of every topic's message."""
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(out_dir):
+        click.echo(str(path))
+
+
+for _command in (*TRAINER_COMMANDS, *WORKER_COMMANDS, *LOADTEST_COMMANDS):
+    main.add_command(_command)
