@@ -1,0 +1,73 @@
+"""Session fixtures shared by every test folder: the real broker, the real Redis, a tiny checkpoint."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from triage.broker import EmbeddedBroker
+
+REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def shared_data_dir() -> Path:
+    """Banking77 folder for tests: TRIAGE_DATA_DIR, else ../shared/data/banking77 beside the checkout."""
+    env = os.environ.get("TRIAGE_DATA_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77")
+    for candidate in candidates:
+        if (candidate / "train.csv").is_file():
+            return candidate
+    raise RuntimeError(
+        f"Banking77 not found (tried {', '.join(map(str, candidates))}); set TRIAGE_DATA_DIR to a folder "
+        "with train.csv and test.csv"
+    )
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One real Tansu broker for the session; fails loudly (never skips) when it cannot start."""
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the machine runs; fails loudly when it is not there."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis is required at {REDIS_URL} for the tests: {exc}") from exc
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Factory for per-test names (topics, consumer groups, Redis key prefixes)."""
+    token = uuid.uuid4().hex[:8]
+    return lambda base: f"{base}-{token}"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A small real checkpoint trained once per session (few minutes on 2 cores), via ``latest``."""
+    from trainer.config import TrainArgs
+    from trainer.train import run_training
+
+    out = tmp_path_factory.mktemp("models")
+    run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=out))
+    return out / "latest"

@@ -1,0 +1,25 @@
+"""`triage schemas --out DIR` writes one JSON Schema per message type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from triage.cli import main
+
+
+def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["schemas", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["dead_letter.schema.json", "enriched_ticket.schema.json", "ticket.schema.json",
+                     "triage.schema.json"]
+    ticket = json.loads((tmp_path / "ticket.schema.json").read_text())
+    assert set(ticket["required"]) == {"ticket_id", "text"}
+    assert ticket["additionalProperties"] is True
+    enriched = json.loads((tmp_path / "enriched_ticket.schema.json").read_text())
+    assert "triage" in enriched["required"]
+    category = enriched["$defs"]["Category"]["enum"]
+    assert "Account/Login" in category and len(category) == 5

@@ -1,0 +1,97 @@
+"""The taxonomy covers every Banking77 label and keeps the product brief's anchors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas import Category, Priority, load_taxonomy
+
+HIGH = {"compromised_card", "lost_or_stolen_card", "lost_or_stolen_phone", "card_payment_not_recognised",
+        "cash_withdrawal_not_recognised", "direct_debit_payment_not_recognised", "transaction_charged_twice",
+        "wrong_amount_of_cash_received", "card_swallowed"}
+LOW = {"age_limit", "country_support", "fiat_currency_support", "supported_cards_and_currencies",
+       "visa_or_mastercard", "exchange_rate", "top_up_limits", "disposable_card_limits"}
+ANCHORS = {
+    Category.ACCOUNT_LOGIN: {"passcode_forgotten", "pin_blocked", "change_pin", "edit_personal_details",
+                             "terminate_account", "verify_my_identity", "unable_to_verify_identity",
+                             "why_verify_identity", "lost_or_stolen_card", "lost_or_stolen_phone",
+                             "compromised_card"},
+    Category.BILLING: {"card_payment_fee_charged", "transfer_fee_charged", "cash_withdrawal_charge",
+                       "exchange_charge", "top_up_by_card_charge", "top_up_by_bank_transfer_charge",
+                       "extra_charge_on_statement", "request_refund", "Refund_not_showing_up",
+                       "transaction_charged_twice"},
+    Category.ORDER_DELIVERY: {"card_arrival", "card_delivery_estimate", "order_physical_card",
+                              "get_physical_card", "getting_spare_card", "card_about_to_expire"},
+    Category.TECHNICAL: {"card_not_working", "contactless_not_working", "virtual_card_not_working"},
+    Category.GENERAL_INQUIRY: {"age_limit", "country_support", "fiat_currency_support",
+                               "supported_cards_and_currencies", "visa_or_mastercard", "exchange_rate",
+                               "top_up_limits"},
+}
+
+
+@pytest.fixture(scope="module")
+def taxonomy():  # type: ignore[no-untyped-def]
+    return load_taxonomy()
+
+
+def test_every_dataset_label_is_mapped_exactly_once(taxonomy, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    labels = json.loads((data_dir / "categories.json").read_text())
+    assert len(labels) == 77
+    assert sorted(taxonomy.intents) == sorted(labels)
+    assert "Refund_not_showing_up" in taxonomy.intents and "reverted_card_payment?" in taxonomy.intents
+
+
+def test_every_category_and_priority_is_used(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    assert {r.category for r in taxonomy.rules} == set(Category)
+    assert {r.priority for r in taxonomy.rules} == set(Priority)
+
+
+def test_priority_anchors_hold(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    high = {r.intent for r in taxonomy.rules if r.priority is Priority.HIGH}
+    assert high == HIGH, "High is reserved for security breaches and immediate financial loss"
+    for intent in LOW:
+        assert taxonomy.rule(intent).priority is Priority.LOW, intent
+
+
+@pytest.mark.parametrize("category", list(ANCHORS))
+def test_category_anchors_hold(taxonomy, category: Category) -> None:  # type: ignore[no-untyped-def]
+    for intent in ANCHORS[category]:
+        assert taxonomy.rule(intent).category is category, intent
+
+
+def test_every_row_has_a_rationale(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    assert all(len(r.rationale.split()) >= 3 for r in taxonomy.rules)
+
+
+def test_matrices_partition_the_intents(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    for matrix in (taxonomy.category_matrix, taxonomy.priority_matrix):
+        assert np.array_equal(matrix.sum(axis=1), np.ones(77))
+    counts = Counter(r.category for r in taxonomy.rules)
+    assert taxonomy.category_matrix.sum(axis=0).tolist() == [counts[c] for c in Category]
+
+
+def test_reorder_follows_a_checkpoint_label_order(taxonomy) -> None:  # type: ignore[no-untyped-def]
+    reversed_order = list(reversed(taxonomy.intents))
+    again = taxonomy.reorder(reversed_order)
+    assert again.intents == reversed_order
+    assert again.rule("card_swallowed") == taxonomy.rule("card_swallowed")
+    with pytest.raises(ValueError, match="no rule"):
+        taxonomy.reorder(["not_an_intent"])
+
+
+def test_round_trip_through_csv(taxonomy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "taxonomy.csv"
+    taxonomy.write_csv(path)
+    assert load_taxonomy(path) == taxonomy
+
+
+def test_a_typo_names_the_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "taxonomy.csv"
+    path.write_text("intent,category,priority,rationale\ncard_arrival,Shipping,Medium,typo here\n")
+    with pytest.raises(ValueError, match=r"taxonomy.csv:2"):
+        load_taxonomy(path)
