@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_JSON_DEPTH", "TicketRejected", "dec
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _PYDANTIC_CODES = {
     "missing": ErrorCode.MISSING_FIELD,
     "empty_text": ErrorCode.EMPTY_TEXT,
@@ -65,6 +67,15 @@ def _depth_exceeds(raw: str, limit: int) -> bool:
     return False
 
 
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Escaped lone surrogates parse fine but make every later JSON encode fail; catch them at the door."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def guess_ticket_id(obj: Any) -> str | None:
     """The ticket id of a rejected message when one is readable, so the dead letter can be traced."""
     if isinstance(obj, dict):
@@ -103,8 +114,15 @@ def decode_ticket(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
         raise TicketRejected(ErrorCode.INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise TicketRejected(ErrorCode.TOO_DEEPLY_NESTED, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. integers longer than Python's 4,300-digit conversion limit
+        raise TicketRejected(ErrorCode.INVALID_JSON, f"unparseable JSON value: {str(exc)[:80]}") from None
     if not isinstance(obj, dict):
         raise TicketRejected(ErrorCode.NOT_AN_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):
+        raise TicketRejected(
+            ErrorCode.INVALID_UTF8, "a \\u escape encodes a lone surrogate, which no UTF-8 output can carry",
+            ticket_id=guess_ticket_id(obj),
+        )
     try:
         return Ticket.model_validate(obj)
     except ValidationError as exc:
