@@ -8,7 +8,7 @@ export TRIAGE_DATA_DIR ?= $(if $(SHARED_DATA),$(abspath ../shared/data/banking77
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint reliability bench clean
+.PHONY: install demo test lint reliability bench clean compose-smoke
 
 $(BIN)/triage: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ lint: install
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
+
+compose-smoke:
+	bash deploy/compose-smoke.sh
