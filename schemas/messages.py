@@ -32,6 +32,8 @@ _KEPT_CONTROLS = {"\n", "\t"}
 
 def normalise_text(text: str) -> str:
     """Strip control characters and NFC-normalise, so equal-looking texts compare (and cache) equal."""
+    if text.isascii() and text.isprintable():
+        return text.strip()  # fast path: printable ASCII has no controls and is already NFC
     cleaned = "".join(
         ch for ch in text if ch in _KEPT_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
     )

@@ -47,6 +47,8 @@ def _reject_constant(name: str) -> Any:
 
 def _depth_exceeds(raw: str, limit: int) -> bool:
     """Cheap bracket scan (strings skipped) so hostile nesting never reaches the recursive parser."""
+    if raw.count("[") + raw.count("{") <= limit:
+        return False  # fast path: too few brackets in total to nest deeper than the limit
     depth, in_string, escaped = 0, False, False
     for ch in raw:
         if in_string:
@@ -81,7 +83,12 @@ def guess_ticket_id(obj: Any) -> str | None:
     if isinstance(obj, dict):
         value = obj.get("ticket_id")
         if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)[:128]
+            candidate = str(value)[:128]
+            try:
+                candidate.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate could never be a Kafka key or a JSON string
+                return None
+            return candidate
     return None
 
 

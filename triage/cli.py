@@ -37,5 +37,14 @@ def schemas_cmd(out_dir: Path) -> None:
         click.echo(str(path))
 
 
+@main.command("settings")
+def settings_cmd() -> None:
+    """Print every TRIAGE_* environment variable of every component as Markdown tables."""
+    from triage.settings_doc import component_settings, markdown_table
+
+    for title, settings_cls in component_settings().items():
+        click.echo(f"### {title}\n\n{markdown_table(settings_cls)}\n")
+
+
 for _command in (*TRAINER_COMMANDS, *WORKER_COMMANDS, *LOADTEST_COMMANDS):
     main.add_command(_command)

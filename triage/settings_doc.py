@@ -12,7 +12,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
-__all__ = ["EnvVar", "env_vars", "markdown_table"]
+__all__ = ["EnvVar", "component_settings", "env_vars", "markdown_table"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,16 @@ def markdown_table(settings_cls: type[BaseSettings]) -> str:
         default = f"`{var.default}`" if var.default and not var.default.startswith("(") else var.default
         lines.append(f"| `{var.name}` | {default} | {var.description.replace('|', '/')} |")
     return "\n".join(lines)
+
+
+def component_settings() -> dict[str, type[BaseSettings]]:
+    """The settings class of each component, titled for the docs."""
+    from loadtest.settings import LoadtestSettings
+    from trainer.config import TrainerSettings
+    from worker.settings import WorkerSettings
+
+    return {
+        "Worker (`triage worker`)": WorkerSettings,
+        "Trainer (`triage train`, `evaluate`, `classify`, `export`, `data report`)": TrainerSettings,
+        "Load tools (`triage replay`, `collect`, `demo`, `bench`)": LoadtestSettings,
+    }

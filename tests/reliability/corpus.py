@@ -2,6 +2,7 @@
 
 ``expected`` is ``TRIAGED`` (the message is a valid ticket, however odd) or the dead-letter
 ``ErrorCode``. Every message carries a recognisable ``ticket_id`` where the format allows one.
+``MARKER`` stands for customer text: it must never reach logs, metrics or Redis.
 """
 
 from __future__ import annotations
@@ -80,4 +81,36 @@ CORPUS: tuple[BadInput, ...] = (
     BadInput("decomposed_unicode", _ticket("ok-nfc", "Cafe\u0301 charged me twice"), TRIAGED),
     BadInput("exactly_10000_chars", _ticket("ok-10k", ("refund " * 1500)[:10_000]), TRIAGED),
     BadInput("marker_text", _ticket("ok-marker", f"my card was stolen, account {MARKER}"), TRIAGED),
+    BadInput("marker_in_metadata",
+             _ticket("ok-marker-meta", "card declined at the shop", metadata={"note": MARKER}), TRIAGED),
+    BadInput("marker_in_duplicate_key",
+             b'{"ticket_id": "bad-dupe-marker", "text": "hi", "' + MARKER.encode() + b'": 1, "'
+             + MARKER.encode() + b'": 2}', ErrorCode.DUPLICATE_KEY),
+    BadInput("marker_in_too_long_text", _ticket("bad-long-marker", f"{MARKER} " * 500),
+             ErrorCode.TEXT_TOO_LONG),
+    BadInput("binary_with_marker", b"\xff\xfe" + MARKER.encode() + b"\x00\x81", ErrorCode.INVALID_UTF8),
+)
+
+# Valid, but so close to the 1 MiB input limit that each enriched record is larger than its input, and two
+# of them in one micro-batch exceed a default 1 MB produce request: the worker must still publish them (or
+# dead-letter them), never crash or stall on them. The worker test sends them last, back to back.
+NEAR_LIMIT = tuple(
+    BadInput(
+        f"valid_near_the_size_limit_{n}",
+        _ticket(f"ok-near-limit-{n}", "my transfer is pending", metadata={"blob": "z" * 1_039_576}),
+        TRIAGED,
+    )
+    for n in (1, 2)
+)
+
+# A lone surrogate escaped in the ticket id: rejected as invalid_utf8, and it must not take the valid tickets
+# of its micro-batch down with it. The worker test sends it between valid neighbours.
+POISON = BadInput(
+    "lone_surrogate_ticket_id",
+    b'{"ticket_id": "\\ud83d", "text": "my card was stolen"}',
+    ErrorCode.INVALID_UTF8,
+)
+NEIGHBOURS = tuple(
+    BadInput(f"neighbour_{n}", _ticket(f"ok-neighbour-{n}", f"I was charged twice for order {n}"), TRIAGED)
+    for n in range(20)
 )

@@ -23,3 +23,12 @@ def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
     assert "triage" in enriched["required"]
     category = enriched["$defs"]["Category"]["enum"]
     assert "Account/Login" in category and len(category) == 5
+
+
+def test_committed_schemas_match_the_code(tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+    CliRunner().invoke(main, ["schemas", "--out", str(tmp_path)])
+    for fresh in tmp_path.iterdir():
+        assert (committed / fresh.name).read_text() == fresh.read_text(), (
+            f"docs/schemas/{fresh.name} is stale: run `triage schemas --out docs/schemas`"
+        )

@@ -98,3 +98,9 @@ def test_random_json_objects_never_raise_anything_but_a_rejection(obj: dict[str,
         assert ticket.text and ticket.ticket_id
     except TicketRejected as exc:
         assert isinstance(exc.info.code, ErrorCode)
+
+
+def test_an_unencodable_ticket_id_is_not_offered_for_the_dead_letter_key() -> None:
+    with pytest.raises(TicketRejected) as info:
+        decode_ticket(b'{"ticket_id": "T\\ud800", "text": "hi"}')
+    assert info.value.ticket_id is None

@@ -1,0 +1,129 @@
+"""Fixtures of the fault-injection suite: private brokers, worker processes, replay source, reference model.
+
+Every test in this folder is marked ``reliability`` (``pytest -m reliability`` runs them alone). Each
+scenario prints one summary line; they are repeated at the end of the run under "reliability scenarios".
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from loadtest.source import SourceRecord, load_source
+from schemas import Triage
+from tests.reliability.summary import SUMMARIES
+from tests.reliability.traffic import Stage
+from tests.reliability.workers import WorkerProcess
+from triage.broker import EmbeddedBroker
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.reliability)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SUMMARIES:
+        terminalreporter.section("reliability scenarios")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own: faults and consumer groups never leak into other tests."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as running:
+        yield running
+
+
+@pytest.fixture
+def stage(unique: Callable[[str], str]) -> Stage:
+    return Stage(unique("rel"))
+
+
+@pytest.fixture
+def key_prefix(unique: Callable[[str], str], redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of the test's own, emptied afterwards."""
+    prefix = unique("reltest")
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def source_records(data_dir: Path) -> list[SourceRecord]:
+    """Banking77's test split, the replay tool's default source (each record carries its ground truth)."""
+    return load_source("test", data_dir)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_checkpoint: Path) -> Callable[[list[str]], list[Triage]]:
+    """The checkpoint the workers serve, run in this process: what each enriched record must say.
+
+    One torch thread (many threads on shared cores are several times slower), results memoised per text.
+    """
+    import torch
+
+    from triage.classifier import Classifier
+
+    classifier = Classifier.load(tiny_checkpoint, device="cpu")
+    known: dict[str, Triage] = {}
+
+    def predict(texts: list[str]) -> list[Triage]:
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        if todo:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                known.update(zip(todo, classifier.predict(todo), strict=True))
+            finally:
+                torch.set_num_threads(threads)
+        return [known[t] for t in texts]
+
+    return predict
+
+
+@pytest.fixture
+def model_root(tiny_checkpoint: Path, tmp_path: Path) -> Path:
+    """A private checkpoint root (``v1`` + ``latest``) a test may publish new versions into."""
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(tiny_checkpoint.resolve(), root / "v1")
+    (root / "latest").symlink_to("v1")
+    return root
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, redis_url: str, key_prefix: str) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory of worker processes for a stage; every one still running at the end is stopped."""
+    started: list[WorkerProcess] = []
+
+    def make(name: str, brokers: str, stage: Stage, model_dir: Path | None, **env: str) -> WorkerProcess:
+        settings = {
+            "TRIAGE_BROKERS": brokers,
+            **stage.worker_env(),
+            "TRIAGE_MODEL_BACKEND": "torch" if model_dir is not None else "noop",
+            "TRIAGE_MODEL_DIR": str(model_dir or tmp_path / "no-model"),
+            "TRIAGE_REDIS__URL": redis_url,
+            "TRIAGE_REDIS__KEY_PREFIX": key_prefix,
+            "TRIAGE_TORCH_THREADS": "1",
+            **{f"TRIAGE_{k.upper()}": v for k, v in env.items()},
+        }
+        worker = WorkerProcess(name, settings, tmp_path)
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,112 @@
+"""A bad checkpoint published while the worker runs: it keeps serving the old model and says why."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from loadtest.replay import ReplayConfig
+from loadtest.source import SourceRecord
+from schemas import Triage
+from tests.reliability.metrics import metric_sum
+from tests.reliability.summary import report
+from tests.reliability.traffic import Stage, Traffic, create_topics
+from tests.reliability.workers import WorkerProcess
+from triage.broker import EmbeddedBroker
+from triage.checkpoint import MANIFEST, read_manifest
+
+Reference = Callable[[list[str]], list[Triage]]
+GOOD = "reloaded-good"
+
+
+def _point_latest(root: Path, target: str) -> None:
+    """Swap ``latest`` atomically, as ``triage.checkpoint.publish`` does (the target need not exist)."""
+    link = root / ".latest-swap"
+    link.unlink(missing_ok=True)
+    os.symlink(target, link)
+    os.replace(link, root / "latest")
+
+
+def _variant(root: Path, name: str, change: Callable[[Path], None]) -> None:
+    """A copy of ``v1`` with one change, pointed to by ``latest``."""
+    folder = root / name
+    shutil.copytree(root / "v1", folder)
+    change(folder)
+    _point_latest(root, name)
+
+
+def _corrupt_weights(folder: Path) -> None:
+    (folder / "model.safetensors").write_bytes(b"\x00garbage, not a safetensors file" * 100)
+
+
+def _pickled_only(folder: Path) -> None:
+    """Weights only as ``pytorch_model.bin`` (a pickle, which could run code when loaded)."""
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+
+
+def _renamed(folder: Path) -> None:
+    manifest = json.loads((folder / MANIFEST).read_text())
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "version": GOOD}))
+
+
+def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(
+    private_broker: EmbeddedBroker,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    model_root: Path,
+    source_records: list[SourceRecord],
+    reference: Reference,
+) -> None:
+    worker = spawn("reload", private_broker.bootstrap, stage, model_root / "latest", reload_interval_s="0.5")
+    served = str(read_manifest(model_root / "v1")["version"])
+    bad_versions: list[tuple[str, Callable[[], None]]] = [
+        ("corrupt_weights", lambda: _variant(model_root, "v2-corrupt", _corrupt_weights)),
+        ("missing_folder", lambda: _point_latest(model_root, "v3-does-not-exist")),
+        ("pickled_only", lambda: _variant(model_root, "v4-pickled", _pickled_only)),
+    ]
+
+    def failed_reloads() -> float:
+        return metric_sum(worker.metrics(), "triage_model_reloads_total", result="failed")
+
+    def failed_reloads_reach(count: int) -> Callable[[], bool]:
+        return lambda: failed_reloads() >= count
+
+    async def scenario() -> tuple[Traffic, str]:
+        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+        worker.start()
+        await asyncio.to_thread(worker.wait_ready)
+        async with Traffic("hot_reload", private_broker.bootstrap, stage, source_records) as t:
+            t.send(ReplayConfig(count=40, rate=None, malformed_ratio=0.1, seed=8))
+            await t.settle(60, quiet_s=0)
+            for number, (name, publish) in enumerate(bad_versions, start=1):
+                publish()
+                await t.until(f"the {name} reload to fail", failed_reloads_reach(number), 30)
+                assert worker.get("/health")[0] == 200, f"not ready after the {name} reload failed"
+                t.send(ReplayConfig(count=40, rate=None, malformed_ratio=0.1, seed=8 + number))
+                await t.settle(60, quiet_s=0)
+            _variant(model_root, "v5-good", _renamed)
+            await t.until(
+                "the good checkpoint to load",
+                lambda: metric_sum(worker.metrics(), "triage_model_reloads_total", result="ok") >= 1,
+                60,
+            )
+            last = t.send(ReplayConfig(count=40, rate=None, malformed_ratio=0.1, seed=20))
+            await t.settle(60)
+        return t, last
+
+    traffic, last = asyncio.run(scenario())
+    outcome = traffic.outcome(
+        reference, version_of=lambda ticket_id: GOOD if ticket_id.startswith(last) else served
+    )
+    outcome.extra["failed_reloads"] = int(failed_reloads())
+    report(outcome)
+    outcome.assert_clean()
+    logs = worker.output()
+    assert logs.count('"model_reload_failed"') == len(bad_versions), "each bad checkpoint is reported once"
+    assert "pickled weights" in logs, "the refusal of pickled weights says why"
+    assert metric_sum(worker.metrics(), "triage_model_info", version=GOOD) == 1
+    assert metric_sum(worker.metrics(), "triage_model_info", version=served) == 0

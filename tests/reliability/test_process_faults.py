@@ -1,0 +1,146 @@
+"""The worker process dies or is stopped mid-stream: nothing is lost, replays are identical records."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from loadtest.replay import ReplayConfig
+from loadtest.source import SourceRecord
+from schemas import Triage
+from tests.reliability.metrics import metric_sum
+from tests.reliability.summary import report
+from tests.reliability.traffic import Stage, Traffic, create_topics
+from tests.reliability.workers import WorkerProcess
+from triage.broker import EmbeddedBroker
+
+Reference = Callable[[list[str]], list[Triage]]
+GRACE_S = 10.0  # the worker must stop within it even with a backlog: it owes only its in-flight batches
+
+
+def _config(count: int, rate: float | None, seed: int) -> ReplayConfig:
+    """Valid tickets with repeated texts (cache hits) and ~8 % malformed messages (dead letters)."""
+    return ReplayConfig(count=count, rate=rate, malformed_ratio=0.08, duplicate_ratio=0.15, seed=seed)
+
+
+async def _ready(*workers: WorkerProcess) -> None:
+    await asyncio.gather(*(asyncio.to_thread(w.wait_ready) for w in workers))
+
+
+def test_sigkill_mid_batch_then_restart_loses_nothing(
+    private_broker: EmbeddedBroker,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    model_root: Path,
+    source_records: list[SourceRecord],
+    reference: Reference,
+) -> None:
+    worker = spawn("sigkill", private_broker.bootstrap, stage, model_root / "latest")
+
+    async def scenario() -> tuple[Traffic, int]:
+        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+        worker.start()
+        await _ready(worker)
+        async with Traffic("sigkill", private_broker.bootstrap, stage, source_records) as t:
+            t.send(_config(400, 100, 1))
+            await t.until("the first 120 messages", lambda: t.resolved >= 120, 60)
+            worker.kill()
+            resolved_at_kill = t.resolved
+            worker.start()
+            await _ready(worker)
+            await t.settle(90)
+        return t, resolved_at_kill
+
+    traffic, resolved_at_kill = asyncio.run(scenario())
+    outcome = traffic.outcome(reference)
+    outcome.extra["resolved_at_kill"] = resolved_at_kill
+    report(outcome)
+    assert resolved_at_kill < traffic.sent, "the kill must land while tickets are still flowing"
+    outcome.assert_clean()
+
+
+def test_sigterm_under_backlog_finishes_in_flight_work_within_the_grace_period(
+    private_broker: EmbeddedBroker,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    model_root: Path,
+    source_records: list[SourceRecord],
+    reference: Reference,
+) -> None:
+    first = spawn(
+        "sigterm", private_broker.bootstrap, stage, model_root / "latest", shutdown_grace_s=str(GRACE_S)
+    )
+    second = spawn("sigterm-next", private_broker.bootstrap, stage, model_root / "latest")
+
+    async def scenario() -> tuple[Traffic, float, int, int, int]:
+        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+        first.start()
+        await _ready(first)
+        async with Traffic("sigterm", private_broker.bootstrap, stage, source_records) as t:
+            t.send(_config(600, None, 2))
+            await t.until("the first 100 messages", lambda: t.resolved >= 100, 60)
+            at_term = t.resolved
+            signalled = time.monotonic()
+            first.terminate()
+            code = await asyncio.to_thread(first.wait, GRACE_S + 30)
+            took = time.monotonic() - signalled
+            drained = t.resolved - at_term
+            second.start()
+            await _ready(second)
+            await t.settle(90)
+        return t, took, code, at_term, drained
+
+    traffic, took, code, at_term, drained = asyncio.run(scenario())
+    outcome = traffic.outcome(reference)
+    outcome.extra.update(resolved_at_term=at_term, drained=drained, exit_s=round(took, 2), exit_code=code)
+    report(outcome)
+    outcome.assert_clean()
+    assert code == 0, f"SIGTERM should end the worker cleanly, got exit code {code}:\n{first.tail()}"
+    assert took <= GRACE_S, (
+        f"the worker took {took:.1f}s to stop (it finished {drained} tickets after SIGTERM), "
+        f"more than its {GRACE_S}s grace period"
+    )
+    assert outcome.counts.duplicates == 0, "a graceful stop commits what it published: nothing is replayed"
+
+
+def test_two_workers_one_killed_survivor_takes_over(
+    private_broker: EmbeddedBroker,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    model_root: Path,
+    source_records: list[SourceRecord],
+    reference: Reference,
+) -> None:
+    survivor = spawn("survivor", private_broker.bootstrap, stage, model_root / "latest")
+    victim = spawn("victim", private_broker.bootstrap, stage, model_root / "latest")
+
+    def consumed(worker: WorkerProcess) -> float:
+        return metric_sum(worker.metrics(), "triage_tickets_in_total")
+
+    async def scenario() -> tuple[Traffic, float, float]:
+        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+        survivor.start()
+        victim.start()
+        await _ready(survivor, victim)
+        async with Traffic("two_workers", private_broker.bootstrap, stage, source_records) as t:
+            t.send(_config(500, 60, 3))
+            await t.until(
+                "both workers to consume",
+                lambda: consumed(survivor) > 0 and consumed(victim) > 0 and t.resolved >= 100,
+                60,
+            )
+            victim.kill()
+            before = consumed(survivor)
+            await t.settle(120)
+            after = consumed(survivor)
+        return t, before, after
+
+    traffic, before, after = asyncio.run(scenario())
+    outcome = traffic.outcome(reference)
+    outcome.extra["survivor_before_kill"] = int(before)
+    outcome.extra["survivor_after"] = int(after)
+    report(outcome)
+    assert survivor.alive, f"the survivor died:\n{survivor.tail()}"
+    outcome.assert_clean()
