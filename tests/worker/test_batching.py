@@ -1,0 +1,125 @@
+"""One micro-batch through the pipeline with the real tiny model and the real Redis, no Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from schemas.enums import ErrorCode
+from schemas.messages import DeadLetter, Triage
+from worker.batching import TriagePipeline
+from worker.cache import TriageCache
+from worker.inference import NoopPredictor, Predictor, load_predictor
+from worker.metrics import WorkerMetrics
+from worker.records import InRecord, OutRecord
+from worker.settings import RedisSettings, TopicSettings, WorkerSettings
+
+
+class Recording:
+    """The real model, remembering what it was asked and failing on texts that contain ``boom``."""
+
+    def __init__(self, inner: Predictor) -> None:
+        self.inner = inner
+        self.version = inner.version
+        self.calls: list[list[str]] = []
+
+    def predict(self, texts: Sequence[str]) -> list[Triage]:
+        self.calls.append(list(texts))
+        if any("boom" in t for t in texts):
+            raise RuntimeError("model exploded")
+        return self.inner.predict(texts)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoint: Path) -> Predictor:
+    return load_predictor(WorkerSettings(model_dir=tiny_checkpoint), None)
+
+
+@pytest.fixture
+def settings(
+    tiny_checkpoint: Path, redis_url: str, unique: Callable[[str], str], redis_client: redis.Redis
+) -> Iterator[WorkerSettings]:
+    prefix = unique("batch")
+    yield WorkerSettings(
+        model_dir=tiny_checkpoint,
+        topics=TopicSettings(),
+        redis=RedisSettings(url=redis_url, key_prefix=prefix, timeout_ms=2000),
+        deadletter_payload_bytes=16,
+    )
+    for key in redis_client.scan_iter(f"{prefix}:*"):
+        redis_client.delete(key)
+
+
+def records(values: Sequence[bytes | None]) -> list[InRecord]:
+    return [InRecord("tickets.incoming", 0, i, f"k{i}".encode(), v, 1.0) for i, v in enumerate(values)]
+
+
+def body(ticket_id: str, text: str) -> bytes:
+    return json.dumps({"ticket_id": ticket_id, "text": text}).encode()
+
+
+def run_batches(settings: WorkerSettings, predictor: Predictor, *batches: list[InRecord]) -> list[list[OutRecord]]:
+    async def run() -> list[list[OutRecord]]:
+        metrics = WorkerMetrics()
+        cache = TriageCache(settings.redis, metrics)
+        pipeline = TriagePipeline(settings, cache, metrics)
+        out = []
+        try:
+            for batch in batches:
+                out.append(await pipeline.classify(await pipeline.prepare(batch, predictor)))
+                await cache.close()
+        finally:
+            pipeline.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def by_topic(out: list[OutRecord], topic: str) -> dict[bytes | None, OutRecord]:
+    return {r.key: r for r in out if r.topic == topic}
+
+
+def test_duplicates_in_a_batch_are_classified_once_and_later_served_from_cache(
+    settings: WorkerSettings, model: Predictor
+) -> None:
+    recording = Recording(model)
+    first = records([body("a", "I lost my card"), body("b", " I lost my card "), body("c", "Top up failed")])
+    again = records([body("d", "I lost my card"), body("e", "What is the exchange rate?")])
+    out1, out2 = run_batches(settings, recording, first, again)
+    assert sorted(map(sorted, recording.calls)) == [["I lost my card", "Top up failed"], ["What is the exchange rate?"]]
+    enriched1 = by_topic(out1, settings.topics.enriched)
+    enriched2 = by_topic(out2, settings.topics.enriched)
+    assert set(enriched1) == {b"a", b"b", b"c"} and set(enriched2) == {b"d", b"e"}
+    triage = {k: json.loads(r.value)["triage"] for k, r in {**enriched1, **enriched2}.items()}
+    assert triage[b"a"]["intent"] == triage[b"b"]["intent"] == triage[b"d"]["intent"]
+    assert triage[b"d"]["cached"] is True and triage[b"e"]["cached"] is False and triage[b"a"]["cached"] is False
+    assert [r.source.offset for r in out1 if r.topic == settings.topics.enriched] == [0, 1, 2], "input order kept"
+
+
+def test_a_model_failure_dead_letters_only_the_failing_ticket(settings: WorkerSettings, model: Predictor) -> None:
+    recording = Recording(model)
+    (out,) = run_batches(
+        settings, recording, records([body("ok-1", "card not working"), body("bad", "boom"), body("ok-2", "hi")])
+    )
+    assert set(by_topic(out, settings.topics.enriched)) == {b"ok-1", b"ok-2"}
+    letter = DeadLetter.model_validate_json(by_topic(out, settings.topics.deadletter)[b"bad"].value)
+    assert letter.error.code is ErrorCode.PROCESSING_FAILED and "RuntimeError" in letter.error.message
+    assert letter.ticket_id == "bad" and letter.source_offset == 1
+
+
+def test_bad_records_are_dead_lettered_in_place(settings: WorkerSettings) -> None:
+    (out,) = run_batches(
+        settings, NoopPredictor(), records([b"not json", body("fine", "hello"), None, b"\xff" * 40])
+    )
+    assert [r.topic for r in out][:1] == [settings.topics.deadletter]
+    letters = [DeadLetter.model_validate_json(r.value) for r in out if r.topic == settings.topics.deadletter]
+    assert [letter.error.code for letter in letters] == [
+        ErrorCode.INVALID_JSON, ErrorCode.EMPTY_MESSAGE, ErrorCode.INVALID_UTF8,
+    ]
+    assert letters[2].payload_truncated and letters[2].payload_size == 40 and letters[2].payload_encoding == "base64"
+    assert b"fine" in by_topic(out, settings.topics.enriched)

@@ -1,0 +1,102 @@
+"""The Redis cache against the real Redis: round trip, key shape, TTL, and life without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+
+import redis
+
+from schemas.enums import Category, Priority
+from schemas.messages import Confidence, IntentScore, Triage, text_hash
+from triage.broker import free_port
+from worker.cache import TriageCache, cache_key
+from worker.metrics import WorkerMetrics
+from worker.settings import RedisSettings
+
+
+def make_triage(version: str = "v1") -> Triage:
+    return Triage(
+        category=Category.BILLING,
+        priority=Priority.MEDIUM,
+        intent="card_payment_fee_charged",
+        confidence=Confidence(category=0.9, intent=0.6, priority=0.8),
+        top_intents=[IntentScore(intent="card_payment_fee_charged", probability=0.6)],
+        needs_review=False,
+        model_version=version,
+        latency_ms=12.5,
+    )
+
+
+def test_key_is_prefix_version_and_text_hash() -> None:
+    text = "Why was I charged twice?"
+    assert cache_key("p", "v7", text) == f"p:v7:{hashlib.sha256(text.encode()).hexdigest()}"
+    assert cache_key("p", "v7", text).endswith(text_hash(text))
+    assert cache_key("p", "v7", text) != cache_key("p", "v8", text)
+
+
+def test_round_trip_with_ttl_and_no_text(
+    redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str]
+) -> None:
+    prefix = unique("cache")
+    settings = RedisSettings(url=redis_url, key_prefix=prefix, ttl_s=120, timeout_ms=2000)
+    text = "I was charged twice for one coffee"
+
+    async def run() -> dict[str, Triage]:
+        writer = TriageCache(settings, WorkerMetrics())
+        key = writer.key("v1", text)
+        assert await writer.get_many([key]) == {}
+        writer.put_many({key: make_triage()})
+        await writer.close()
+        reader = TriageCache(settings, WorkerMetrics())
+        try:
+            return await reader.get_many([key, writer.key("v2", text)])
+        finally:
+            await reader.close()
+
+    try:
+        found = asyncio.run(run())
+        key = cache_key(prefix, "v1", text)
+        assert list(found) == [key]
+        assert found[key].category is Category.BILLING and found[key].latency_ms == 0.0
+        assert 0 < redis_client.ttl(key) <= 120
+        stored = redis_client.get(key)
+        assert stored is not None and b"coffee" not in stored
+    finally:
+        for k in redis_client.scan_iter(f"{prefix}:*"):
+            redis_client.delete(k)
+
+
+def test_unreachable_redis_turns_the_cache_off_for_a_while() -> None:
+    metrics = WorkerMetrics()
+    settings = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", timeout_ms=200, retry_interval_s=0.3)
+
+    async def run() -> None:
+        cache = TriageCache(settings, metrics)
+        await cache.connect()
+        assert not cache.active
+        assert await cache.get_many(["a"]) == {}
+        await asyncio.sleep(0.35)
+        assert cache.active, "tries Redis again after retry_interval_s"
+        assert await cache.get_many(["a"]) == {}
+        assert not cache.active
+        await cache.close()
+
+    asyncio.run(run())
+    assert metrics.cache_available._value.get() == 0
+    assert metrics.cache_errors.labels(operation="connect")._value.get() == 1
+    assert metrics.cache_errors.labels(operation="get")._value.get() == 1
+
+
+def test_disabled_cache_never_calls_redis() -> None:
+    settings = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", enabled=False)
+    metrics = WorkerMetrics()
+
+    async def run() -> dict[str, Triage]:
+        cache = TriageCache(settings, metrics)
+        cache.put_many({"k": make_triage()})
+        return await cache.get_many(["k"])
+
+    assert asyncio.run(run()) == {}
+    assert metrics.cache_errors.labels(operation="get")._value.get() == 0

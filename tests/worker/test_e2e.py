@@ -1,0 +1,218 @@
+"""End to end through one real worker process: routing, on-call, review, dead letters, cache, batching."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from schemas.enums import Category, ErrorCode, Priority
+from schemas.messages import DeadLetter
+from tests.worker.kit import (
+    WorkerProcess,
+    banking_texts,
+    drop_keys,
+    keys_seen,
+    new_token,
+    produce,
+    read_topics,
+    ticket,
+    topic_settings,
+    worker_env,
+)
+from triage.broker import EmbeddedBroker
+from triage.checkpoint import read_manifest, resolve_checkpoint
+from worker.settings import TopicSettings
+
+
+@dataclass
+class Running:
+    worker: WorkerProcess
+    topics: TopicSettings
+    bootstrap: str
+    key_prefix: str
+    version: str
+
+
+@pytest.fixture(scope="module")
+def running(
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """One worker for the whole module, on topics and a cache prefix of its own."""
+    token = new_token()
+    topics = topic_settings(token)
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = worker_env(broker, redis_url, tmp / "state", topics, tiny_checkpoint, token)
+    worker = WorkerProcess(env, tmp / "worker.log").start()
+    try:
+        health = worker.wait_healthy()
+        version = str(read_manifest(resolve_checkpoint(tiny_checkpoint))["version"])
+        assert health["model_version"] == version
+        yield Running(worker, topics, broker.bootstrap, env["TRIAGE_REDIS__KEY_PREFIX"], version)
+    finally:
+        worker.stop()
+        client = redis.Redis.from_url(redis_url)
+        drop_keys(client, env["TRIAGE_REDIS__KEY_PREFIX"])
+        client.close()
+
+
+def all_outputs(topics: TopicSettings) -> list[str]:
+    return topics.outputs()
+
+
+def test_every_ticket_reaches_its_routes_keyed_by_id_with_headers(running: Running, data_dir: Path) -> None:
+    texts = banking_texts(data_dir, per_intent=2)
+    messages = [ticket(f"route-{i}", text, channel="email", crm_ref=f"C{i}") for i, (_, text) in enumerate(texts)]
+    produce(running.bootstrap, running.topics.incoming, messages)
+    wanted = {key for key, _ in messages}
+    records = read_topics(
+        running.bootstrap, all_outputs(running.topics),
+        until=lambda out: wanted <= keys_seen(out, running.topics.enriched),
+    )
+    enriched = {r.key: r for r in records if r.topic == running.topics.enriched and r.key in wanted}
+    assert set(enriched) == wanted
+    placed = {(r.topic, r.key) for r in records}
+    categories, priorities = set(), set()
+    for key, record in enriched.items():
+        triage = record.value["triage"]
+        assert isinstance(triage, dict)
+        assert record.value["ticket_id"] == key.decode()
+        assert record.value["crm_ref"] == "C" + key.decode().split("-")[1], "unknown fields pass through"
+        assert record.headers["model_version"] == running.version.encode() == triage["model_version"].encode()
+        assert record.headers["category"] == triage["category"].encode()
+        assert record.headers["priority"] == triage["priority"].encode()
+        category, priority = Category(triage["category"]), Priority(triage["priority"])
+        categories.add(category)
+        priorities.add(priority)
+        assert (running.topics.route(category), key) in placed
+        for other in set(Category) - {category}:
+            assert (running.topics.route(other), key) not in placed
+        assert ((running.topics.oncall, key) in placed) == (priority is Priority.HIGH)
+        assert ((running.topics.review, key) in placed) == triage["needs_review"]
+    assert categories == set(Category), "the sample covers every routing topic"
+    assert Priority.HIGH in priorities, "the sample has High-priority tickets for on-call"
+
+
+BAD_INPUTS: dict[ErrorCode, bytes | None] = {
+    ErrorCode.INVALID_JSON: b'{"ticket_id": "bad-invalid_json", "text": ',
+    ErrorCode.INVALID_UTF8: b'{"ticket_id": "bad-invalid_utf8", "text": "caf\xe9 \xff"}',
+    ErrorCode.MISSING_FIELD: b'{"ticket_id": "bad-missing_field"}',
+    ErrorCode.EMPTY_TEXT: json.dumps({"ticket_id": "bad-empty_text", "text": " \u0000\t "}).encode(),
+    ErrorCode.TEXT_TOO_LONG: json.dumps({"ticket_id": "bad-text_too_long", "text": "card " * 2001}).encode(),
+    ErrorCode.INVALID_FIELD: b'{"ticket_id": "bad-invalid_field", "text": 42}',
+    ErrorCode.NOT_AN_OBJECT: b'["bad-not_an_object", "my card is lost"]',
+    ErrorCode.DUPLICATE_KEY: b'{"ticket_id": "bad-duplicate_key", "text": "a", "text": "b"}',
+    ErrorCode.TOO_DEEPLY_NESTED: b'{"ticket_id": "bad-too_deeply_nested", "text": "x", "m": ' + b"[" * 64 + b"]" * 64
+    + b"}",
+    ErrorCode.MESSAGE_TOO_LARGE: b'{"ticket_id": "bad-message_too_large", "text": "' + b"x" * (2 * 1024 * 1024)
+    + b'"}',
+    ErrorCode.EMPTY_MESSAGE: None,
+}
+
+
+def test_every_bad_input_is_dead_lettered_with_its_reason_and_the_worker_goes_on(running: Running) -> None:
+    messages = [(f"bad-{code.value}".encode(), raw) for code, raw in BAD_INPUTS.items()]
+    messages.append(ticket("after-bad", "I still have not received my new card"))
+    produce(running.bootstrap, running.topics.incoming, messages)
+    wanted = {key for key, _ in messages[:-1]}
+    records = read_topics(
+        running.bootstrap, [running.topics.deadletter, running.topics.enriched],
+        until=lambda out: wanted <= keys_seen(out, running.topics.deadletter)
+        and b"after-bad" in keys_seen(out, running.topics.enriched),
+    )
+    letters = {r.key: r for r in records if r.topic == running.topics.deadletter}
+    assert wanted <= set(letters)
+    for code, raw in BAD_INPUTS.items():
+        record = letters[f"bad-{code.value}".encode()]
+        letter = DeadLetter.model_validate(record.value)
+        assert letter.error.code is code, (code, letter.error)
+        assert record.headers["error_code"] == code.value.encode()
+        assert letter.source_topic == running.topics.incoming
+        data = raw or b""
+        assert letter.payload_size == len(data)
+        assert letter.payload_sha256 == hashlib.sha256(data).hexdigest()
+        if letter.payload_truncated:
+            assert code is ErrorCode.MESSAGE_TOO_LARGE
+            assert data.startswith(letter.raw_payload())
+        else:
+            assert letter.raw_payload() == data
+        assert running.worker.metric("triage_dead_letters_total", reason=code.value) >= 1
+    assert keys_seen(records, running.topics.enriched) >= {b"after-bad"}
+
+
+def test_a_repeated_text_is_answered_from_redis_by_hash_only(running: Running) -> None:
+    text = f"My card payment was declined at the shop {new_token()}"
+    produce(running.bootstrap, running.topics.incoming, [ticket("cache-1", text)])
+    first = read_topics(
+        running.bootstrap, [running.topics.enriched], until=lambda out: b"cache-1" in keys_seen(out)
+    )
+    produce(running.bootstrap, running.topics.incoming, [ticket("cache-2", f"  {text}\u0000 ")])
+    both = read_topics(
+        running.bootstrap, [running.topics.enriched], until=lambda out: b"cache-2" in keys_seen(out)
+    )
+    one = next(r.value["triage"] for r in first if r.key == b"cache-1")
+    two = next(r.value["triage"] for r in both if r.key == b"cache-2")
+    assert isinstance(one, dict) and isinstance(two, dict)
+    assert one["cached"] is False and two["cached"] is True
+    assert {k: one[k] for k in ("category", "priority", "intent", "model_version")} == {
+        k: two[k] for k in ("category", "priority", "intent", "model_version")
+    }
+    client = redis.Redis.from_url(running.worker.env["TRIAGE_REDIS__URL"])
+    try:
+        key = f"{running.key_prefix}:{running.version}:{hashlib.sha256(text.encode()).hexdigest()}"
+        value = client.get(key)
+        assert value is not None and 0 < client.ttl(key) <= 86_400
+        assert text.encode() not in value and b'"text"' not in value
+        for stored in client.scan_iter(f"{running.key_prefix}:*"):
+            assert b"card" not in stored
+    finally:
+        client.close()
+    assert running.worker.metric("triage_cache_hits_total") >= 1
+
+
+def test_a_burst_is_micro_batched_and_a_lone_ticket_is_not_held_back(running: Running) -> None:
+    batches_before = running.worker.metric("triage_batch_size_count")
+    tickets_before = running.worker.metric("triage_batch_size_sum")
+    burst = [ticket(f"burst-{i}", f"How do I top up by card? ref {i}") for i in range(300)]
+    produce(running.bootstrap, running.topics.incoming, burst)
+    wanted = {key for key, _ in burst}
+    read_topics(running.bootstrap, [running.topics.enriched], until=lambda out: wanted <= keys_seen(out))
+    batches = running.worker.metric("triage_batch_size_count") - batches_before
+    assert running.worker.metric("triage_batch_size_sum") - tickets_before == 300
+    assert batches <= 300 / 4, f"300 tickets in {batches} batches: not batched"
+    produce(running.bootstrap, running.topics.incoming, [ticket("lone", "Where is my card?")])
+    read_topics(running.bootstrap, [running.topics.enriched], until=lambda out: b"lone" in keys_seen(out))
+    assert running.worker.metric("triage_batch_size_count") - batches_before == batches + 1
+
+
+def test_health_metrics_and_logs(running: Running) -> None:
+    secret = f"my account number is 12345678 {new_token()}"
+    produce(running.bootstrap, running.topics.incoming, [ticket("log-1", secret)])
+    read_topics(running.bootstrap, [running.topics.enriched], until=lambda out: b"log-1" in keys_seen(out))
+    status, body = running.worker.get("/health")
+    health = json.loads(body)
+    assert status == 200 and health["status"] == "ready" and health["kafka_reachable"] is True
+    _, metrics = running.worker.get("/metrics")
+    for name in (
+        "triage_tickets_in_total",
+        "triage_records_out_total",
+        "triage_batch_size_bucket",
+        "triage_inference_seconds_bucket",
+        "triage_end_to_end_seconds_bucket",
+        "triage_cache_hit_ratio",
+        "triage_cache_available",
+        "triage_consumer_lag",
+        f'triage_model_info{{version="{running.version}"}} 1.0',
+    ):
+        assert name in metrics, name
+    assert running.worker.metric("triage_records_out_total", topic=running.topics.enriched) >= 1
+    assert running.worker.metric("triage_tickets_in_total", topic=running.topics.incoming) >= 1
+    log = running.worker.log_text()
+    assert secret not in log and "12345678" not in log
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "model_loaded" for e in events)

@@ -1,0 +1,133 @@
+"""Hot reload: a new checkpoint behind ``latest`` is picked up between batches; a broken one is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.worker.kit import (
+    WorkerProcess,
+    keys_seen,
+    new_token,
+    produce,
+    read_topics,
+    ticket,
+    topic_settings,
+    worker_env,
+)
+from triage.broker import EmbeddedBroker
+from triage.checkpoint import MANIFEST, publish, resolve_checkpoint
+from worker.inference import Predictor, load_predictor
+from worker.metrics import WorkerMetrics
+from worker.reload import ModelHolder, ModelReloader
+from worker.settings import WorkerSettings
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def publish_version(source: Path, root: Path, version: str, *, corrupt: bool = False) -> None:
+    """Publish a copy of ``source`` as ``root/version`` (manifest rewritten) and move ``latest`` to it."""
+    staging = root / f".staging-{version}"
+    shutil.copytree(resolve_checkpoint(source), staging, copy_function=_link_or_copy)
+    manifest = json.loads((staging / MANIFEST).read_text(encoding="utf-8"))
+    manifest["version"] = version
+    (staging / MANIFEST).unlink()
+    (staging / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    if corrupt:
+        (staging / "model.safetensors").unlink()
+        (staging / "model.safetensors").write_bytes(b"not a safetensors file")
+    publish(staging, root, version)
+
+
+@pytest.fixture
+def models_root(tiny_checkpoint: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    root.mkdir()
+    publish_version(tiny_checkpoint, root, "v1")
+    return root
+
+
+def test_reloader_swaps_in_new_versions_and_keeps_serving_when_one_is_broken(models_root: Path) -> None:
+    settings = WorkerSettings(model_dir=models_root / "latest", reload_interval_s=1)
+    metrics = WorkerMetrics()
+    holder = ModelHolder(metrics)
+    loads: list[Path | None] = []
+
+    def loader(s: WorkerSettings, checkpoint: Path | None) -> Predictor:
+        loads.append(checkpoint)
+        return load_predictor(s, checkpoint)
+
+    reloader = ModelReloader(settings, holder, metrics, loader=loader)
+
+    async def run() -> None:
+        await reloader.load_initial()
+        assert holder.version == "v1" and not await reloader.check()
+        publish_version(models_root / "v1", models_root, "v2")
+        assert await reloader.check() and holder.version == "v2"
+        publish_version(models_root / "v1", models_root, "v3", corrupt=True)
+        assert not await reloader.check() and holder.version == "v2"
+        assert not await reloader.check(), "a refused checkpoint is not retried until latest moves again"
+        assert holder.predictor.predict(["my card is lost"])[0].model_version == "v2"
+
+    asyncio.run(run())
+    assert [p.name if p else None for p in loads] == ["v1", "v2", "v3"]
+    assert metrics.model_reloads.labels(result="ok")._value.get() == 1
+    assert metrics.model_reloads.labels(result="failed")._value.get() == 1
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.2)
+
+
+def test_running_faust_worker_reloads_between_batches(
+    broker: EmbeddedBroker, redis_url: str, models_root: Path, tmp_path: Path
+) -> None:
+    """Through ``faust -A worker.app worker``, the second way to start the worker."""
+    token = new_token()
+    topics = topic_settings(token)
+    env = worker_env(
+        broker, redis_url, tmp_path / "state", topics, models_root / "latest", token, TRIAGE_RELOAD_INTERVAL_S="0.5"
+    )
+    command = [str(Path(sys.executable).with_name("faust")), "-A", "worker.app", "worker", "-l", "info"]
+    worker = WorkerProcess(env, tmp_path / "worker.log", command).start()
+    text = "I think someone stole my card details"
+    try:
+        assert worker.wait_healthy()["model_version"] == "v1"
+        produce(broker.bootstrap, topics.incoming, [ticket("r-1", text)])
+        read_topics(broker.bootstrap, [topics.enriched], until=lambda o: b"r-1" in keys_seen(o))
+        publish_version(models_root / "v1", models_root, "v2")
+        wait_for(lambda: worker.metric("triage_model_info", version="v2") == 1)
+        produce(broker.bootstrap, topics.incoming, [ticket("r-2", text)])
+        read_topics(broker.bootstrap, [topics.enriched], until=lambda o: b"r-2" in keys_seen(o))
+        publish_version(models_root / "v1", models_root, "v3", corrupt=True)
+        wait_for(lambda: worker.metric("triage_model_reloads_total", result="failed") == 1)
+        produce(broker.bootstrap, topics.incoming, [ticket("r-3", text)])
+        out = read_topics(
+            broker.bootstrap, [topics.enriched], until=lambda o: {b"r-1", b"r-2", b"r-3"} <= keys_seen(o)
+        )
+        triage = {r.key: r.value["triage"] for r in out}
+        assert triage[b"r-1"]["model_version"] == "v1"  # type: ignore[index]
+        assert triage[b"r-2"]["model_version"] == "v2" and triage[b"r-2"]["cached"] is False  # type: ignore[index]
+        assert triage[b"r-3"]["model_version"] == "v2" and triage[b"r-3"]["cached"] is True  # type: ignore[index]
+        assert worker.get("/health")[0] == 200
+        assert worker.metric("triage_model_info", version="v1") == 0
+        assert '"model_reload_failed"' in worker.log_text()
+    finally:
+        worker.stop()

@@ -1,0 +1,173 @@
+"""Redis cache of triage results for repeated texts: one round trip per batch, never in the way."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+
+import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+
+from schemas.messages import Triage
+from worker.metrics import WorkerMetrics
+from worker.settings import RedisSettings
+
+__all__ = ["TriageCache", "cache_key", "ticket_key"]
+
+log = structlog.get_logger(__name__)
+
+_REDIS_FAILURES = (aioredis.RedisError, OSError, asyncio.TimeoutError)
+
+# SET with a TTL for every key in one command: a pipeline of SETs costs a command per ticket.
+_SET_MANY = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+end
+return #KEYS
+"""
+
+
+def cache_key(prefix: str, model_version: str, text: str) -> str:
+    """``<prefix>:<model version>:<sha256 of the text>``; a new model version never reads old answers.
+
+    ``text`` must already be normalised (``Ticket.text`` is), so this equals ``schemas.text_hash(text)``
+    without normalising a second time on the hot path.
+    """
+    return f"{prefix}:{model_version}:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+
+
+def ticket_key(prefix: str, model_version: str, ticket_id: str, text: str) -> str:
+    """``<prefix>-ticket:<model version>:<sha256(ticket_id NUL sha256(text))>``: one ticket's published triage.
+
+    Kept out of the ``<prefix>:`` text-cache key space, whose keys hold only text hashes. ``text`` must
+    already be normalised, as for ``cache_key``.
+    """
+    text_digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{ticket_id}\0{text_digest}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{prefix}-ticket:{model_version}:{digest}"
+
+
+class TriageCache:
+    """Looks up and stores ``Triage`` results; Redis trouble turns it off for a while, never raises.
+
+    Two kinds of entries: per text (``key``: the answer for any ticket with that text) and per ticket
+    (``ticket_key``: the exact triage JSON published for that ticket, so a replayed ticket is published
+    again byte for byte). Values are ``Triage`` JSON only (labels and scores); ticket text is never
+    stored, and keys hold only hashes.
+    """
+
+    def __init__(self, settings: RedisSettings, metrics: WorkerMetrics) -> None:
+        self.settings = settings
+        self._metrics = metrics
+        self._timeout = settings.timeout_ms / 1000.0
+        self._client: aioredis.Redis | None = None
+        self._set_many: AsyncScript | None = None
+        self._down_until = 0.0
+        self._answered = False
+        metrics.cache_available.set(1 if settings.enabled else 0)
+
+    def key(self, model_version: str, text: str) -> str:
+        return cache_key(self.settings.key_prefix, model_version, text)
+
+    def ticket_key(self, model_version: str, ticket_id: str, text: str) -> str:
+        return ticket_key(self.settings.key_prefix, model_version, ticket_id, text)
+
+    @property
+    def active(self) -> bool:
+        """Enabled and not resting after a failure."""
+        return self.settings.enabled and time.monotonic() >= self._down_until
+
+    @property
+    def available(self) -> bool:
+        """Enabled and the last Redis call succeeded."""
+        return self.settings.enabled and self._answered
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            password = self.settings.password.get_secret_value() if self.settings.password else None
+            self._client = aioredis.Redis.from_url(
+                self.settings.url,
+                password=password,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._set_many = self._client.register_script(_SET_MANY)
+        return self._client
+
+    async def connect(self) -> None:
+        """Open a connection before the first batch: a cold connect may take longer than a lookup may."""
+        if not self.settings.enabled:
+            return
+        try:
+            await asyncio.wait_for(self._redis().ping(), max(1.0, self._timeout))
+        except _REDIS_FAILURES as exc:
+            self._on_failure("connect", exc)
+        else:
+            self._on_success()
+            log.info("cache_connected", key_prefix=self.settings.key_prefix, ttl_s=self.settings.ttl_s)
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """Stored values of the given keys (one MGET); an empty dict when Redis is unavailable."""
+        if not keys or not self.active:
+            return {}
+        try:
+            values = await asyncio.wait_for(self._redis().mget(keys), self._timeout)
+        except _REDIS_FAILURES as exc:
+            self._on_failure("get", exc)
+            return {}
+        self._on_success()
+        return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+
+    async def put_many(self, texts: Mapping[str, Triage], tickets: Mapping[str, bytes]) -> None:
+        """Store text results and per-ticket triage JSON in one scripted command, bounded by the timeout.
+
+        Awaited before a batch is produced: a worker killed between producing and committing then finds
+        what it published when the tickets are replayed.
+        """
+        if not (texts or tickets) or not self.active:
+            return
+        keys = [*texts, *tickets]
+        values = [triage.model_dump_json(exclude={"cached", "latency_ms"}) for triage in texts.values()]
+        try:
+            self._redis()
+            assert self._set_many is not None
+            await asyncio.wait_for(
+                self._set_many(keys=keys, args=[self.settings.ttl_s, *values, *tickets.values()]), self._timeout
+            )
+        except _REDIS_FAILURES as exc:
+            self._on_failure("set", exc)
+        else:
+            self._on_success()
+
+    def _on_failure(self, operation: str, exc: BaseException) -> None:
+        self._metrics.cache_errors.labels(operation=operation).inc()
+        if self._down_until == 0.0 or time.monotonic() >= self._down_until:
+            log.warning(
+                "cache_unavailable",
+                operation=operation,
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+                retry_in_s=self.settings.retry_interval_s,
+            )
+        self._down_until = time.monotonic() + self.settings.retry_interval_s
+        self._answered = False
+        self._metrics.cache_available.set(0)
+
+    def _on_success(self) -> None:
+        if self._down_until:
+            log.info("cache_recovered")
+            self._down_until = 0.0
+        self._answered = True
+        self._metrics.cache_available.set(1)
+
+    async def close(self) -> None:
+        """Drop the connections."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

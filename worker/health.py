@@ -1,0 +1,87 @@
+"""``/health`` (ready only with a model loaded and Kafka reachable) and ``/metrics`` on Faust's web server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from worker.cache import TriageCache
+from worker.metrics import WorkerMetrics
+from worker.reload import ModelHolder
+
+__all__ = ["HealthCheck", "register_pages", "update_consumer_lag"]
+
+_KAFKA_TIMEOUT_S = 2.0
+_KAFKA_CACHE_S = 1.0
+
+
+class HealthCheck:
+    """Answers whether this worker can do its job right now."""
+
+    def __init__(self, app: faust.App, holder: ModelHolder, cache: TriageCache) -> None:
+        self.app = app
+        self.holder = holder
+        self.cache = cache
+        self._kafka_checked_at = 0.0
+        self._kafka_ok = False
+
+    async def kafka_reachable(self) -> bool:
+        """A broker accepts a connection from the producer's client (checked at most once a second)."""
+        if time.monotonic() - self._kafka_checked_at < _KAFKA_CACHE_S:
+            return self._kafka_ok
+        try:
+            client = self.app.producer._ensure_producer().client  # type: ignore[attr-defined]
+            nodes = [broker.nodeId for broker in client.cluster.brokers()] or ["bootstrap"]
+            ok = False
+            for node in nodes:
+                if await asyncio.wait_for(client.ready(node), _KAFKA_TIMEOUT_S):
+                    ok = True
+                    break
+        except Exception:  # noqa: BLE001 - any failure means not reachable
+            ok = False
+        self._kafka_ok, self._kafka_checked_at = ok, time.monotonic()
+        return ok
+
+    async def report(self) -> tuple[bool, dict[str, Any]]:
+        kafka = await self.kafka_reachable()
+        ready = self.holder.loaded and kafka and not self.app.should_stop
+        return ready, {
+            "status": "ready" if ready else "not_ready",
+            "model_loaded": self.holder.loaded,
+            "model_version": self.holder.version,
+            "kafka_reachable": kafka,
+            "cache_available": self.cache.available,
+            "stopping": self.app.should_stop,
+        }
+
+
+def update_consumer_lag(app: faust.App, metrics: WorkerMetrics, topic: str) -> None:
+    """Lag per assigned partition: log end offset minus the committed (else next unread) offset."""
+    monitor = app.monitor
+    for tp, end in list(monitor.tp_end_offsets.items()):
+        if tp.topic != topic:
+            continue
+        committed = monitor.tp_committed_offsets.get(tp)
+        if committed is None:
+            read = monitor.tp_read_offsets.get(tp)
+            committed = read + 1 if read is not None else 0
+        metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - committed))
+
+
+def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, incoming: str) -> None:
+    """Add the two pages to the app's web server (``web_port``)."""
+
+    @app.page("/health")
+    async def health_page(self: View, request: Request) -> Response:
+        ready, body = await health.report()
+        return self.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(self: View, request: Request) -> Response:
+        update_consumer_lag(app, metrics, incoming)
+        return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

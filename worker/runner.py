@@ -1,0 +1,92 @@
+"""Run the worker process: structlog logging, fail-fast checks, a bounded graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, NoReturn
+
+import faust
+import structlog
+
+from triage.logging import configure_logging
+from worker.settings import WorkerSettings
+
+__all__ = ["EXIT_GRACE_EXPIRED", "TriageWorker", "main", "run_worker"]
+
+EXIT_GRACE_EXPIRED = 70
+
+log = structlog.get_logger(__name__)
+
+
+class TriageWorker(faust.Worker):
+    """Faust's worker with the project's JSON logs and a hard limit on how long shutdown may take."""
+
+    def __init__(self, app: faust.App, *services: Any, **kwargs: Any) -> None:
+        super().__init__(app, *services, **kwargs)
+        self.spinner = None  # terminal escape codes would land in the JSON log stream
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        configure_logging(self.app.triage.settings.log_level)  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if not self._stopped.is_set():
+            grace = self.app.triage.settings.shutdown_grace_s  # type: ignore[attr-defined]
+            log.info("worker_stopping", grace_s=grace)
+            watchdog = threading.Timer(grace, _grace_expired, args=(grace,))
+            watchdog.daemon = True
+            watchdog.start()
+        await super().stop()
+
+
+def _grace_expired(grace: float) -> None:
+    """In-flight work did not finish in time: exit without committing it (it is replayed on restart)."""
+    log.error("shutdown_grace_expired", grace_s=grace)
+    os._exit(EXIT_GRACE_EXPIRED)
+
+
+def run_worker(settings: WorkerSettings) -> NoReturn:
+    """Start the worker and block until it stops (SIGTERM/SIGINT) or crashes.
+
+    Raises:
+        CheckpointError: ``model_dir`` holds no usable checkpoint (checked before connecting to Kafka).
+    """
+    from worker.app import create_app
+
+    if settings.model_backend == "torch":
+        from triage.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(settings.model_dir)
+    app = create_app(settings)
+    log.info(
+        "worker_starting",
+        brokers=settings.brokers,
+        group_id=settings.group_id,
+        incoming=settings.topics.incoming,
+        backend=settings.model_backend,
+        model_dir=str(settings.model_dir),
+        batch_size=settings.batch_size,
+        batch_wait_ms=settings.batch_wait_ms,
+        web_port=settings.web_port,
+    )
+    worker = TriageWorker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+def main() -> NoReturn:
+    """``python -m worker``: settings from ``TRIAGE_*`` environment variables; exit 2 on a setup error."""
+    from pydantic import ValidationError
+
+    from triage.checkpoint import CheckpointError
+
+    try:
+        settings = WorkerSettings()
+    except ValidationError as exc:
+        raise SystemExit(f"invalid TRIAGE_* worker settings:\n{exc}") from exc
+    configure_logging(settings.log_level)
+    try:
+        run_worker(settings)
+    except CheckpointError as exc:
+        log.error("model_missing", detail=str(exc))
+        raise SystemExit(2) from exc

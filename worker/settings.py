@@ -1,0 +1,200 @@
+"""Every knob of the streaming worker, read once from ``TRIAGE_*`` environment variables at the entry point."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.enums import Category
+from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
+
+__all__ = [
+    "KafkaSecuritySettings",
+    "RedisSettings",
+    "ThresholdOverrides",
+    "TopicSettings",
+    "WorkerSettings",
+    "available_cores",
+]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects taskset/cgroup affinity, unlike ``os.cpu_count``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class TopicSettings(BaseModel):
+    """Topic names (created at start when missing) and the layout of the topics the worker creates."""
+
+    incoming: str = Field(default="tickets.incoming", description="Topic the worker consumes tickets from.")
+    enriched: str = Field(default="tickets.enriched", description="Every triaged ticket, whatever its route.")
+    route_prefix: str = Field(
+        default="tickets.route.",
+        description="Prefix of the per-category routing topics: <prefix><category slug>, e.g. "
+        "tickets.route.account-login.",
+    )
+    oncall: str = Field(default="tickets.oncall", description="Every High-priority ticket.")
+    review: str = Field(
+        default="tickets.review", description="Tickets whose category confidence is below the threshold."
+    )
+    deadletter: str = Field(
+        default="tickets.deadletter", description="Messages that could not be triaged, with the raw payload and reason."
+    )
+    partitions: int = Field(default=3, ge=1, description="Partitions of topics the worker creates.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication factor of topics the worker creates.")
+    create: bool = Field(default=True, description="Create missing topics at start (needs the CreateTopics ACL).")
+
+    def route(self, category: Category) -> str:
+        """The routing topic of one category."""
+        return f"{self.route_prefix}{category.slug}"
+
+    def outputs(self) -> list[str]:
+        """Every topic the worker writes to."""
+        routes = [self.route(category) for category in Category]
+        return [self.enriched, *routes, self.oncall, self.review, self.deadletter]
+
+
+class RedisSettings(BaseModel):
+    """The cache of repeated queries; the worker runs without it whenever it is disabled or unreachable."""
+
+    url: str = Field(default="redis://localhost:6379/0", description="Redis URL (redis:// or rediss:// for TLS).")
+    password: SecretStr | None = Field(default=None, description="Redis password, when not in the URL.")
+    ttl_s: int = Field(default=86_400, ge=1, description="Seconds a cached triage result lives.")
+    key_prefix: str = Field(default="triage", description="Prefix of every cache key: <prefix>:<model version>:<hash>.")
+    enabled: bool = Field(default=True, description="Use the cache at all.")
+    timeout_ms: int = Field(
+        default=100, ge=1, description="A Redis call slower than this is abandoned and the batch goes on uncached."
+    )
+    retry_interval_s: float = Field(
+        default=5.0, gt=0, description="After a Redis failure, seconds before the worker tries Redis again."
+    )
+
+
+class KafkaSecuritySettings(BaseModel):
+    """Kafka client security, passed through to the consumer, producer and admin clients."""
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How the worker connects to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism for SASL_PLAINTEXT / SASL_SSL."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the brokers' certificates.")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS.")
+    ssl_keyfile: Path | None = Field(default=None, description="Private key (PEM) of the client certificate.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSecuritySettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs TRIAGE_KAFKA__SASL_USERNAME and "
+                "TRIAGE_KAFKA__SASL_PASSWORD"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("set both TRIAGE_KAFKA__SSL_CERTFILE and TRIAGE_KAFKA__SSL_KEYFILE, or neither")
+        return self
+
+
+class ThresholdOverrides(BaseModel):
+    """Optional overrides of the decision thresholds stored with each checkpoint."""
+
+    high_priority: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Priority is High when P(High) is at least this (default: the checkpoint's).",
+    )
+    review: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="needs_review when the category probability is below this (default: checkpoint's).",
+    )
+
+
+class WorkerSettings(BaseSettings):
+    """Settings of ``triage worker``; each field is the environment variable ``TRIAGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    brokers: str = Field(default="localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    group_id: str = Field(
+        default="ticket-triage", description="Consumer group and Faust app id; workers sharing it split the partitions."
+    )
+    topics: TopicSettings = Field(default_factory=TopicSettings, description="Topic names and layout.")
+    model_dir: Path = Field(
+        default=Path("models/finetuned/latest"),
+        description="Checkpoint folder or the `latest` link, watched for reloads.",
+    )
+    model_backend: Literal["torch", "onnx", "onnx-int8", "noop"] = Field(
+        default="torch",
+        description="torch: the fine-tuned checkpoint; onnx/onnx-int8: its ONNX export (`triage export`); "
+        "noop: a constant answer without a model (pipeline benchmarks).",
+    )
+    device: str | None = Field(
+        default=None, description="Torch device (cpu, cuda, cuda:1); default: CUDA when present."
+    )
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="Torch intra-op threads; default: the CPU cores available to the process."
+    )
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Most tickets classified in one micro-batch.")
+    batch_wait_ms: float = Field(
+        default=10.0, gt=0, le=1000, description="Longest a ticket waits for its micro-batch to fill."
+    )
+    max_inflight_batches: int = Field(
+        default=2, ge=1, le=16, description="Batches being classified or awaiting broker acks at once (pipelining)."
+    )
+    redis: RedisSettings = Field(default_factory=RedisSettings, description="Cache of repeated queries.")
+    kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings, description="Kafka security.")
+    thresholds: ThresholdOverrides = Field(
+        default_factory=ThresholdOverrides, description="Overrides of the checkpoint's decision thresholds."
+    )
+    web_host: str = Field(default="0.0.0.0", description="Address of the /health and /metrics server.")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the /health and /metrics server.")
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=1, description="Larger incoming messages are dead-lettered unparsed."
+    )
+    deadletter_payload_bytes: int = Field(
+        default=64 * 1024, ge=0,
+        description="Bytes of a bad message's payload kept in its dead letter (the rest is cut).",
+    )
+    reload_interval_s: float = Field(
+        default=5.0, ge=0, description="How often model_dir is checked for a new checkpoint; 0 turns hot reload off."
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0, gt=0, description="On SIGTERM, how long in-flight batches may take to finish before exit."
+    )
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="How often offsets of fully published tickets are committed."
+    )
+    session_timeout_s: float = Field(
+        default=30.0, ge=6, le=300,
+        description="A worker silent this long (crashed, killed) loses its partitions to the others.",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a new consumer group starts reading tickets.incoming."
+    )
+    state_dir: Path = Field(
+        default=Path(".triage-worker"), description="Writable folder for the Faust worker's local state."
+    )
+    log_level: str = Field(default="INFO", description="Log level of the worker's JSON logs.")
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [server.strip() for server in self.brokers.split(",") if server.strip()]
+
+    @property
+    def batch_wait_s(self) -> float:
+        return self.batch_wait_ms / 1000.0
+
+    @property
+    def threads(self) -> int:
+        """Torch threads to use: the setting, else every available core."""
+        return self.torch_threads or available_cores()
