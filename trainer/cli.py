@@ -1,7 +1,204 @@
-"""Click commands this package adds to ``triage``."""
+"""Click commands this package adds to ``triage``: train, evaluate, classify, export, data report."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
 import click
 
-COMMANDS: list[click.Command] = []
+__all__ = ["COMMANDS"]
+
+_PATH = click.Path(path_type=Path)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix (no data, bad checkpoint) into a one-line message, exit status 1."""
+    from trainer.data import DataNotFoundError
+    from trainer.train import BaseModelError
+    from triage.checkpoint import CheckpointError
+
+    try:
+        yield
+    except (DataNotFoundError, CheckpointError, BaseModelError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _settings() -> Any:
+    from trainer.config import TrainerSettings
+
+    return TrainerSettings()
+
+
+def _load_data(data: Path | None) -> Any:
+    from schemas.taxonomy import load_taxonomy
+    from trainer.data import load_banking77
+
+    settings = _settings()
+    return load_banking77(data or settings.data_dir, settings.hub_dataset, load_taxonomy())
+
+
+def _print_summary(title: str, metrics: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainer.modelcard import METRIC_ROWS, format_metric
+
+    columns = [c for c in ("validation", "test", "baseline_tfidf_svm") if c in metrics]
+    table = Table(title=title)
+    table.add_column("metric")
+    for column in columns:
+        table.add_column(column.replace("baseline_tfidf_svm", "TF-IDF+SVM (test)"), justify="right")
+    for key, name in METRIC_ROWS:
+        table.add_row(name, *(format_metric(key, metrics[c].get(key)) for c in columns))
+    Console(stderr=True).print(table)
+
+
+@click.command("train")
+@click.option("--preset", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
+              help="tiny: smoke tests (~1-2 min); quick: demo model (≤ 4 min on 2 cores); full: best model.")
+@click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
+@click.option("--base-model", default=None, help="Hub id or local HF folder [default: packaged all-MiniLM-L6-v2].")
+@click.option("--epochs", type=float, default=None, help="Passes over the training split [preset].")
+@click.option("--batch-size", type=int, default=None, help="Examples per step [preset].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate of the encoder [preset].")
+@click.option("--max-length", type=int, default=None, help="Tokens kept per text [preset].")
+@click.option("--max-train-examples", type=int, default=None, help="Stratified cap on training examples.")
+@click.option("--output", type=_PATH, default=None, help="Checkpoint root [env TRIAGE_MODELS_DIR, models/finetuned].")
+@click.option("--seed", type=int, default=None, help="Random seed [42].")
+@click.option("--val-fraction", type=float, default=None, help="Share of train held out for validation [0.1].")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch [usable cores].")
+@click.option("--evaluate/--no-evaluate", default=None, help="Score the test split before publishing [preset].")
+def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, **overrides: Any) -> None:
+    """Fine-tune the intent model on Banking77 and publish models/finetuned/<version> (+ latest)."""
+    import json
+
+    from trainer.config import TrainArgs
+    from trainer.train import run_training
+
+    settings = _settings()
+    given = {key: value for key, value in {**overrides, "base_model": base_model}.items() if value is not None}
+    args = TrainArgs.model_validate({
+        "preset": preset,
+        "data_dir": data or settings.data_dir,
+        "hub_dataset": settings.hub_dataset,
+        "output": output or settings.models_dir,
+        "results_dir": settings.results_dir,
+        **given,
+    })
+    with _user_errors():
+        folder = run_training(args)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
+    _print_summary(f"{manifest['version']} ({preset}, {manifest['train_seconds']:.0f} s training)", metrics)
+    click.echo(str(folder))
+
+
+@click.command("evaluate")
+@click.option("--model", type=_PATH, default=None, help="Checkpoint folder [models/finetuned/latest].")
+@click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
+@click.option("--results", type=_PATH, default=None, help="Where metrics/ and plots/ go [results].")
+def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None) -> None:
+    """Score a checkpoint on the Banking77 test split beside a TF-IDF + LinearSVC baseline."""
+    from trainer.evaluate import evaluate_checkpoint
+
+    settings = _settings()
+    with _user_errors():
+        path, report = evaluate_checkpoint(model or settings.models_dir / "latest", _load_data(data),
+                                           results or settings.results_dir)
+    _print_summary(f"{report['version']} on the test split", report)
+    click.echo(str(path))
+
+
+@click.command("classify")
+@click.argument("texts", nargs=-1)
+@click.option("--model", type=_PATH, default=None, help="Checkpoint folder [models/finetuned/latest].")
+@click.option("--input", "input_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="JSON lines of tickets ('-' not supported; use TEXT arguments for ad-hoc text).")
+@click.option("--output", "output_path", type=_PATH, default=None, help="Write EnrichedTicket lines here [stdout].")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True,
+              help="Inference engine (onnx ones need `triage export` first).")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Tickets per forward pass.")
+def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | None, output_path: Path | None,
+                 backend: str, batch_size: int) -> None:
+    """Classify TEXT arguments or a JSONL file of tickets offline, with the worker's inference code.
+
+    Invalid input lines are reported on stderr by line number and reason code (never their text) and
+    skipped; the exit status is then 1 after every valid line has been written.
+    """
+    from trainer.classify import classify_lines, classify_texts
+    from triage.classifier import Backend, Classifier
+
+    if bool(texts) == bool(input_path):
+        raise click.UsageError("give either TEXT arguments or --input FILE.jsonl")
+    with _user_errors():
+        classifier = Classifier.load(model or _settings().models_dir / "latest", batch_size=batch_size,
+                                     backend=cast(Backend, backend))
+    out = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
+    try:
+        if texts:
+            for enriched in classify_texts(classifier, texts):
+                out.write(enriched.model_dump_json() + "\n")
+            return
+        assert input_path is not None
+        with input_path.open(encoding="utf-8", errors="surrogateescape", newline="\n") as lines:
+            stats = classify_lines(classifier, lines, out, batch_size=batch_size)
+    finally:
+        if output_path:
+            out.close()
+    click.echo(f"classified {stats.written} tickets, {len(stats.invalid)} invalid", err=True)
+    for bad in stats.invalid:
+        click.echo(f"  line {bad.line}: {bad.code.value}", err=True)
+    if stats.invalid:
+        raise SystemExit(1)
+
+
+@click.command("export")
+@click.option("--model", type=_PATH, default=None, help="Checkpoint folder [models/finetuned/latest].")
+@click.option("--data", type=_PATH, default=None, help="Banking77 folder for the accuracy check [TRIAGE_DATA_DIR].")
+@click.option("--bench-texts", type=int, default=300, show_default=True,
+              help="Test texts timed one at a time per engine (accuracy always uses the whole test split).")
+@click.option("--threads", type=int, default=None, help="CPU threads for every engine [torch default].")
+def export_cmd(model: Path | None, data: Path | None, bench_texts: int, threads: int | None) -> None:
+    """Export ONNX (fp32) and ONNX int8 next to the weights, and compare speed/accuracy with torch fp32."""
+    from trainer.export import export_checkpoint
+
+    with _user_errors():
+        report = export_checkpoint(model or _settings().models_dir / "latest", _load_data(data), bench_texts,
+                                   threads)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Export: test-split accuracy and speed (same run, same machine)")
+    for column in ("engine", "intent acc", "one-at-a-time texts/s", "speed-up", "batched texts/s"):
+        table.add_column(column, justify="right")
+    base = report["engines"]["torch"]["single_texts_per_second"]
+    for name, row in report["engines"].items():
+        table.add_row(name, f"{100 * row['intent_accuracy']:.2f}%", f"{row['single_texts_per_second']:.1f}",
+                      f"{row['single_texts_per_second'] / base:.2f}×", f"{row['batched_texts_per_second']:.1f}")
+    Console(stderr=True).print(table)
+
+
+@click.group("data")
+def data_group() -> None:
+    """Look at the Banking77 data set."""
+
+
+@data_group.command("report")
+@click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
+@click.option("--results", type=_PATH, default=None, help="Output root [results].")
+def data_report_cmd(data: Path | None, results: Path | None) -> None:
+    """Class balance, text lengths and category/priority mix as PNGs plus results/data_report.md."""
+    from schemas.taxonomy import load_taxonomy
+    from trainer.report import data_report
+
+    with _user_errors():
+        path = data_report(_load_data(data), load_taxonomy(), results or _settings().results_dir)
+    click.echo(str(path))
+
+
+COMMANDS: list[click.Command] = [train_cmd, evaluate_cmd, classify_cmd, export_cmd, data_group]

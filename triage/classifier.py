@@ -5,17 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from schemas.messages import Triage
 from schemas.taxonomy import Taxonomy, load_taxonomy
 from triage.checkpoint import CheckpointError, read_manifest, resolve_checkpoint
 from triage.decision import Thresholds, decide
 
-__all__ = ["Classifier", "pick_device"]
+__all__ = ["Backend", "Classifier", "ONNX_FILES", "OnnxModel", "pick_device"]
+
+Backend = Literal["torch", "onnx", "onnx-int8"]
+ONNX_FILES: dict[str, str] = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model.int8.onnx"}
+"""Where ``triage export`` writes each ONNX variant inside a checkpoint folder."""
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -25,12 +31,32 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class OnnxModel:
+    """An ONNX Runtime session with the same call shape as the torch model: ids + mask in, logits out."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
+        result: np.ndarray = self.session.run(["logits"], {k: v for k, v in feeds.items() if k in self.input_names})[0]
+        return result
+
+
 class Classifier:
     """A fine-tuned intent model plus the taxonomy and thresholds saved with it."""
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | OnnxModel,
         tokenizer: PreTrainedTokenizerBase,
         taxonomy: Taxonomy,
         thresholds: Thresholds,
@@ -41,7 +67,7 @@ class Classifier:
         batch_size: int = 32,
         bucket_by_length: bool = True,
     ) -> None:
-        self.model = model.eval()
+        self.model = model.eval() if isinstance(model, torch.nn.Module) else model
         self.tokenizer = tokenizer
         self.taxonomy = taxonomy
         self.thresholds = thresholds
@@ -60,6 +86,7 @@ class Classifier:
         batch_size: int = 32,
         bucket_by_length: bool = True,
         thresholds: Thresholds | None = None,
+        backend: Backend = "torch",
     ) -> Classifier:
         """Load a checkpoint folder (or ``latest``); safetensors only, never remote code.
 
@@ -69,19 +96,32 @@ class Classifier:
             batch_size: Largest forward pass; bigger inputs are split.
             bucket_by_length: Sort texts by length before batching to cut padding.
             thresholds: Override the thresholds stored with the checkpoint.
+            backend: ``torch`` (safetensors weights), or ``onnx`` / ``onnx-int8`` (ONNX Runtime on CPU,
+                files written by ``triage export``).
         """
         folder = resolve_checkpoint(path)
         manifest = read_manifest(folder)
-        torch_device = pick_device(device)
+        torch_device = pick_device(device) if backend == "torch" else torch.device("cpu")
+        model: torch.nn.Module | OnnxModel
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                folder, use_safetensors=True, trust_remote_code=False
-            ).to(torch_device)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot load model from {folder}: {exc}") from exc
-        id2label = model.config.id2label
-        taxonomy = load_taxonomy(folder / "taxonomy.csv").reorder([id2label[i] for i in range(len(id2label))])
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+            if backend == "torch":
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    folder, use_safetensors=True, trust_remote_code=False
+                ).to(torch_device)
+            else:
+                model = OnnxModel(_onnx_file(folder, backend))
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise CheckpointError(
+                f"cannot load model from {folder}: {exc} — retrain with `triage train --preset quick`"
+            ) from exc
+        try:
+            taxonomy = load_taxonomy(folder / "taxonomy.csv").reorder(
+                [config.id2label[i] for i in range(len(config.id2label))]
+            )
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{folder}: labels do not match its taxonomy.csv ({exc})") from exc
         return cls(
             model,
             tokenizer,
@@ -107,12 +147,21 @@ class Classifier:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                batch = self.tokenizer.pad(
-                    {"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt"
-                ).to(self.device)
-                logits = self.model(**batch).logits
-                out[chunk] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="np")
+                out[chunk] = self._probs(batch["input_ids"], batch["attention_mask"])
         return out
+
+    def _probs(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if isinstance(self.model, OnnxModel):
+            logits = self.model.logits(input_ids, attention_mask)
+            exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return exp / exp.sum(axis=-1, keepdims=True)
+        logits_t = self.model(
+            input_ids=torch.from_numpy(input_ids).to(self.device),
+            attention_mask=torch.from_numpy(attention_mask).to(self.device),
+        ).logits
+        probs: np.ndarray = torch.softmax(logits_t.float(), dim=-1).cpu().numpy()
+        return probs
 
     def predict(self, texts: Sequence[str]) -> list[Triage]:
         """Triage each text; ``latency_ms`` is the model time of the whole call."""
@@ -120,3 +169,14 @@ class Classifier:
         probs = self.predict_proba(texts)
         elapsed = (time.perf_counter() - started) * 1000.0
         return decide(probs, self.taxonomy, self.thresholds, self.version, latency_ms=elapsed)
+
+
+def _onnx_file(folder: Path, backend: str) -> Path:
+    if backend not in ONNX_FILES:
+        raise CheckpointError(f"unknown backend {backend!r}; use torch, onnx or onnx-int8")
+    path = folder / ONNX_FILES[backend]
+    if not path.is_file():
+        raise CheckpointError(
+            f"{folder} has no {ONNX_FILES[backend]} — run `triage export --model {folder}` or use backend torch"
+        )
+    return path

@@ -21,10 +21,10 @@ class Thresholds(BaseModel):
     """Decision thresholds tuned on the validation split and stored with each checkpoint."""
 
     high_priority: float = Field(
-        0.5, ge=0.0, le=1.0, description="Priority is High when P(High) is at least this."
+        default=0.5, ge=0.0, le=1.0, description="Priority is High when P(High) is at least this."
     )
     review: float = Field(
-        0.5, ge=0.0, le=1.0, description="needs_review when the category probability is below this."
+        default=0.5, ge=0.0, le=1.0, description="needs_review when the category probability is below this."
     )
 
     @classmethod

@@ -1,0 +1,52 @@
+"""``triage evaluate`` writes every metric and plot, to results/ and into the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from trainer.data import Banking77
+from trainer.evaluate import PLOTS, evaluate_checkpoint
+from triage.cli import main
+
+SUMMARY_KEYS = {
+    "intent_accuracy", "intent_macro_f1", "category_accuracy", "category_macro_f1", "priority_accuracy",
+    "high_recall", "high_precision", "intent_ece", "category_ece", "review_rate",
+}
+
+
+def test_evaluation_writes_all_files(checkpoint_copy: Path, thin_banking77: Banking77, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    path, report = evaluate_checkpoint(checkpoint_copy, thin_banking77, results)
+    version = checkpoint_copy.name
+    assert path == results / "metrics" / f"{version}.json"
+    for folder in (results / "plots" / version, checkpoint_copy / "plots"):
+        for name in PLOTS:
+            assert (folder / name).stat().st_size > 1000, folder / name
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert set(saved["test"]) >= SUMMARY_KEYS and saved["test"]["n"] == len(thin_banking77.test)
+    assert {"intent_accuracy", "category_accuracy", "high_recall"} <= set(saved["baseline_tfidf_svm"])
+    assert len(saved["per_class"]["intent"]) >= 77 and "Billing" in saved["per_class"]["category"]
+    in_checkpoint = json.loads((checkpoint_copy / "metrics.json").read_text(encoding="utf-8"))
+    assert in_checkpoint["test"] == saved["test"]
+    assert "validation" in in_checkpoint and "thresholds" in in_checkpoint, "training metrics are kept"
+    card = (checkpoint_copy / "README.md").read_text(encoding="utf-8")
+    assert "plots/confusion_intent.png" in card and "TF-IDF + LinearSVC (test)" in card
+    assert 0.3 < report["test"]["intent_accuracy"] <= 1.0
+    assert 0.8 < report["baseline_tfidf_svm"]["intent_accuracy"] <= 1.0
+
+
+def test_cli_evaluate_refuses_a_missing_checkpoint(tmp_path: Path, data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path / "latest"), "--data", str(data_dir)])
+    assert result.exit_code == 1
+    assert "no checkpoint at" in result.output and "triage train --preset quick" in result.output
+
+
+@pytest.mark.parametrize("missing", ["thresholds.json", "checkpoint.json"])
+def test_cli_evaluate_refuses_an_incomplete_checkpoint(checkpoint_copy: Path, data_dir: Path, missing: str) -> None:
+    (checkpoint_copy / missing).unlink()
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(checkpoint_copy), "--data", str(data_dir)])
+    assert result.exit_code == 1 and missing in result.output and "incomplete" in result.output

@@ -1,0 +1,84 @@
+"""Training end to end: the session's tiny checkpoint, a CLI smoke run, and no half-written ``latest``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from schemas.taxonomy import load_taxonomy
+from trainer.config import TrainArgs
+from trainer.train import BaseModelError, run_training
+from triage.checkpoint import REQUIRED_FILES, resolve_checkpoint
+from triage.cli import main
+from triage.decision import Thresholds
+
+
+def test_tiny_checkpoint_is_complete(tiny_checkpoint: Path) -> None:
+    assert tiny_checkpoint.is_symlink(), "latest is a link to a version folder"
+    folder = resolve_checkpoint(tiny_checkpoint)
+    for name in (*REQUIRED_FILES, "README.md", "tokenizer.json", "metrics.json"):
+        assert (folder / name).is_file(), name
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt")), "safetensors only"
+    manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
+    assert manifest["version"] == folder.name
+    assert manifest["max_length"] == TrainArgs(preset="tiny").max_length
+    assert Path(manifest["base_model"]).is_dir()
+    assert {"epochs", "lr", "batch_size", "seed", "preset"} <= set(manifest["hyperparameters"])
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert sorted(config["id2label"].values()) == sorted(load_taxonomy().intents)
+
+
+def test_thresholds_and_validation_metrics_are_stored(tiny_checkpoint: Path) -> None:
+    thresholds = Thresholds.load(tiny_checkpoint / "thresholds.json")
+    metrics = json.loads((tiny_checkpoint / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["thresholds"] == thresholds.model_dump()
+    assert 0.0 < thresholds.high_priority <= 0.5
+    assert metrics["validation"]["high_recall"] >= 0.98, "the High threshold is tuned for recall on validation"
+    assert metrics["validation"]["intent_accuracy"] > 0.5
+
+
+def test_model_card_has_attribution_and_figures(tiny_checkpoint: Path) -> None:
+    card = (tiny_checkpoint / "README.md").read_text(encoding="utf-8")
+    for needle in ("CC BY 4.0", "PolyAI", "Casanueva", "Efficient Intent Detection", "Intended use",
+                   "Limitations", "Intent accuracy", "all-MiniLM-L6-v2"):
+        assert needle in card, needle
+
+
+def test_cli_smoke_training_publishes_a_new_latest(
+    data_dir: Path, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIAGE_RESULTS_DIR", str(tmp_path / "results"))
+    out = tmp_path / "models"
+    out.mkdir()
+    previous = out / "20000101T000000Z-00000000"
+    previous.symlink_to(tiny_checkpoint.resolve(), target_is_directory=True)
+    (out / "latest").symlink_to(previous.name)
+    result = CliRunner().invoke(main, [
+        "--log-json", "train", "--preset", "tiny", "--data", str(data_dir), "--output", str(out),
+        "--max-train-examples", "154", "--epochs", "1", "--val-fraction", "0.05", "--no-evaluate",
+    ])
+    assert result.exit_code == 0, result.output
+    published = Path(result.stdout.strip().splitlines()[-1])
+    assert (out / "latest").resolve() == published.resolve() != previous.resolve()
+    manifest = json.loads((published / "checkpoint.json").read_text(encoding="utf-8"))
+    assert manifest["data"]["train"] == 154 and manifest["hyperparameters"]["epochs"] == 1
+    assert not list(out.glob(".staging-*"))
+    assert (tmp_path / "results" / "metrics" / f"{published.name}.json").is_file()
+
+
+def test_failed_training_leaves_latest_alone(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(BaseModelError, match="--base-model"):
+        run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=tmp_path, base_model=str(tmp_path / "nope")))
+    assert not (tmp_path / "latest").exists()
+    assert not list(tmp_path.glob(".staging-*")), "the staging folder is removed"
+
+
+def test_cli_reports_missing_data_actionably(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_HUB_DATASET", "triage-tests/no-such-dataset")
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Banking77 not found" in result.output and str(tmp_path / "nowhere") in result.output
+    assert "Traceback" not in result.output

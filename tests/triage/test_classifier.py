@@ -1,0 +1,70 @@
+"""The inference core on the session's tiny checkpoint: label order, probabilities, routing, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas.enums import Category, Priority
+from triage.checkpoint import CheckpointError
+from triage.classifier import Classifier
+
+OBVIOUS = {
+    "my card was stolen": (Category.ACCOUNT_LOGIN, Priority.HIGH),
+    "I was charged twice for the same purchase": (Category.BILLING, None),
+    "how do I change my PIN?": (Category.ACCOUNT_LOGIN, None),
+    "my card doesn't work at the shop": (Category.TECHNICAL, None),
+    "my new card still hasn't arrived": (Category.ORDER_DELIVERY, None),
+    "is there an age limit to open an account?": (Category.GENERAL_INQUIRY, None),
+}
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_checkpoint: Path) -> Classifier:
+    return Classifier.load(tiny_checkpoint, device="cpu")
+
+
+def test_columns_follow_the_models_labels(classifier: Classifier, tiny_checkpoint: Path) -> None:
+    config = json.loads((tiny_checkpoint / "config.json").read_text(encoding="utf-8"))
+    assert classifier.taxonomy.intents == [config["id2label"][str(i)] for i in range(77)]
+    assert classifier.version == tiny_checkpoint.resolve().name
+
+
+def test_probabilities_are_rows_of_a_distribution(classifier: Classifier) -> None:
+    probs = classifier.predict_proba(list(OBVIOUS) + ["x" * 5000])
+    assert probs.shape == (len(OBVIOUS) + 1, 77)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert classifier.predict_proba([]).shape == (0, 77)
+
+
+def test_batching_and_bucketing_do_not_change_results(tiny_checkpoint: Path, classifier: Classifier) -> None:
+    texts = list(OBVIOUS)
+    one_by_one = Classifier.load(tiny_checkpoint, device="cpu", batch_size=1, bucket_by_length=False)
+    np.testing.assert_allclose(one_by_one.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
+
+
+def test_obvious_texts_are_routed(classifier: Classifier) -> None:
+    for text, triage in zip(OBVIOUS, classifier.predict(list(OBVIOUS)), strict=True):
+        category, priority = OBVIOUS[text]
+        assert triage.category is category, (text, triage.intent)
+        if priority:
+            assert triage.priority is priority, (text, triage.intent)
+        assert triage.model_version == classifier.version
+
+
+def test_corrupt_weights_are_refused_with_a_fix(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint.resolve(), broken)
+    with (broken / "model.safetensors").open("r+b") as handle:
+        handle.truncate(1000)
+    with pytest.raises(CheckpointError, match="triage train"):
+        Classifier.load(broken)
+
+
+def test_onnx_backend_needs_an_export(tiny_checkpoint: Path) -> None:
+    with pytest.raises(CheckpointError, match="triage export"):
+        Classifier.load(tiny_checkpoint, backend="onnx-int8")

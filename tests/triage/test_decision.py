@@ -1,0 +1,65 @@
+"""Decision rules: marginalisation, the High threshold and the review flag."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.enums import Category, Priority
+from schemas.taxonomy import load_taxonomy
+from triage.decision import Thresholds, decide, marginalise, priority_ids
+
+TAXONOMY = load_taxonomy()
+N = len(TAXONOMY.intents)
+
+
+def _one_intent(intent: str, mass: float = 1.0) -> np.ndarray:
+    """All ``mass`` on one intent, the rest spread evenly."""
+    row = np.full((1, N), (1.0 - mass) / (N - 1), dtype=np.float32)
+    row[0, TAXONOMY.intents.index(intent)] = mass
+    return row
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 2**31 - 1))
+def test_marginals_are_distributions(rows: int, seed: int) -> None:
+    probs = np.random.default_rng(seed).dirichlet(np.full(N, 0.3), size=rows).astype(np.float32)
+    m = marginalise(probs, TAXONOMY)
+    np.testing.assert_allclose(m.categories.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(m.priorities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_category_is_the_sum_not_the_argmax_intent() -> None:
+    """Two Billing intents at 0.3 each beat one General Inquiry intent at 0.4."""
+    billing = [r.intent for r in TAXONOMY.rules if r.category is Category.BILLING][:2]
+    general = next(r.intent for r in TAXONOMY.rules if r.category is Category.GENERAL_INQUIRY)
+    probs = np.zeros((1, N), dtype=np.float32)
+    probs[0, [TAXONOMY.intents.index(b) for b in billing]] = 0.3
+    probs[0, TAXONOMY.intents.index(general)] = 0.4
+    [triage] = decide(probs, TAXONOMY, Thresholds(), "v1")
+    assert triage.intent == general
+    assert triage.category is Category.BILLING
+    assert triage.confidence.category == pytest.approx(0.6)
+
+
+def test_high_threshold_pages_below_a_majority() -> None:
+    priorities = np.array([[0.3, 0.5, 0.2], [0.1, 0.2, 0.7]], dtype=np.float32)
+    assert priority_ids(priorities, 0.25).tolist() == [0, 2]
+    assert priority_ids(priorities, 0.5).tolist() == [1, 2]
+
+
+def test_review_flag_follows_the_threshold() -> None:
+    probs = _one_intent("lost_or_stolen_card", mass=0.7)
+    [sure] = decide(probs, TAXONOMY, Thresholds(review=0.5), "v1")
+    [unsure] = decide(probs, TAXONOMY, Thresholds(review=0.95), "v1")
+    assert sure.priority is Priority.HIGH and not sure.needs_review
+    assert unsure.needs_review
+    assert [s.probability for s in sure.top_intents] == sorted((s.probability for s in sure.top_intents), reverse=True)
+
+
+def test_thresholds_round_trip(tmp_path) -> None:
+    path = tmp_path / "thresholds.json"
+    Thresholds(high_priority=0.123, review=0.77).save(path)
+    assert Thresholds.load(path) == Thresholds(high_priority=0.123, review=0.77)

@@ -1,0 +1,104 @@
+"""Test-split evaluation of a checkpoint beside the TF-IDF + LinearSVC baseline: metrics, plots, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from schemas.taxonomy import CATEGORIES
+from trainer import metrics as m
+from trainer.baseline import tfidf_svm_probs
+from trainer.data import Banking77, Split, stratified_split, subsample
+from trainer.modelcard import write_model_card
+from trainer.plots import confusion_matrix_png, reliability_diagram
+from triage.checkpoint import read_manifest, resolve_checkpoint
+from triage.classifier import Classifier
+
+__all__ = ["METRICS_FILE", "PLOTS", "evaluate_checkpoint", "evaluate_classifier", "training_split", "update_metrics"]
+
+log = structlog.get_logger(__name__)
+
+METRICS_FILE = "metrics.json"
+PLOTS = ("confusion_intent.png", "confusion_category.png", "reliability.png")
+
+
+def training_split(data: Banking77, hyperparameters: dict[str, Any]) -> Split:
+    """Rebuild the exact training examples a checkpoint saw (same seed, validation share and cap)."""
+    train, _ = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
+    return subsample(train, hyperparameters.get("max_train_examples"), hyperparameters["seed"])
+
+
+def evaluate_classifier(
+    classifier: Classifier, data: Banking77, train: Split, plots_dirs: list[Path]
+) -> dict[str, Any]:
+    """Score ``classifier`` on the test split, fit the baseline on ``train``, draw the plots.
+
+    Returns:
+        ``{"test": summary, "baseline_tfidf_svm": summary, "per_class": ..., "timing": ...}``.
+    """
+    taxonomy = classifier.taxonomy
+    started = time.perf_counter()
+    probs = classifier.predict_proba(data.test.texts)
+    infer_seconds = time.perf_counter() - started
+    pred = m.predictions(probs, data.test.intents, taxonomy, classifier.thresholds)
+    test = m.summary(pred)
+    base_probs, base_seconds = tfidf_svm_probs(train, data.test.texts, taxonomy)
+    baseline = m.summary(m.predictions(base_probs, data.test.intents, taxonomy, classifier.thresholds))
+    for key in ("intent_ece", "category_ece", "review_rate", "routed_category_accuracy"):
+        baseline[key] = None  # one-hot scores carry no confidence to calibrate or threshold
+    for folder in plots_dirs:
+        confusion_matrix_png(pred.intent.true, pred.intent.pred, taxonomy.intents,
+                             folder / PLOTS[0], f"Intent confusion (test, {classifier.version})")
+        confusion_matrix_png(pred.category.true, pred.category.pred, [c.value for c in CATEGORIES],
+                             folder / PLOTS[1], f"Category confusion (test, {classifier.version})")
+        reliability_diagram(pred.intent_confidence, pred.intent.true == pred.intent.pred,
+                            folder / PLOTS[2], f"Intent reliability (test, ECE {test['intent_ece']:.3f})")
+    log.info("evaluation_done", version=classifier.version, n=test["n"],
+             intent_accuracy=round(test["intent_accuracy"], 4),
+             baseline_intent_accuracy=round(baseline["intent_accuracy"], 4))
+    return {
+        "test": test,
+        "baseline_tfidf_svm": baseline,
+        "per_class": m.per_class(pred, taxonomy),
+        "timing": {"test_inference_seconds": round(infer_seconds, 2),
+                   "texts_per_second": round(len(data.test) / max(infer_seconds, 1e-9), 1),
+                   "baseline_fit_seconds": round(base_seconds, 2)},
+    }
+
+
+def evaluate_checkpoint(model: Path, data: Banking77, results_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """``triage evaluate``: write the report to ``results_dir`` and into the checkpoint's metrics.json.
+
+    Returns:
+        The path of the report in ``results_dir/metrics`` and the report itself.
+    """
+    folder = resolve_checkpoint(model)
+    manifest = read_manifest(folder)
+    classifier = Classifier.load(folder, batch_size=128)
+    version = classifier.version
+    report = evaluate_classifier(
+        classifier, data, training_split(data, manifest["hyperparameters"]),
+        [results_dir / "plots" / version, folder / "plots"],
+    )
+    report = update_metrics(folder, {**report, "data_source": data.source})
+    write_model_card(folder, manifest, report)
+    out = results_dir / "metrics" / f"{version}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return out, report
+
+
+def update_metrics(folder: Path, update: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into ``folder/metrics.json`` atomically (write a temp file, then rename)."""
+    path = folder / METRICS_FILE
+    current: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    current.update(update)
+    tmp = path.with_name(f".{METRICS_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return current

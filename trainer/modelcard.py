@@ -1,0 +1,112 @@
+"""The checkpoint's model card (README.md): what it is, how it was made, how good it is, where not to use it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["METRIC_ROWS", "format_metric", "write_model_card"]
+
+METRIC_ROWS = (
+    ("intent_accuracy", "Intent accuracy"),
+    ("intent_macro_f1", "Intent macro-F1"),
+    ("category_accuracy", "Category accuracy"),
+    ("category_macro_f1", "Category macro-F1"),
+    ("priority_accuracy", "Priority accuracy"),
+    ("high_recall", "High-priority recall"),
+    ("high_precision", "High-priority precision"),
+    ("intent_ece", "Intent ECE (15 bins)"),
+    ("review_rate", "Share flagged needs_review"),
+    ("routed_category_accuracy", "Category accuracy of the rest"),
+)
+
+
+def format_metric(key: str, value: Any) -> str:
+    """Percent with two decimals; calibration errors as plain fractions; missing as a dash."""
+    if value is None:
+        return "–"
+    if key.endswith("_ece"):
+        return f"{value:.4f}"
+    return f"{100 * value:.2f}%"
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    columns = [(key, title) for key, title in (("validation", "validation"), ("test", "test"),
+               ("baseline_tfidf_svm", "TF-IDF + LinearSVC (test)")) if key in metrics]
+    lines = ["| metric | " + " | ".join(t for _, t in columns) + " |", "|---|" + "---|" * len(columns)]
+    for key, title in METRIC_ROWS:
+        cells = [format_metric(key, metrics[c].get(key)) for c, _ in columns]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_model_card(folder: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    """Write ``README.md`` into ``folder`` from its manifest and metrics."""
+    hp = manifest["hyperparameters"]
+    thresholds = metrics["thresholds"]
+    data = manifest["data"]
+    evaluated = "test" in metrics
+    text = f"""# Ticket-triage intent model `{manifest["version"]}`
+
+A transformer sequence classifier over the 77 Banking77 intents. The worker turns its intent
+probabilities into a category (5) and a priority (3) by **summing** intent probabilities over
+`taxonomy.csv` (marginalisation), then applies the two thresholds below.
+
+## Base model and training
+
+- Base model: `{manifest["base_model"]}` (all-MiniLM-L6-v2 unless overridden), safetensors only.
+- Data: Banking77 from `{data["source"]}`; {data["train"]} training and {data["validation"]} validation
+  examples (stratified split of the train set, seed {hp["seed"]}); {data["test"]} test examples, used
+  only for evaluation.
+- Preset `{hp["preset"]}`: {hp["epochs"]:g} epochs, batch size {hp["batch_size"]}, learning rate
+  {hp["lr"]:g} (head ×{hp["head_lr_scale"]:g}, linear decay, {hp["warmup_ratio"]:.0%} warm-up), weight
+  decay {hp["weight_decay"]:g}, label smoothing {hp.get("label_smoothing", 0.0):g}, max length
+  {hp["max_length"]} tokens.
+- Hardware: {manifest["device"]} ({manifest["precision"]}), {manifest["train_seconds"]:.0f} s of training;
+  torch {manifest["software"]["torch"]}, transformers {manifest["software"]["transformers"]}.
+
+## Decision thresholds (tuned on validation)
+
+- Priority **High** when P(High) ≥ **{thresholds["high_priority"]:.4f}**: the largest threshold (capped at
+  0.5) keeping High-priority recall ≥ {hp["high_recall_target"]:.0%} on validation. Missing a stolen card
+  costs far more than a false page.
+- **needs_review** when the category probability < **{thresholds["review"]:.4f}**: the smallest threshold
+  at which the remaining tickets are categorised with ≥ {hp["review_accuracy_target"]:.0%} accuracy.
+
+## Metrics
+
+{_metrics_table(metrics)}
+
+{"Plots: `plots/confusion_intent.png`, `plots/confusion_category.png`, `plots/reliability.png`."
+ if evaluated else "Not evaluated on the test split yet: run `triage evaluate --model <this folder>`."}
+
+## Intended use
+
+Routing English-language retail-banking support messages to the right queue and surfacing the
+urgent ones (lost or stolen cards, unrecognised payments, compromised accounts) first. A human stays
+in the loop for tickets flagged `needs_review`.
+
+## Limitations
+
+- Trained only on Banking77: short, single-intent, English questions about one neobank's card and
+  transfer products. Long e-mails, several issues in one ticket, other languages or other products
+  fall outside what it has seen; confidence is then not a reliable guide.
+- The category and priority are a fixed mapping of intents (`taxonomy.csv`), not learned separately;
+  a wrong intent in the right family still lands in the right queue, a wrong family does not.
+- Probabilities are those of the fine-tuned model without temperature scaling; see the ECE.
+- Do not use it for decisions about customers (credit, fraud verdicts); it only orders a queue.
+
+## Licence and attribution
+
+Banking77 is © PolyAI, released under Creative Commons Attribution 4.0 International (CC BY 4.0).
+Casanueva, Temčinas, Gerz, Henderson, Vulić: "Efficient Intent Detection with Dual Sentence
+Encoders", NLP4ConvAI workshop at ACL 2020. The base model all-MiniLM-L6-v2
+(sentence-transformers) is Apache-2.0.
+"""
+    path = folder / "README.md"
+    tmp = folder / f".README.md.{os.getpid()}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return path
