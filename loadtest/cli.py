@@ -1,7 +1,273 @@
-"""Click commands this package adds to ``triage``."""
+"""Click commands this package adds to ``triage``: replay (with its collector), demo and bench."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from loadtest.arrivals import Arrival
+from loadtest.bench.commands import bench_group
+
+__all__ = ["COMMANDS"]
+
+
+class RateType(click.ParamType):
+    """A positive number of tickets per second, or ``max`` for as fast as the producer can send."""
+
+    name = "RATE|max"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
+        if value is None or (isinstance(value, str) and value.lower() == "max"):
+            return None
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number of tickets/s nor 'max'", param, ctx)
+        if rate <= 0:
+            self.fail("rate must be positive (or 'max')", param, ctx)
+        return rate
+
+
+@click.command("replay")
+@click.option(
+    "--source",
+    default="test",
+    show_default=True,
+    help="Banking77 split (train|test) or a Ticket JSONL file (ground truth in metadata.intent).",
+)
+@click.option("--rate", type=RateType(), default="100", show_default=True, help="Mean tickets/s, or 'max'.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Messages to send (default: one pass over the source unless --duration is given).",
+)
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds to send for."
+)
+@click.option(
+    "--arrival",
+    type=click.Choice(["constant", "poisson", "burst"]),
+    default="constant",
+    show_default=True,
+    help="Arrival process.",
+)
+@click.option(
+    "--burst-size",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Tickets per burst (--arrival burst).",
+)
+@click.option(
+    "--duplicate-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of tickets re-sending an earlier text under a new id (exercises the cache).",
+)
+@click.option(
+    "--malformed-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of bad messages (exercises the dead-letter path).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seeds order, duplicates, bad messages, gaps."
+)
+@click.option(
+    "--linger-ms", type=click.IntRange(min=0), default=5, show_default=True, help="Producer linger."
+)
+@click.option("--brokers", default=None, help="Bootstrap servers (default: TRIAGE_BROKERS).")
+@click.option(
+    "--metrics-url",
+    default=None,
+    help="Worker /metrics URL; its batch-size histogram goes into the report (e.g. http://127.0.0.1:6066/metrics).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="After the last send, stop once no output arrived for this many seconds.",
+)
+@click.option(
+    "--out",
+    "out_root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Results root (default: <TRIAGE_RESULTS_DIR>/loadtest); each run writes <out>/<run_id>/.",
+)
+@click.option(
+    "--plots/--no-plots", default=True, show_default=True, help="Write PNG plots beside report.json."
+)
+@click.option("--live/--no-live", default=True, show_default=True, help="Live progress display.")
+def replay_cmd(
+    source: str,
+    rate: float | None,
+    count: int | None,
+    duration: float | None,
+    arrival: Arrival,
+    burst_size: int,
+    duplicate_ratio: float,
+    malformed_ratio: float,
+    seed: int,
+    linger_ms: int,
+    brokers: str | None,
+    metrics_url: str | None,
+    drain_timeout: float,
+    out_root: Path | None,
+    plots: bool,
+    live: bool,
+) -> None:
+    """Replay Banking77 (or a Ticket JSONL) onto the input topic as live tickets and collect the outputs.
+
+    Every ticket carries its send time and ground truth in metadata.loadtest; the collector reads every
+    output topic and reports lost (must be 0), latency percentiles, throughput, online accuracy, cache hits
+    and per-topic counts, writing report.json and PNG plots. Exits 1 when any ticket is lost.
+    """
+    from pydantic import ValidationError
+
+    from loadtest.replay import ReplayConfig
+    from loadtest.run import RunOptions, run_loadtest
+    from loadtest.settings import LoadtestSettings
+    from loadtest.source import SourceError, load_source
+    from loadtest.summary import print_report
+
+    settings = LoadtestSettings()
+    try:
+        config = ReplayConfig(
+            source=source,
+            rate=rate,
+            count=count,
+            duration=duration,
+            arrival=arrival,
+            burst_size=burst_size,
+            duplicate_ratio=duplicate_ratio,
+            malformed_ratio=malformed_ratio,
+            seed=seed,
+            linger_ms=linger_ms,
+        )
+        records = load_source(source, settings.data_dir, settings.hub_dataset)
+    except (ValidationError, SourceError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    options = RunOptions(
+        drain_timeout_s=drain_timeout,
+        metrics_url=metrics_url,
+        live=live,
+        plots=plots,
+        out_root=out_root or settings.results_dir / "loadtest",
+    )
+    report = asyncio.run(run_loadtest(brokers or settings.brokers, settings.topics, records, config, options))
+    print_report(report)
+    if report.counts.lost:
+        click.echo(
+            f"{report.counts.lost} ticket(s) lost: produced but never seen on any output topic — "
+            "check the worker's logs and that it consumes "
+            f"{settings.topics.incoming!r} on {brokers or settings.brokers}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@click.command("demo")
+@click.option("--brokers", default=None, help="Use this Kafka instead of starting the embedded broker.")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint to serve (default: <TRIAGE_MODELS_DIR>/latest, trained with --preset quick if missing).",
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=3000, show_default=True, help="Test tickets to replay."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Mean tickets/s (Poisson arrivals).",
+)
+@click.option(
+    "--duplicate-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Share of repeated texts (cache hits).",
+)
+@click.option(
+    "--malformed-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Share of bad messages (dead letters).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the replay.")
+@click.option("--live/--no-live", default=True, show_default=True, help="Live progress display.")
+def demo_cmd(
+    brokers: str | None,
+    model_dir: Path | None,
+    count: int,
+    rate: float,
+    duplicate_ratio: float,
+    malformed_ratio: float,
+    seed: int,
+    live: bool,
+) -> None:
+    """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
+
+    Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
+    (runs without a cache, saying so, when it is not reachable), trains the quick model when no checkpoint
+    exists, starts the worker, replays Banking77 test tickets, prints the report and stops every process it
+    started. Exits 1 if any ticket was lost or a process was left behind.
+    """
+    from pydantic import ValidationError
+
+    from loadtest.demo import DemoOptions, run_demo
+    from loadtest.processes import Terminated
+    from loadtest.settings import LoadtestSettings
+    from loadtest.source import SourceError
+    from loadtest.stack import WorkerNotReady
+    from loadtest.summary import print_report
+    from triage.broker import BrokerUnavailable
+    from triage.checkpoint import CheckpointError
+    from worker.settings import WorkerSettings
+
+    try:
+        settings, worker = LoadtestSettings(), WorkerSettings()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid TRIAGE_* settings:\n{exc}") from exc
+    options = DemoOptions(
+        brokers=brokers,
+        model_dir=model_dir,
+        count=count,
+        rate=rate,
+        duplicate_ratio=duplicate_ratio,
+        malformed_ratio=malformed_ratio,
+        seed=seed,
+        live=live,
+    )
+    try:
+        result = run_demo(settings, worker, options)
+    except (BrokerUnavailable, CheckpointError, SourceError, WorkerNotReady) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (KeyboardInterrupt, Terminated):
+        click.echo("demo interrupted; every process it started has been stopped", err=True)
+        sys.exit(130)
+    print_report(result.report)
+    click.echo(f"demo finished in {result.seconds:.0f}s; report, plots and logs in {result.out_dir}")
+    if result.leftovers:
+        click.echo(f"processes left running: {', '.join(result.leftovers)}", err=True)
+    else:
+        click.echo("every process the demo started has exited")
+    if result.report.counts.lost or result.leftovers:
+        sys.exit(1)
+
+
+COMMANDS: list[click.Command] = [replay_cmd, demo_cmd, bench_group]

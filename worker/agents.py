@@ -19,9 +19,8 @@ import structlog
 from faust import Stream
 from faust.types import EventT, StreamT
 
-from schemas.enums import ErrorCode
-from schemas.messages import ErrorInfo
-from worker.batching import TriagePipeline
+from worker.batching import PreparedBatch, TriagePipeline
+from worker.inference import Predictor
 from worker.publisher import BatchPublisher
 from worker.records import InRecord, OutRecord
 from worker.reload import ModelHolder
@@ -44,12 +43,11 @@ class BatchRunner:
     The agent loop validates a batch and starts its classification; one publisher task then takes batches
     in order, sends their records, and acks the batch's events once the broker has acknowledged them all.
     At most ``max_inflight_batches`` batches are between take and ack; the agent waits when that is full,
-    which in turn stops Faust fetching more.
+    which in turn stops Faust fetching more. ``drain`` (on shutdown) stops taking batches and waits for the
+    ones in flight.
     """
 
-    def __init__(
-        self, app: faust.App, settings: WorkerSettings, pipeline: TriagePipeline, holder: ModelHolder
-    ) -> None:
+    def __init__(self, app: faust.App, settings: WorkerSettings, pipeline: TriagePipeline, holder: ModelHolder) -> None:
         self.app = app
         self.settings = settings
         self.pipeline = pipeline
@@ -61,6 +59,10 @@ class BatchRunner:
         self._confirming: set[asyncio.Task[None]] = set()
         self._publisher: asyncio.Task[None] | None = None
         self._stream: StreamT | None = None
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
 
     async def run(self, stream: StreamT) -> None:
         """Consume the stream until the agent stops."""
@@ -74,32 +76,54 @@ class BatchRunner:
         finally:
             self._publisher.cancel()
 
+    async def drain(self) -> None:
+        """Take no further batch and wait until every batch in flight is published and acked.
+
+        Events already fetched but not yet taken stay unacked, so their offsets are not committed and
+        whoever consumes the partition next processes them.
+        """
+        self._stopping = True
+        await self._idle.wait()
+
     async def submit(self, events: Sequence[EventT]) -> None:
         """Validate and look up one batch, then hand it to the model without waiting for the result."""
         await self._slots.acquire()
+        if self._stopping:
+            self._slots.release()
+            await asyncio.Event().wait()  # shutting down: leave the batch unacked until the agent is stopped
+        self._inflight += 1
+        self._idle.clear()
         records = [_in_record(event) for event in events]
+        self.pipeline.count_in(records)
+        predictor = self.holder.predictor
+        loop = asyncio.get_running_loop()
         try:
-            prepared = await self.pipeline.prepare(records, self.holder.predictor)
-            classified = asyncio.get_running_loop().create_task(self.pipeline.classify(prepared))
-        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the stream: dead-letter the batch
-            classified = asyncio.get_running_loop().create_task(self._failed(records, exc))
+            prepared = await self.pipeline.prepare(records, predictor)
+            classified = loop.create_task(self._classify(prepared, records, predictor))
+        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the stream: retry record by record
+            classified = loop.create_task(self._one_by_one(records, predictor, exc))
         self._ordered.put_nowait((events, classified))
 
-    async def _failed(self, records: list[InRecord], exc: BaseException) -> list[OutRecord]:
-        log.exception("batch_failed", size=len(records), error=type(exc).__name__, exc_info=exc)
-        error = ErrorInfo(code=ErrorCode.PROCESSING_FAILED, message=f"{type(exc).__name__}: {str(exc)[:200]}")
-        return [self.pipeline.dead_letter(record, error, None) for record in records]
+    async def _classify(
+        self, prepared: PreparedBatch, records: list[InRecord], predictor: Predictor
+    ) -> list[OutRecord]:
+        try:
+            return await self.pipeline.classify(prepared)
+        except Exception as exc:  # noqa: BLE001 - same as in submit
+            return await self._one_by_one(records, predictor, exc)
+
+    async def _one_by_one(self, records: list[InRecord], predictor: Predictor, exc: BaseException) -> list[OutRecord]:
+        log.error("batch_failed", size=len(records), error=type(exc).__name__, detail=str(exc)[:200])
+        return await self.pipeline.process_each(records, predictor)
 
     async def _publish_in_order(self) -> None:
         while True:
             events, classified = await self._ordered.get()
             try:
                 out = await classified
-            except Exception as exc:  # noqa: BLE001 - same as in submit
-                out = await self._failed([_in_record(e) for e in events], exc)
-            try:
                 pending = await self.publisher.send(out)
-            except Exception as exc:  # noqa: BLE001 - the producer is broken: stop, replay after restart
+            except Exception as exc:  # noqa: BLE001 - no dead letter could be built, or the producer is broken:
+                # stop rather than skip; the batch is replayed after the restart
                 await self._give_up(exc)
                 return
             task = asyncio.get_running_loop().create_task(self._confirm(events, out, pending))
@@ -119,6 +143,9 @@ class BatchRunner:
         for event in events:
             await self._stream.ack(event)
         self._slots.release()
+        self._inflight -= 1
+        if not self._inflight:
+            self._idle.set()
         now = time.time()
         per_topic = Counter(r.topic for r in out)
         for topic, count in per_topic.items():
@@ -133,9 +160,7 @@ class BatchRunner:
         await self.app.crash(exc)
 
 
-def register_agent(
-    app: faust.App, settings: WorkerSettings, pipeline: TriagePipeline, holder: ModelHolder
-) -> None:
+def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner) -> None:
     """Bind the triage agent to ``app``: one per process, consuming every assigned partition."""
     incoming = app.topic(
         settings.topics.incoming,
@@ -152,5 +177,5 @@ def register_agent(
     async def triage(stream: StreamT) -> None:
         if settings.topics.create:
             await ensure_output_topics(app, settings.topics)
-        await holder.ready.wait()
-        await BatchRunner(app, settings, pipeline, holder).run(stream)
+        await runner.holder.ready.wait()
+        await runner.run(stream)

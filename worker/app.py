@@ -15,7 +15,7 @@ import structlog
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 
-from worker.agents import register_agent
+from worker.agents import BatchRunner, register_agent
 from worker.batching import TriagePipeline
 from worker.cache import TriageCache
 from worker.health import HealthCheck, register_pages
@@ -39,6 +39,7 @@ class WorkerComponents:
     reloader: ModelReloader
     pipeline: TriagePipeline
     health: HealthCheck
+    runner: BatchRunner
 
 
 def kafka_credentials(kafka: KafkaSecuritySettings) -> CredentialsT | None:
@@ -73,7 +74,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
-        stream_wait_empty=True,
+        # Shutdown finishes only the batches in flight (``BatchRunner.drain``), not everything fetched.
+        stream_wait_empty=False,
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size * settings.max_inflight_batches),
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
@@ -98,10 +100,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
     reloader = ModelReloader(settings, holder, metrics)
     pipeline = TriagePipeline(settings, cache, metrics)
     health = HealthCheck(app, holder, cache)
+    runner = BatchRunner(app, settings, pipeline, holder)
     app.triage = WorkerComponents(  # type: ignore[attr-defined]
-        settings, metrics, cache, holder, reloader, pipeline, health
+        settings, metrics, cache, holder, reloader, pipeline, health, runner
     )
-    register_agent(app, settings, pipeline, holder)
+    register_agent(app, settings, runner)
     register_pages(app, health, metrics, settings.topics.incoming)
 
     @app.task
@@ -129,7 +132,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         pipeline.close()
         log.info("worker_stopped", model_version=holder.version)
 
-    # Runs after the consumer drained and committed; mode types async receivers too narrowly.
+    # Runs after the in-flight batches were drained and committed; mode types async receivers too narrowly.
     app.on_before_shutdown.connect(close_components)  # type: ignore[arg-type]
 
     return app

@@ -122,7 +122,7 @@ class TriageCache:
             self._on_failure("get", exc)
             return {}
         self._on_success()
-        return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+        return {key: value for key, value in zip(keys, values, strict=True) if isinstance(value, bytes)}
 
     async def put_many(self, texts: Mapping[str, Triage], tickets: Mapping[str, bytes]) -> None:
         """Store text results and per-ticket triage JSON in one scripted command, bounded by the timeout.

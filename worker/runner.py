@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 from typing import Any, NoReturn
 
@@ -21,29 +23,60 @@ log = structlog.get_logger(__name__)
 
 
 class TriageWorker(faust.Worker):
-    """Faust's worker with the project's JSON logs and a hard limit on how long shutdown may take."""
+    """Faust's worker with the project's JSON logs and a hard limit on how long shutdown may take.
+
+    On SIGTERM/SIGINT: a watchdog thread starts, the batches in flight are finished and their offsets
+    committed, Faust stops its services, and the process exits with ``os._exit`` as soon as Faust returns
+    (no interpreter teardown of torch and Kafka threads). Whatever state the process is in when the grace
+    period ends, the watchdog exits it with ``EXIT_GRACE_EXPIRED``.
+    """
 
     def __init__(self, app: faust.App, *services: Any, **kwargs: Any) -> None:
         super().__init__(app, *services, **kwargs)
         self.spinner = None  # terminal escape codes would land in the JSON log stream
+        self._draining = False
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         configure_logging(self.app.triage.settings.log_level)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
-        if not self._stopped.is_set():
-            grace = self.app.triage.settings.shutdown_grace_s  # type: ignore[attr-defined]
+        if not self._stopped.is_set() and not self._draining:
+            self._draining = True
+            components = self.app.triage  # type: ignore[attr-defined]
+            grace = components.settings.shutdown_grace_s
             log.info("worker_stopping", grace_s=grace)
             watchdog = threading.Timer(grace, _grace_expired, args=(grace,))
             watchdog.daemon = True
             watchdog.start()
+            if not self.crash_reason:
+                await components.runner.drain()
+                await self.app.consumer.commit()
         await super().stop()
+
+    def execute_from_commandline(self) -> NoReturn:
+        """Run Faust until it returns, then exit at once with its exit code."""
+        code = 1
+        try:
+            super().execute_from_commandline()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Flush what is buffered and leave without interpreter teardown (torch and Kafka threads take seconds)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _grace_expired(grace: float) -> None:
     """In-flight work did not finish in time: exit without committing it (it is replayed on restart)."""
     log.error("shutdown_grace_expired", grace_s=grace)
-    os._exit(EXIT_GRACE_EXPIRED)
+    _exit(EXIT_GRACE_EXPIRED)
 
 
 def run_worker(settings: WorkerSettings) -> NoReturn:

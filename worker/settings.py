@@ -175,7 +175,7 @@ class WorkerSettings(BaseSettings):
         default=1.0, gt=0, description="How often offsets of fully published tickets are committed."
     )
     session_timeout_s: float = Field(
-        default=30.0, ge=6, le=300,
+        default=10.0, ge=6, le=300,
         description="A worker silent this long (crashed, killed) loses its partitions to the others.",
     )
     auto_offset_reset: Literal["earliest", "latest"] = Field(

@@ -51,8 +51,9 @@ def settings(
         redis=RedisSettings(url=redis_url, key_prefix=prefix, timeout_ms=2000),
         deadletter_payload_bytes=16,
     )
-    for key in redis_client.scan_iter(f"{prefix}:*"):
-        redis_client.delete(key)
+    for pattern in (f"{prefix}:*", f"{prefix}-ticket:*"):
+        for key in redis_client.scan_iter(pattern):
+            redis_client.delete(key)
 
 
 def records(values: Sequence[bytes | None]) -> list[InRecord]:
@@ -123,3 +124,40 @@ def test_bad_records_are_dead_lettered_in_place(settings: WorkerSettings) -> Non
     ]
     assert letters[2].payload_truncated and letters[2].payload_size == 40 and letters[2].payload_encoding == "base64"
     assert b"fine" in by_topic(out, settings.topics.enriched)
+
+
+class Hostile:
+    """A predictor that answers a non-``Triage`` for texts containing ``poison`` (a bug, not a model error)."""
+
+    version = "noop"
+
+    def __init__(self) -> None:
+        self.inner = NoopPredictor()
+
+    def predict(self, texts: Sequence[str]) -> list[Triage]:
+        answers = self.inner.predict(texts)
+        return [object() if "poison" in t else a for t, a in zip(texts, answers, strict=True)]  # type: ignore[misc]
+
+
+def test_a_record_that_cannot_be_routed_is_dead_lettered_alone(settings: WorkerSettings) -> None:
+    neighbours = [body(f"n{i}", f"I was charged twice for order {i}") for i in range(6)]
+    (out,) = run_batches(settings, Hostile(), records([*neighbours[:3], body("p", "poison"), *neighbours[3:]]))
+    assert set(by_topic(out, settings.topics.enriched)) == {f"n{i}".encode() for i in range(6)}
+    (letter,) = [DeadLetter.model_validate_json(r.value) for r in out if r.topic == settings.topics.deadletter]
+    assert letter.error.code is ErrorCode.PROCESSING_FAILED and letter.source_offset == 3
+
+
+def test_a_redelivered_ticket_is_published_byte_for_byte_and_a_new_one_is_served_from_cache(
+    settings: WorkerSettings, model: Predictor
+) -> None:
+    batch = records([body("r-1", "I lost my card"), body("r-2", "Top up failed")])
+    newcomer = records([body("r-3", "I lost my card")])
+    first, replayed, fresh = run_batches(settings, model, batch, batch, newcomer)
+    assert [(r.topic, r.key, r.value, r.headers) for r in replayed] == [
+        (r.topic, r.key, r.value, r.headers) for r in first
+    ], "a replay publishes the very same records"
+    assert json.loads(first[0].value)["triage"]["cached"] is False
+    again = json.loads(by_topic(fresh, settings.topics.enriched)[b"r-3"].value)["triage"]
+    original = json.loads(by_topic(first, settings.topics.enriched)[b"r-1"].value)["triage"]
+    assert again["cached"] is True and again["intent"] == original["intent"]
+    assert again["triaged_at"] != original["triaged_at"], "a new ticket gets its own triage time"

@@ -11,7 +11,7 @@ import redis
 from schemas.enums import Category, Priority
 from schemas.messages import Confidence, IntentScore, Triage, text_hash
 from triage.broker import free_port
-from worker.cache import TriageCache, cache_key
+from worker.cache import TriageCache, cache_key, ticket_key
 from worker.metrics import WorkerMetrics
 from worker.settings import RedisSettings
 
@@ -36,6 +36,38 @@ def test_key_is_prefix_version_and_text_hash() -> None:
     assert cache_key("p", "v7", text) != cache_key("p", "v8", text)
 
 
+def test_ticket_key_is_per_ticket_and_outside_the_text_key_space() -> None:
+    text = "Why was I charged twice?"
+    digest = hashlib.sha256(f"t-1\0{text_hash(text)}".encode()).hexdigest()
+    assert ticket_key("p", "v7", "t-1", text) == f"p-ticket:v7:{digest}"
+    assert ticket_key("p", "v7", "t-1", text) != ticket_key("p", "v7", "t-2", text)
+    assert ticket_key("p", "v7", "t-1", text) != ticket_key("p", "v8", "t-1", text)
+    assert ticket_key("p", "v7", "t-1", text) != ticket_key("p", "v7", "t-1", text + "!")
+
+
+def test_a_ticket_record_round_trips_byte_for_byte(
+    redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str]
+) -> None:
+    prefix = unique("cache")
+    settings = RedisSettings(url=redis_url, key_prefix=prefix, ttl_s=120, timeout_ms=2000)
+    published = make_triage().model_dump_json().encode()
+    key = ticket_key(prefix, "v1", "t-1", "some text")
+
+    async def run() -> dict[str, bytes]:
+        cache = TriageCache(settings, WorkerMetrics())
+        try:
+            await cache.put_many({}, {key: published})
+            return await cache.get_many([key])
+        finally:
+            await cache.close()
+
+    try:
+        assert asyncio.run(run()) == {key: published}
+        assert 0 < redis_client.ttl(key) <= 120
+    finally:
+        redis_client.delete(key)
+
+
 def test_round_trip_with_ttl_and_no_text(
     redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str]
 ) -> None:
@@ -47,11 +79,12 @@ def test_round_trip_with_ttl_and_no_text(
         writer = TriageCache(settings, WorkerMetrics())
         key = writer.key("v1", text)
         assert await writer.get_many([key]) == {}
-        writer.put_many({key: make_triage()})
+        await writer.put_many({key: make_triage()}, {})
         await writer.close()
         reader = TriageCache(settings, WorkerMetrics())
         try:
-            return await reader.get_many([key, writer.key("v2", text)])
+            found = await reader.get_many([key, writer.key("v2", text)])
+            return {k: Triage.model_validate_json(v) for k, v in found.items()}
         finally:
             await reader.close()
 
@@ -93,10 +126,10 @@ def test_disabled_cache_never_calls_redis() -> None:
     settings = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", enabled=False)
     metrics = WorkerMetrics()
 
-    async def run() -> dict[str, Triage]:
+    async def run() -> dict[str, bytes]:
         cache = TriageCache(settings, metrics)
-        cache.put_many({"k": make_triage()})
-        return await cache.get_many(["k"])
+        await cache.put_many({"k": make_triage()}, {"t": b"{}"})
+        return await cache.get_many(["k", "t"])
 
     assert asyncio.run(run()) == {}
     assert metrics.cache_errors.labels(operation="get")._value.get() == 0

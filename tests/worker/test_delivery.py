@@ -1,4 +1,5 @@
-"""At-least-once delivery: SIGKILL mid-stream loses nothing; SIGTERM finishes, commits and exits 0."""
+"""At-least-once delivery: SIGKILL mid-stream loses nothing; SIGTERM finishes, commits and exits 0 (or 70 when the
+grace period runs out)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.worker.kit import (
     worker_env,
 )
 from triage.broker import EmbeddedBroker
+from worker.runner import EXIT_GRACE_EXPIRED
 
 TICKETS = 600
 
@@ -88,3 +90,22 @@ def test_sigkill_mid_stream_then_restart_loses_no_ticket(
     finally:
         first.stop()
         second.stop()
+
+
+def test_sigterm_past_the_grace_period_exits_with_70(
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Deterministic: Faust's own shutdown always sleeps 1 s (mode's sentinel task), five times this grace."""
+    token = new_token()
+    env = worker_env(
+        broker, redis_url, tmp_path / "state", topic_settings(token), tiny_checkpoint, token,
+        TRIAGE_SHUTDOWN_GRACE_S="0.2",
+    )
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_healthy()
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(60) == EXIT_GRACE_EXPIRED
+        assert "shutdown_grace_expired" in worker.log_text()
+    finally:
+        worker.stop()

@@ -35,6 +35,8 @@ def test_defaults_are_the_documented_ones(clean_env: pytest.MonkeyPatch) -> None
     assert s.web_port == 6066 and s.max_message_bytes == 1024 * 1024
     assert s.kafka.security_protocol == "PLAINTEXT"
     assert s.thresholds.high_priority is None and s.thresholds.review is None
+    assert s.shutdown_grace_s == 30.0
+    assert s.session_timeout_s == 10.0, "Tansu answers a group join after half the session timeout"
 
 
 def test_nested_environment_names(clean_env: pytest.MonkeyPatch) -> None:

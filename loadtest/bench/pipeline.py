@@ -1,0 +1,201 @@
+"""End-to-end worker benchmarks on a real broker: batching, the no-op ceiling, the cache, latency vs load.
+
+Throughput is the collector's ``completed_per_s`` for a backlog replayed as fast as the producer can send
+(first send to last output), so it is what the whole worker sustains, Kafka round trips included. The
+producer and collector run on the same machine and take part of its CPU; that is noted with each result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from loadtest.bench.common import REFERENCE, BenchResult
+from loadtest.bench.harness import BenchStack
+from loadtest.replay import ReplayConfig
+from loadtest.report import Report
+from loadtest.source import SourceRecord
+
+__all__ = ["bench_batching", "bench_cache", "bench_latency", "bench_noop"]
+
+log = structlog.get_logger(__name__)
+
+_SHARED_CPU = "the replay producer and the collector run on the same cores as the worker"
+
+
+def _row(report: Report, **extra: object) -> dict[str, object]:
+    return {
+        **extra,
+        "tickets": report.counts.produced,
+        "tickets_per_s": report.throughput.completed_per_s,
+        "p50_ms": report.latency_ms.p50,
+        "p99_ms": report.latency_ms.p99,
+        "mean_batch": report.batch_sizes.mean,
+        "cache_hit_ratio": report.cache.hit_ratio,
+        "lost": report.counts.lost,
+    }
+
+
+def _check(report: Report, label: str) -> None:
+    if report.counts.lost:
+        raise RuntimeError(
+            f"{label}: {report.counts.lost} tickets lost — the figures would be wrong; "
+            f"see results in {report.run_id}"
+        )
+
+
+def bench_batching(
+    stack: BenchStack,
+    records: list[SourceRecord],
+    count_single: int = 1000,
+    count_batched: int = 3000,
+    batch_size: int = 64,
+) -> BenchResult:
+    """Worker throughput with batch_size=1 (one at a time) vs micro-batches, same model, cache off."""
+    result = BenchResult(
+        "batching",
+        "Worker throughput: one at a time vs micro-batched (same model, cache off)",
+        {
+            "count_single": count_single,
+            "count_batched": count_batched,
+            "batch_size": batch_size,
+            "model_dir": str(stack.model_dir),
+        },
+    )
+    rates = {}
+    for label, size, count in (
+        ("one-at-a-time", 1, count_single),
+        ("micro-batched", batch_size, count_batched),
+    ):
+        with stack.worker(label, cache=False, batch_size=size) as worker:
+            report = stack.replay(
+                worker, records, ReplayConfig(source="test", rate=None, count=count, seed=1)
+            )
+        _check(report, label)
+        rates[label] = report.throughput.completed_per_s
+        result.add(**_row(report, config=label, batch_size=size))
+    result.ratio("micro-batched / one at a time", rates["micro-batched"], rates["one-at-a-time"])
+    result.notes.append(
+        f"reference (issue #6): one-at-a-time aiokafka worker "
+        f"{REFERENCE['worker_one_at_a_time_aiokafka_tickets_per_s']}/s"
+    )
+    result.notes.append(_SHARED_CPU)
+    return result
+
+
+def bench_noop(stack: BenchStack, records: list[SourceRecord], count: int = 10000) -> BenchResult:
+    """The pipeline's own ceiling: Kafka in and out, schemas, Redis lookups and writes, routing; no model."""
+    result = BenchResult(
+        "noop", "No-op model pipeline ceiling (Kafka + schemas + cache + routing)", {"count": count}
+    )
+    with stack.worker("noop", cache=True, model_backend="noop") as worker:
+        report = stack.replay(worker, records, ReplayConfig(source="train", rate=None, count=count, seed=2))
+    _check(report, "noop")
+    result.add(**_row(report, config="noop backend, cache on"))
+    result.ratio(
+        "noop / reference Faust relay take(500)",
+        report.throughput.completed_per_s,
+        REFERENCE["noop_faust_relay_take500_tickets_per_s"],
+    )
+    result.notes.append(
+        f"reference (issue #6): a no-model Faust relay with take(500) "
+        f"{REFERENCE['noop_faust_relay_take500_tickets_per_s']}/s"
+    )
+    result.notes.append(_SHARED_CPU)
+    return result
+
+
+def bench_cache(
+    stack: BenchStack,
+    records: list[SourceRecord],
+    count: int = 2500,
+    ratios: Sequence[float] = (0.0, 0.3, 0.6),
+) -> BenchResult:
+    """Throughput with 0%, 30% and 60% repeated texts; a fresh worker and cache key prefix for each."""
+    result = BenchResult(
+        "cache",
+        "Cache effect: throughput by duplicate ratio (real model, Redis cache)",
+        {"count": count, "duplicate_ratios": list(ratios), "model_dir": str(stack.model_dir)},
+    )
+    rates = {}
+    for ratio in ratios:
+        label = f"dup-{ratio:g}"
+        with stack.worker(label, cache=True) as worker:
+            report = stack.replay(
+                worker,
+                records,
+                ReplayConfig(source="test", rate=None, count=count, duplicate_ratio=ratio, seed=3),
+            )
+        _check(report, label)
+        rates[ratio] = report.throughput.completed_per_s
+        result.add(**_row(report, config=f"duplicate ratio {ratio:g}", duplicate_ratio=ratio))
+    for ratio in ratios[1:]:
+        result.ratio(f"dup {ratio:g} / dup {ratios[0]:g}", rates[ratio], rates[ratios[0]])
+    result.notes.append(
+        "ideal speed-up with a perfect cache is 1 / (1 - ratio): "
+        + ", ".join(f"{1 / (1 - r):.2f}× at {r:g}" for r in ratios[1:])
+    )
+    result.notes.append(_SHARED_CPU)
+    return result
+
+
+def bench_latency(
+    stack: BenchStack,
+    records: list[SourceRecord],
+    saturation: float | None = None,
+    duration_s: float = 20.0,
+    levels: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+    saturation_count: int = 3000,
+) -> BenchResult:
+    """p50/p99 end to end at fractions of the measured saturation throughput (Poisson arrivals, cache off).
+
+    Args:
+        saturation: Tickets/s the same worker configuration sustains; measured here first when None.
+        duration_s: Seconds of traffic per load level.
+    """
+    result = BenchResult(
+        "latency",
+        "Latency vs offered load (Poisson arrivals, micro-batched, cache off)",
+        {"duration_s": duration_s, "levels": list(levels), "model_dir": str(stack.model_dir)},
+    )
+    with stack.worker("latency", cache=False) as worker:
+        if saturation is None:
+            report = stack.replay(
+                worker, records, ReplayConfig(source="train", rate=None, count=saturation_count, seed=4)
+            )
+            _check(report, "saturation")
+            saturation = report.throughput.completed_per_s
+            result.add(**_row(report, config="saturation (backlog)", offered_per_s=None))
+        result.params["saturation_per_s"] = saturation
+        p99 = {}
+        for level in levels:
+            rate = saturation * level
+            report = stack.replay(
+                worker,
+                records,
+                ReplayConfig(
+                    source="train", rate=rate, duration=duration_s, arrival="poisson", seed=int(level * 100)
+                ),
+            )
+            _check(report, f"{level:.0%} load")
+            p99[level] = report.latency_ms.p99
+            result.add(**_row(report, config=f"{level:.0%} of saturation", offered_per_s=round(rate, 1)))
+            log.info(
+                "bench_latency_level",
+                level=level,
+                rate=round(rate, 1),
+                p50=report.latency_ms.p50,
+                p99=report.latency_ms.p99,
+            )
+    if 0.5 in p99 and p99[0.5] is not None:
+        result.notes.append(
+            f"target: p99 ≤ 250 ms at 50% of saturation — measured {p99[0.5]:.0f} ms "
+            f"({'met' if p99[0.5] <= 250 else 'NOT met'})"
+        )
+    if 0.25 in p99:
+        for level in levels:
+            if level != 0.25:
+                result.ratio(f"p99 at {level:.0%} / p99 at 25%", p99.get(level), p99[0.25])
+    result.notes.append(_SHARED_CPU)
+    return result

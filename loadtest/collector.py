@@ -1,0 +1,163 @@
+"""Consume every output topic and match what comes back to what the replay sent.
+
+The collector needs only topic names and the message schemas, never the worker's code. It assigns
+partitions by hand (no consumer group, nothing committed): topics that exist at start are read from
+their end, topics the worker creates later from the beginning. Ticket ids are unique per run, so a record
+counts only when it matches the ledger; unmatched or unreadable records are reported as foreign or schema
+errors only when written after the collector started (some brokers, Tansu included, report an end offset
+short of the last batch, so a little backlog can be read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from loadtest.ledger import Ledger
+from schemas.messages import DeadLetter, EnrichedTicket
+from worker.settings import TopicSettings
+
+__all__ = ["Collector"]
+
+log = structlog.get_logger(__name__)
+
+_MAX_SCHEMA_SAMPLES = 5
+
+
+class Collector:
+    """Reads the worker's outputs into a ``Ledger``; counts records per topic, foreign and invalid ones."""
+
+    def __init__(
+        self, brokers: list[str], topics: TopicSettings, ledger: Ledger, topic_refresh_s: float = 1.0
+    ) -> None:
+        self.brokers = brokers
+        self.topics = topics
+        self.ledger = ledger
+        self.topic_refresh_s = topic_refresh_s
+        self.per_topic: Counter[str] = Counter()
+        self.foreign: Counter[str] = Counter()
+        self.schema_errors: Counter[str] = Counter()
+        self.schema_samples: list[str] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._missing = set(topics.outputs())
+        self._next_refresh = 0.0
+        self._started_ms = 0
+
+    async def start(self) -> None:
+        """Connect and position on every output topic that exists; must finish before the replay sends."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.brokers,
+            client_id="triage-collector",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=5,
+        )
+        await self._consumer.start()
+        await self._assign_new_topics(first=True)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _assign_new_topics(self, first: bool = False) -> None:
+        """Add topics that appeared since the last look, keeping every known partition's position."""
+        assert self._consumer is not None
+        self._started_ms = self._started_ms or int(time.time() * 1000)
+        existing = await self._consumer.topics()
+        appeared = sorted(t for t in self._missing if t in existing)
+        if not appeared:
+            return
+        fresh: list[TopicPartition] = []
+        for topic in appeared:
+            fresh.extend(
+                TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+            )
+        if first:
+            self._positions.update(await self._consumer.end_offsets(fresh))
+        else:
+            self._positions.update({tp: 0 for tp in fresh})
+        self._missing.difference_update(appeared)
+        self._consumer.assign(list(self._positions))
+        for tp, offset in self._positions.items():
+            self._consumer.seek(tp, offset)
+        log.info("collector_assigned", topics=appeared, partitions=len(fresh), from_end=first)
+
+    async def poll(self, timeout_ms: int = 200) -> int:
+        """Fetch what is available and record it; returns the number of records read."""
+        assert self._consumer is not None
+        now = time.monotonic()
+        if self._missing and now >= self._next_refresh:
+            self._next_refresh = now + self.topic_refresh_s
+            await self._assign_new_topics()
+        if not self._positions:
+            await asyncio.sleep(timeout_ms / 1000.0)
+            return 0
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+        seen_at = time.time()
+        count = 0
+        for tp, records in batches.items():
+            for record in records:
+                self._record(tp.topic, record.value, seen_at, record.timestamp >= self._started_ms)
+            if records:
+                self._positions[tp] = records[-1].offset + 1
+            count += len(records)
+        return count
+
+    def _record(self, topic: str, value: bytes | None, seen_at: float, recent: bool) -> None:
+        """Match one record; ``recent`` is False for records written before the collector started."""
+        if topic == self.topics.deadletter:
+            self._record_deadletter(topic, value or b"", seen_at, recent)
+        else:
+            self._record_enriched(topic, value or b"", seen_at, recent)
+
+    def _record_deadletter(self, topic: str, value: bytes, seen_at: float, recent: bool) -> None:
+        try:
+            letter = DeadLetter.model_validate_json(value)
+        except ValidationError as exc:
+            self._schema_error(topic, exc, recent)
+            return
+        entry = self.ledger.on_deadletter(
+            letter.payload_sha256, letter.ticket_id, topic, letter.error.code, seen_at
+        )
+        if entry is not None:
+            self.per_topic[topic] += 1
+        elif recent:
+            self.foreign[topic] += 1
+
+    def _record_enriched(self, topic: str, value: bytes, seen_at: float, recent: bool) -> None:
+        try:
+            obj = json.loads(value)
+            ticket_id = obj["ticket_id"] if isinstance(obj, dict) else None
+        except (ValueError, KeyError):
+            ticket_id = None
+        if not isinstance(ticket_id, str):
+            self._schema_error(topic, ValueError("not a JSON object with a string ticket_id"), recent)
+            return
+        first = self.ledger.find(ticket_id)
+        if first is None:
+            self.foreign[topic] += recent
+            return
+        triage = None
+        if first.enriched_at is None:
+            try:
+                triage = EnrichedTicket.model_validate(obj).triage
+            except ValidationError as exc:
+                self._schema_error(topic, exc, recent=True)
+                return
+        self.ledger.on_enriched(ticket_id, topic, triage, seen_at)
+        self.per_topic[topic] += 1
+
+    def _schema_error(self, topic: str, exc: Exception, recent: bool) -> None:
+        if not recent:
+            return
+        self.schema_errors[topic] += 1
+        if len(self.schema_samples) < _MAX_SCHEMA_SAMPLES:
+            self.schema_samples.append(f"{topic}: {str(exc).splitlines()[0][:200]}")

@@ -1,0 +1,126 @@
+"""What was sent and what came back: the record the producer and the collector share within one run."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from loadtest.source import Truth
+from schemas.enums import ErrorCode
+from schemas.messages import Triage
+
+__all__ = ["Ledger", "Outcome", "Tracked"]
+
+Outcome = Literal["enriched", "deadletter"]
+
+
+@dataclass
+class Tracked:
+    """One produced message: what it should become and, once seen, what it became."""
+
+    seq: int
+    ticket_id: str
+    sha256: str
+    sent_at: float
+    kind: str
+    expected: Outcome
+    truth: Truth | None = None
+    expected_code: ErrorCode | None = None
+    repeat: bool = False
+    acked: bool | None = None
+    enriched_at: float | None = None
+    triage: Triage | None = None
+    deadlettered_at: float | None = None
+    dead_code: ErrorCode | None = None
+    deliveries: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """``enriched`` wins over ``deadletter`` if both were seen (then the report flags it)."""
+        if self.enriched_at is not None:
+            return "enriched"
+        if self.deadlettered_at is not None:
+            return "deadletter"
+        return None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """End to end: first sighting on any output topic minus the send timestamp in its metadata."""
+        seen = self.enriched_at if self.enriched_at is not None else self.deadlettered_at
+        return None if seen is None else (seen - self.sent_at) * 1000.0
+
+
+class Ledger:
+    """Thread-safe index of produced messages by ticket id and by payload sha256."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.entries: list[Tracked] = []
+        self._by_id: dict[str, Tracked] = {}
+        self._by_sha: dict[str, list[Tracked]] = {}
+        self.resolved = 0
+        self.failed = 0
+
+    def register(self, entry: Tracked) -> None:
+        """Record a message just before it is handed to the producer, so no reply can outrun it."""
+        with self._lock:
+            self.entries.append(entry)
+            self._by_id.setdefault(entry.ticket_id, entry)
+            self._by_sha.setdefault(entry.sha256, []).append(entry)
+
+    def mark_acked(self, entry: Tracked, ok: bool) -> None:
+        with self._lock:
+            entry.acked = ok
+            self.failed += not ok
+
+    def find(self, ticket_id: str) -> Tracked | None:
+        with self._lock:
+            return self._by_id.get(ticket_id)
+
+    def on_enriched(
+        self, ticket_id: str, topic: str, triage: Triage | None, seen_at: float
+    ) -> Tracked | None:
+        """Note one enriched record; returns the entry, or None when it is not from this run."""
+        with self._lock:
+            entry = self._by_id.get(ticket_id)
+            if entry is None:
+                return None
+            entry.deliveries[topic] += 1
+            if entry.enriched_at is None:
+                if entry.deadlettered_at is None:
+                    self.resolved += 1
+                entry.enriched_at = seen_at
+                entry.triage = triage
+            return entry
+
+    def on_deadletter(
+        self, sha256: str, ticket_id: str | None, topic: str, code: ErrorCode, seen_at: float
+    ) -> Tracked | None:
+        """Match a dead letter by payload hash (exact bytes sent), else by the id the worker could read."""
+        with self._lock:
+            candidates = self._by_sha.get(sha256, [])
+            entry = next(
+                (c for c in candidates if c.deadlettered_at is None), candidates[0] if candidates else None
+            )
+            if entry is None and ticket_id is not None:
+                entry = self._by_id.get(ticket_id)
+            if entry is None:
+                return None
+            entry.deliveries[topic] += 1
+            if entry.deadlettered_at is None:
+                if entry.enriched_at is None:
+                    self.resolved += 1
+                entry.deadlettered_at = seen_at
+                entry.dead_code = code
+            return entry
+
+    @property
+    def produced(self) -> int:
+        return len(self.entries)
+
+    @property
+    def pending(self) -> int:
+        """Messages sent (and not failed) that no output has accounted for yet."""
+        return len(self.entries) - self.resolved - self.failed

@@ -1,0 +1,180 @@
+"""Child processes that never outlive the command: each in its own process group, stopped as a group.
+
+Children run in a new session so a terminal's Ctrl-C reaches only the parent, which then stops them in
+order (SIGTERM to the whole group, SIGKILL after a timeout). SIGTERM to the parent is turned into the same
+orderly exit (``stop_signals``), and an ``atexit`` hook kills whatever is still running if the parent
+leaves another way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+__all__ = ["ChildProcess", "Terminated", "leftovers", "stop_signals"]
+
+log = structlog.get_logger(__name__)
+
+_RUNNING: set[ChildProcess] = set()
+_GROUPS: list[int] = []
+
+
+class Terminated(Exception):
+    """The parent received SIGTERM; raised in the main thread so ``finally`` blocks stop the children."""
+
+
+class ChildProcess:
+    """One child command with its output in a log file."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.log_path = log_path
+        self.cwd = cwd
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    def start(self) -> ChildProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            self._proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _RUNNING.add(self)
+        _GROUPS.append(self._proc.pid)
+        log.info("child_started", name=self.name, pid=self._proc.pid, log=str(self.log_path))
+        return self
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child to exit on its own; raises ``subprocess.TimeoutExpired``."""
+        assert self._proc is not None
+        code = self._proc.wait(timeout)
+        _RUNNING.discard(self)
+        return code
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM the child's whole process group, SIGKILL it after ``timeout``; returns the exit code."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            _signal_group(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("child_killed", name=self.name, pid=self._proc.pid, after_s=timeout)
+                _signal_group(self._proc.pid, signal.SIGKILL)
+                self._proc.wait(5)
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        _RUNNING.discard(self)
+        log.info("child_stopped", name=self.name, pid=self._proc.pid, code=self._proc.returncode)
+        return self._proc.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        """The end of the child's log, for error messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a whole group (the child is its leader); grandchildren that linger after it exits die too."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def leftovers() -> list[str]:
+    """Processes this one started that still run: live children, and members of groups it created.
+
+    Empty after a clean shutdown; ``ps`` would show the same. Zombies (exited, not yet reaped) don't count.
+    """
+    import psutil
+
+    alive = {p.pid: p for p in psutil.Process(os.getpid()).children(recursive=True)}
+    for pgid in _GROUPS:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, 0)
+            alive.update({p.pid: p for p in psutil.process_iter() if _pgid(p.pid) == pgid})
+    return [f"{pid} {p.name()}" for pid, p in sorted(alive.items()) if _running(p)]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _running(process: object) -> bool:
+    import psutil
+
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)  # type: ignore[attr-defined]
+    except psutil.Error:
+        return False
+
+
+def _kill_leftovers() -> None:
+    for child in list(_RUNNING):
+        if child.pid is not None:
+            _signal_group(child.pid, signal.SIGKILL)
+
+
+atexit.register(_kill_leftovers)
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """The first SIGINT/SIGTERM interrupts the work; later ones are ignored so the cleanup can finish.
+
+    SIGINT raises ``KeyboardInterrupt`` and SIGTERM raises ``Terminated`` in the main thread, so every
+    ``finally`` and context manager up the stack runs and stops the children. A second Ctrl-C while they
+    are being stopped would otherwise abort that and leave them running. The old handlers come back on exit.
+    """
+    stopping = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            log.warning("already_stopping", signal=signal.Signals(signum).name)
+            return
+        stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(f"received {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

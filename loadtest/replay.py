@@ -1,0 +1,247 @@
+"""Produce a replay source onto the input topic as live tickets, paced by an arrival process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from loadtest.arrivals import Arrival, arrival_offsets
+from loadtest.ledger import Ledger, Tracked
+from loadtest.malformed import make_malformed
+from loadtest.source import SourceRecord, Truth
+from schemas.enums import ErrorCode
+from schemas.messages import text_hash
+
+__all__ = ["Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id", "plan_messages"]
+
+log = structlog.get_logger(__name__)
+
+
+class ReplayConfig(BaseModel):
+    """What to replay and how fast; stored in the report so a run can be repeated exactly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(default="test", description="train, test, or a Ticket JSONL path.")
+    rate: float | None = Field(
+        default=100.0, gt=0, description="Mean tickets/s; None sends as fast as possible."
+    )
+    count: int | None = Field(
+        default=None, ge=1, description="Messages to send; with duration, whichever ends first."
+    )
+    duration: float | None = Field(default=None, gt=0, description="Seconds to keep sending.")
+    arrival: Arrival = "constant"
+    burst_size: int = Field(default=50, ge=1, description="Tickets per burst for the burst arrival process.")
+    duplicate_ratio: float = Field(
+        default=0.0, ge=0, le=1, description="Share re-sending an earlier text, new id."
+    )
+    malformed_ratio: float = Field(
+        default=0.0, ge=0, le=1, description="Share of bad messages (dead-letter path)."
+    )
+    seed: int = 0
+    linger_ms: int = Field(default=5, ge=0, description="Producer linger: small batches for throughput.")
+
+    @model_validator(mode="after")
+    def _ratios_fit(self) -> ReplayConfig:
+        if self.duplicate_ratio + self.malformed_ratio > 1:
+            raise ValueError("duplicate_ratio + malformed_ratio must not exceed 1")
+        return self
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time plus a random suffix (also the prefix of every ticket id)."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A message to send, minus its send timestamp (added at the moment it goes out)."""
+
+    seq: int
+    ticket_id: str
+    kind: str
+    record: SourceRecord | None = None
+    payload: bytes | None = None
+    expected_code: ErrorCode | None = None
+
+    @property
+    def truth(self) -> Truth | None:
+        return self.record.truth if self.record is not None else None
+
+    def encode(self, run_id: str, sent_at: float) -> bytes:
+        """The wire bytes: a Ticket carrying run id, send time and ground truth in ``metadata.loadtest``."""
+        if self.payload is not None:
+            return self.payload
+        assert self.record is not None
+        fields: dict[str, Any] = {"channel": "replay", **self.record.fields}
+        metadata = {**fields.pop("metadata", {})}
+        metadata["loadtest"] = {
+            "run": run_id,
+            "seq": self.seq,
+            "sent_at": sent_at,
+            "kind": self.kind,
+            "truth": self.truth.as_json() if self.truth else None,
+        }
+        ticket = {
+            **fields,
+            "ticket_id": self.ticket_id,
+            "text": self.record.text,
+            "created_at": datetime.fromtimestamp(sent_at, UTC).isoformat(),
+            "metadata": metadata,
+        }
+        return json.dumps(ticket, ensure_ascii=False).encode("utf-8")
+
+
+def plan_messages(records: list[SourceRecord], config: ReplayConfig, run_id: str) -> Iterator[Planned]:
+    """The endless, seeded message sequence: shuffled source, earlier texts re-sent, bad messages mixed in.
+
+    The source is shuffled (Banking77 files are sorted by intent) and reshuffled after each full pass.
+    """
+    if not records:
+        raise ValueError("the replay source is empty")
+    rng = random.Random(config.seed)
+    order = list(range(len(records)))
+    rng.shuffle(order)
+    position = 0
+    sent: list[int] = []
+    seq = 0
+    while True:
+        ticket_id = f"{run_id}-{seq:07d}"
+        draw = rng.random()
+        if draw < config.malformed_ratio:
+            bad = make_malformed(rng, ticket_id, records[rng.randrange(len(records))].text)
+            yield Planned(seq, ticket_id, bad.kind, payload=bad.payload, expected_code=bad.expected_code)
+        elif sent and draw < config.malformed_ratio + config.duplicate_ratio:
+            yield Planned(seq, ticket_id, "duplicate", record=records[rng.choice(sent)])
+        else:
+            index = order[position]
+            position += 1
+            if position == len(order):
+                rng.shuffle(order)
+                position = 0
+            sent.append(index)
+            yield Planned(seq, ticket_id, "ticket", record=records[index])
+        seq += 1
+
+
+@dataclass
+class ReplayStats:
+    sent: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    send_errors: int = 0
+
+
+class Replayer:
+    """Sends planned messages with kafka-python (acks=all, retries, key = ticket id) from one thread."""
+
+    def __init__(
+        self,
+        brokers: list[str],
+        topic: str,
+        records: list[SourceRecord],
+        config: ReplayConfig,
+        ledger: Ledger,
+        run_id: str,
+    ) -> None:
+        self.brokers = brokers
+        self.topic = topic
+        self.records = records
+        self.config = config
+        self.ledger = ledger
+        self.run_id = run_id
+        self.stats = ReplayStats()
+        self.done = threading.Event()
+
+    def _limit(self) -> int | None:
+        if self.config.count is None and self.config.duration is None:
+            return len(self.records)
+        return self.config.count
+
+    def run(self, stop: threading.Event) -> ReplayStats:
+        """Send until the count or duration is reached or ``stop`` is set; always flushes and closes."""
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(
+            bootstrap_servers=self.brokers,
+            client_id=f"triage-replay-{self.run_id}",
+            acks="all",
+            retries=5,
+            linger_ms=self.config.linger_ms,
+        )
+        limit = self._limit()
+        seen_texts: set[str] = set()
+        offsets = arrival_offsets(
+            self.config.arrival, self.config.rate, self.config.seed, self.config.burst_size
+        )
+        self.stats.started_at = time.time()
+        start = time.monotonic()
+        try:
+            for planned, offset in zip(
+                plan_messages(self.records, self.config, self.run_id), offsets, strict=False
+            ):
+                if stop.is_set() or (limit is not None and planned.seq >= limit):
+                    break
+                if (
+                    self.config.duration is not None
+                    and max(offset, time.monotonic() - start) > self.config.duration
+                ):
+                    break
+                delay = start + offset - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    break
+                self._send(producer, planned, seen_texts)
+            producer.flush(timeout=30)
+        finally:
+            producer.close(timeout=10)
+            self.stats.finished_at = time.time()
+            self.done.set()
+        log.info(
+            "replay_sent",
+            run=self.run_id,
+            sent=self.stats.sent,
+            errors=self.stats.send_errors,
+            seconds=round(self.stats.finished_at - self.stats.started_at, 2),
+        )
+        return self.stats
+
+    def _send(self, producer: Any, planned: Planned, seen_texts: set[str]) -> None:
+        sent_at = time.time()
+        payload = planned.encode(self.run_id, sent_at)
+        repeat = False
+        if planned.record is not None:
+            digest = text_hash(planned.record.text)
+            repeat = digest in seen_texts
+            seen_texts.add(digest)
+        entry = Tracked(
+            seq=planned.seq,
+            ticket_id=planned.ticket_id,
+            sha256=hashlib.sha256(payload).hexdigest(),
+            sent_at=sent_at,
+            kind=planned.kind,
+            expected="deadletter" if planned.expected_code is not None else "enriched",
+            truth=planned.truth,
+            expected_code=planned.expected_code,
+            repeat=repeat,
+        )
+        self.ledger.register(entry)
+        future = producer.send(self.topic, key=planned.ticket_id.encode(), value=payload)
+        future.add_callback(lambda _meta, e=entry: self.ledger.mark_acked(e, True))
+        future.add_errback(lambda exc, e=entry: self._on_error(e, exc))
+        self.stats.sent += 1
+
+    def _on_error(self, entry: Tracked, exc: BaseException) -> None:
+        self.stats.send_errors += 1
+        self.ledger.mark_acked(entry, False)
+        log.warning("replay_send_failed", ticket_id=entry.ticket_id, error=type(exc).__name__)

@@ -1,0 +1,292 @@
+"""A finished ledger as the load-test report: counts, latency, throughput, accuracy, cache, timeline."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from loadtest.collector import Collector
+from loadtest.ledger import Ledger, Tracked
+from loadtest.replay import ReplayConfig
+from schemas.enums import Priority
+from worker.settings import TopicSettings
+
+__all__ = [
+    "Accuracy",
+    "BatchSizes",
+    "CacheStats",
+    "Counts",
+    "LatencyStats",
+    "Report",
+    "Throughput",
+    "TimelinePoint",
+    "batch_sizes_from_records",
+    "build_report",
+    "latency_stats",
+]
+
+
+class Counts(BaseModel):
+    """Message accounting; ``produced == enriched + dead_lettered + lost`` always holds."""
+
+    produced: int = Field(description="Messages the broker acknowledged.")
+    send_failed: int = Field(description="Messages the producer could not deliver (not counted as produced).")
+    valid: int = Field(description="Produced tickets expected to be enriched.")
+    malformed: int = Field(description="Produced bad messages expected on the dead-letter topic.")
+    repeated_texts: int = Field(description="Valid tickets whose text was already sent in this run.")
+    enriched: int
+    dead_lettered: int
+    dead_lettered_expected: int = Field(description="Malformed messages dead-lettered, as they should be.")
+    dead_lettered_unexpected: int = Field(description="Valid tickets that ended on the dead-letter topic.")
+    malformed_enriched: int = Field(description="Bad messages that were enriched anyway (a worker bug).")
+    dead_letter_code_mismatches: int = Field(
+        description="Dead letters whose error code differs from expected."
+    )
+    lost: int = Field(description="Produced but never seen on any output topic; must be 0.")
+    duplicates: int = Field(description="Extra deliveries of the same message on the same topic.")
+    foreign: int = Field(description="Output records from other runs or producers, ignored.")
+    schema_errors: int = Field(description="Output records that do not parse as their topic's schema.")
+
+
+class LatencyStats(BaseModel):
+    count: int
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    mean: float | None = None
+
+
+class Throughput(BaseModel):
+    offered_per_s: float = Field(description="Produced messages / send window.")
+    completed_per_s: float = Field(description="Messages resolved / (last output - first send).")
+    peak_per_s: float = Field(description="Busiest whole second of completions.")
+    send_seconds: float
+    total_seconds: float = Field(description="First send to last output.")
+
+
+class Accuracy(BaseModel):
+    """Online accuracy of enriched tickets against the ground truth carried in their metadata."""
+
+    labelled: int
+    category: float | None = None
+    priority: float | None = None
+    intent: float | None = None
+    high_recall: float | None = None
+    high_support: int = 0
+
+
+class CacheStats(BaseModel):
+    hits: int
+    hit_ratio: float | None = Field(description="Cached triages / enriched tickets.")
+    repeated_texts: int = Field(description="Upper bound on hits: texts sent more than once in this run.")
+
+
+class BatchSizes(BaseModel):
+    source: Literal["metrics", "records", "none"]
+    histogram: dict[str, int] = Field(description="Batch size (or bucket upper bound) → number of batches.")
+    batches: int
+    mean: float | None = None
+
+
+class TimelinePoint(BaseModel):
+    second: int
+    sent: int
+    completed: int
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+class Report(BaseModel):
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    config: ReplayConfig
+    brokers: list[str]
+    input_topic: str
+    output_topics: list[str]
+    counts: Counts
+    latency_ms: LatencyStats
+    throughput: Throughput
+    accuracy: Accuracy
+    cache: CacheStats
+    per_topic: dict[str, int]
+    routes: dict[str, int] = Field(description="Enriched tickets per predicted category.")
+    priorities: dict[str, int]
+    dead_letter_codes: dict[str, int]
+    batch_sizes: BatchSizes
+    timeline: list[TimelinePoint]
+    schema_samples: list[str] = Field(default_factory=list)
+    plots: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        c = self.counts
+        return c.produced == c.enriched + c.dead_lettered + c.lost
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Report:
+        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def latency_stats(values_ms: Sequence[float]) -> LatencyStats:
+    if not values_ms:
+        return LatencyStats(count=0)
+    arr = np.asarray(values_ms, dtype=np.float64)
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return LatencyStats(
+        count=len(arr),
+        p50=round(float(p50), 2),
+        p95=round(float(p95), 2),
+        p99=round(float(p99), 2),
+        max=round(float(arr.max()), 2),
+        mean=round(float(arr.mean()), 2),
+    )
+
+
+def batch_sizes_from_records(entries: Sequence[Tracked]) -> BatchSizes:
+    """Model batches inferred from triages: one ``Classifier.predict`` call stamps one ``latency_ms``."""
+    groups: Counter[tuple[str, float]] = Counter(
+        (e.triage.model_version, e.triage.latency_ms)
+        for e in entries
+        if e.triage is not None and not e.triage.cached and e.triage.latency_ms > 0
+    )
+    if not groups:
+        return BatchSizes(source="none", histogram={}, batches=0)
+    sizes = Counter(groups.values())
+    return BatchSizes(
+        source="records",
+        histogram={str(size): n for size, n in sorted(sizes.items())},
+        batches=sum(sizes.values()),
+        mean=round(sum(groups.values()) / len(groups), 2),
+    )
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def _accuracy(enriched: list[Tracked]) -> Accuracy:
+    scored = [e for e in enriched if e.truth is not None and e.triage is not None]
+    high = [e for e in scored if e.truth and e.truth.priority is Priority.HIGH]
+    return Accuracy(
+        labelled=len(scored),
+        category=_ratio(sum(e.triage.category == e.truth.category for e in scored), len(scored)),  # type: ignore[union-attr]
+        priority=_ratio(sum(e.triage.priority == e.truth.priority for e in scored), len(scored)),  # type: ignore[union-attr]
+        intent=_ratio(sum(e.triage.intent == e.truth.intent for e in scored), len(scored)),  # type: ignore[union-attr]
+        high_recall=_ratio(sum(e.triage.priority is Priority.HIGH for e in high), len(high)),  # type: ignore[union-attr]
+        high_support=len(high),
+    )
+
+
+def _timeline(produced: list[Tracked], t0: float) -> list[TimelinePoint]:
+    if not produced:
+        return []
+    sent = Counter(int(e.sent_at - t0) for e in produced)
+    completed: Counter[int] = Counter()
+    latencies: dict[int, list[float]] = {}
+    for e in produced:
+        seen = e.enriched_at if e.enriched_at is not None else e.deadlettered_at
+        if seen is None:
+            continue
+        completed[int(seen - t0)] += 1
+        if e.enriched_at is not None and e.latency_ms is not None:
+            latencies.setdefault(int(e.sent_at - t0), []).append(e.latency_ms)
+    last = max([*sent, *completed])
+    points = []
+    for second in range(last + 1):
+        stats = latency_stats(latencies.get(second, []))
+        points.append(
+            TimelinePoint(
+                second=second,
+                sent=sent[second],
+                completed=completed[second],
+                p50_ms=stats.p50,
+                p99_ms=stats.p99,
+            )
+        )
+    return points
+
+
+def build_report(
+    run_id: str,
+    config: ReplayConfig,
+    brokers: list[str],
+    topics: TopicSettings,
+    ledger: Ledger,
+    collector: Collector,
+    batch_sizes: BatchSizes | None = None,
+) -> Report:
+    """Summarise one run; call it after the replay has stopped and the collector has drained."""
+    produced = [e for e in ledger.entries if e.acked]
+    enriched = [e for e in produced if e.outcome == "enriched"]
+    dead = [e for e in produced if e.outcome == "deadletter"]
+    lost = [e for e in produced if e.outcome is None]
+    sent_times = [e.sent_at for e in produced] or [0.0]
+    seen_times = [t for e in produced for t in (e.enriched_at, e.deadlettered_at) if t is not None]
+    t0, t_sent = min(sent_times), max(sent_times)
+    t_end = max(seen_times, default=t_sent)
+    timeline = _timeline(produced, t0)
+    hits = sum(1 for e in enriched if e.triage is not None and e.triage.cached)
+    repeated = sum(1 for e in produced if e.repeat)
+    counts = Counts(
+        produced=len(produced),
+        send_failed=sum(1 for e in ledger.entries if e.acked is False),
+        valid=sum(1 for e in produced if e.expected == "enriched"),
+        malformed=sum(1 for e in produced if e.expected == "deadletter"),
+        repeated_texts=repeated,
+        enriched=len(enriched),
+        dead_lettered=len(dead),
+        dead_lettered_expected=sum(1 for e in dead if e.expected == "deadletter"),
+        dead_lettered_unexpected=sum(1 for e in dead if e.expected == "enriched"),
+        malformed_enriched=sum(1 for e in enriched if e.expected == "deadletter"),
+        dead_letter_code_mismatches=sum(
+            1 for e in dead if e.expected_code and e.dead_code != e.expected_code
+        ),
+        lost=len(lost),
+        duplicates=sum(n - 1 for e in produced for n in e.deliveries.values() if n > 1),
+        foreign=sum(collector.foreign.values()),
+        schema_errors=sum(collector.schema_errors.values()),
+    )
+    completions = Counter(int(t - t0) for t in seen_times)
+    total = max(t_end - t0, 1e-9)
+    return Report(
+        run_id=run_id,
+        started_at=datetime.fromtimestamp(t0, UTC),
+        finished_at=datetime.fromtimestamp(t_end, UTC),
+        config=config,
+        brokers=brokers,
+        input_topic=topics.incoming,
+        output_topics=topics.outputs(),
+        counts=counts,
+        latency_ms=latency_stats([e.latency_ms for e in enriched if e.latency_ms is not None]),
+        throughput=Throughput(
+            offered_per_s=round(len(produced) / max(t_sent - t0, 1e-9), 1) if len(produced) > 1 else 0.0,
+            completed_per_s=round((len(enriched) + len(dead)) / total, 1),
+            peak_per_s=float(max(completions.values(), default=0)),
+            send_seconds=round(t_sent - t0, 3),
+            total_seconds=round(total, 3),
+        ),
+        accuracy=_accuracy(enriched),
+        cache=CacheStats(hits=hits, hit_ratio=_ratio(hits, len(enriched)), repeated_texts=repeated),
+        per_topic=dict(sorted(collector.per_topic.items())),
+        routes=dict(sorted(Counter(e.triage.category.value for e in enriched if e.triage).items())),
+        priorities=dict(sorted(Counter(e.triage.priority.value for e in enriched if e.triage).items())),
+        dead_letter_codes=dict(sorted(Counter(e.dead_code.value for e in dead if e.dead_code).items())),
+        batch_sizes=batch_sizes or batch_sizes_from_records(enriched),
+        timeline=timeline,
+        schema_samples=collector.schema_samples,
+    )

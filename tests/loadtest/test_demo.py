@@ -1,0 +1,92 @@
+"""``triage demo`` end to end with the real worker: exits 0, lost = 0, and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtest.report import Report
+
+pytestmark = pytest.mark.slow
+
+
+def _demo(args: list[str], results: Path, data_dir: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "TRIAGE_RESULTS_DIR": str(results),
+        "TRIAGE_DATA_DIR": str(data_dir),
+        "TRIAGE_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", "from triage.cli import main; main()", "demo", "--no-live", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _survivors(output: str, results: Path) -> list[str]:
+    """Processes still carrying the demo worker's group id or its broker's port (what ``ps`` shows)."""
+    (demo_dir,) = results.glob("loadtest/demo-*")
+    group = "TRIAGE_GROUP_ID=triage-" + demo_dir.name
+    port = re.search(r"embedded broker on (127\.0\.0\.1:\d+)", output)
+    assert port, output
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if port.group(1) in cmdline or group in environ.split("\0"):
+            found.append(f"{proc.name} {cmdline[:120]}")
+    return found
+
+
+def test_demo_runs_the_whole_stack_and_stops_everything(
+    tiny_checkpoint: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    demo = _demo(["--model", str(tiny_checkpoint), "--count", "300", "--rate", "100"], tmp_path, data_dir)
+    output, _ = demo.communicate(timeout=240)
+    assert demo.returncode == 0, output
+    assert "every process the demo started has exited" in output
+    (report_path,) = tmp_path.glob("loadtest/demo-*/*/report.json")
+    report = Report.read(report_path)
+    assert report.counts.produced == 300 and report.counts.lost == 0
+    assert report.counts.produced == report.counts.enriched + report.counts.dead_lettered
+    assert report.accuracy.labelled == report.counts.enriched
+    assert report.batch_sizes.source == "metrics" and report.batch_sizes.batches > 0
+    assert sum(report.routes.values()) == report.counts.enriched
+    assert _survivors(output, tmp_path) == []
+
+
+def test_ctrl_c_during_the_replay_stops_every_child(
+    tiny_checkpoint: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    demo = _demo(["--model", str(tiny_checkpoint), "--count", "100000", "--rate", "50"], tmp_path, data_dir)
+    assert demo.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 180
+    while "Replaying" not in seen and time.monotonic() < deadline:
+        line = demo.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert "Replaying" in seen, seen
+    time.sleep(2)
+    demo.send_signal(signal.SIGINT)
+    rest, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 130, seen + rest
+    assert "every process it started has been stopped" in rest
+    assert _survivors(seen + rest, tmp_path) == []

@@ -1,0 +1,107 @@
+"""The replay's message plan and arrival processes: pure functions, no broker."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import statistics
+
+import pytest
+
+from loadtest.arrivals import arrival_offsets
+from loadtest.malformed import MALFORMED_KINDS, make_malformed
+from loadtest.replay import ReplayConfig, plan_messages
+from loadtest.source import SourceRecord, Truth
+from schemas.enums import Category, Priority
+from schemas.validation import TicketRejected, decode_ticket
+
+RECORDS = [
+    SourceRecord(f"text number {i}", Truth("card_arrival", Category.ORDER_DELIVERY, Priority.MEDIUM), {})
+    for i in range(50)
+]
+
+
+def test_constant_arrivals_are_evenly_spaced() -> None:
+    offsets = list(itertools.islice(arrival_offsets("constant", 20.0, seed=0), 5))
+    assert offsets == pytest.approx([0.0, 0.05, 0.10, 0.15, 0.20])
+
+
+def test_poisson_arrivals_keep_the_mean_rate_with_irregular_gaps() -> None:
+    offsets = list(itertools.islice(arrival_offsets("poisson", 100.0, seed=3), 5001))
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert statistics.mean(gaps) == pytest.approx(0.01, rel=0.05)
+    assert statistics.stdev(gaps) == pytest.approx(0.01, rel=0.1)
+
+
+def test_bursts_send_together_then_wait() -> None:
+    offsets = list(itertools.islice(arrival_offsets("burst", 100.0, seed=0, burst_size=10), 30))
+    assert offsets[:10] == [0.0] * 10
+    assert offsets[10:20] == [pytest.approx(0.1)] * 10
+    assert offsets[20] == pytest.approx(0.2)
+
+
+def test_max_rate_never_waits() -> None:
+    assert set(itertools.islice(arrival_offsets("poisson", None, seed=0), 100)) == {0.0}
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_every_malformed_kind_is_rejected_with_its_expected_code(kind: str) -> None:
+    rng = random.Random(0)
+    bad = next(
+        b for b in (make_malformed(rng, "run-0000001", "hello there") for _ in range(500)) if b.kind == kind
+    )
+    with pytest.raises(TicketRejected) as caught:
+        decode_ticket(bad.payload)
+    assert caught.value.info.code == bad.expected_code
+
+
+def test_plan_mixes_duplicates_and_malformed_at_the_asked_ratios() -> None:
+    config = ReplayConfig(duplicate_ratio=0.3, malformed_ratio=0.1, seed=5)
+    plan = list(itertools.islice(plan_messages(RECORDS, config, "run"), 4000))
+    kinds = [p.kind for p in plan]
+    assert kinds.count("duplicate") / len(plan) == pytest.approx(0.3, abs=0.03)
+    assert sum(k in MALFORMED_KINDS for k in kinds) / len(plan) == pytest.approx(0.1, abs=0.02)
+    assert len({p.ticket_id for p in plan}) == len(plan)
+    fresh_texts = [p.record.text for p in plan if p.kind == "ticket" and p.record is not None]
+    assert len(set(fresh_texts[: len(RECORDS)])) == len(RECORDS), (
+        "one full pass before any source text repeats"
+    )
+
+
+def test_duplicates_only_resend_texts_already_sent() -> None:
+    plan = list(
+        itertools.islice(plan_messages(RECORDS, ReplayConfig(duplicate_ratio=0.5, seed=1), "run"), 60)
+    )
+    sent: set[str] = set()
+    for planned in plan:
+        assert planned.record is not None
+        if planned.kind == "duplicate":
+            assert planned.record.text in sent
+        sent.add(planned.record.text)
+
+
+def test_plan_is_repeatable_from_its_seed() -> None:
+    config = ReplayConfig(duplicate_ratio=0.2, malformed_ratio=0.05, seed=9)
+    first = [
+        (p.kind, p.record, p.payload) for p in itertools.islice(plan_messages(RECORDS, config, "r"), 300)
+    ]
+    again = [
+        (p.kind, p.record, p.payload) for p in itertools.islice(plan_messages(RECORDS, config, "r"), 300)
+    ]
+    assert first == again
+
+
+def test_encoded_ticket_carries_send_time_and_ground_truth() -> None:
+    planned = next(plan_messages(RECORDS, ReplayConfig(), "run-x"))
+    ticket = decode_ticket(planned.encode("run-x", 1_700_000_000.25))
+    meta = ticket.metadata["loadtest"]
+    assert ticket.ticket_id == planned.ticket_id
+    assert meta["run"] == "run-x" and meta["sent_at"] == 1_700_000_000.25
+    assert meta["truth"] == {"intent": "card_arrival", "category": "Order/Delivery", "priority": "Medium"}
+    assert json.loads(planned.encode("run-x", 1.0))["text"] == planned.record.text  # type: ignore[union-attr]
+
+
+def test_ratios_above_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        ReplayConfig(duplicate_ratio=0.7, malformed_ratio=0.5)
