@@ -55,7 +55,7 @@ def key_prefix(unique: Callable[[str], str], redis_url: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(redis_url)
     try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
     finally:
         client.close()

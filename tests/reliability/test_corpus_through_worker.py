@@ -143,14 +143,14 @@ def corpus_run(
         try:
             asyncio.run(scenario())
             time.sleep(0.5)  # the cache writes happen in the background, after the batch is published
-            keys = list(client.scan_iter(match=f"{key_prefix}:*"))
+            keys = list(client.scan_iter(match=f"{key_prefix}*"))
             run.redis_items = {key: cast(bytes, client.get(key) or b"") for key in keys}
             run.logs = worker.output()
             report_line(_summary(run))
             yield run
         finally:
             worker.stop()
-            for key in client.scan_iter(match=f"{key_prefix}:*"):
+            for key in client.scan_iter(match=f"{key_prefix}*"):
                 client.delete(key)
             client.close()
 
@@ -277,11 +277,24 @@ def test_no_ticket_text_in_metrics(corpus_run: CorpusRun) -> None:
 def test_no_ticket_text_in_redis_and_keys_are_hashes(corpus_run: CorpusRun) -> None:
     run = corpus_run
     assert run.redis_items, "the valid corpus tickets were cached"
-    sent = {text_hash(decode_ticket(c.raw).text) for c in (*CASES, *NEIGHBOURS) if c.expected == TRIAGED}
-    pattern = re.compile(rf"^{re.escape(run.key_prefix)}:[^:]+:([0-9a-f]{{64}})$")
+    tickets = [decode_ticket(c.raw) for c in (*CASES, *NEIGHBOURS) if c.expected == TRIAGED]
+    sent = {text_hash(t.text) for t in tickets}
+    sent_tickets = {
+        hashlib.sha256(f"{t.ticket_id}\0{text_hash(t.text)}".encode()).hexdigest() for t in tickets
+    }
+    prefix = re.escape(run.key_prefix)
+    text_pattern = re.compile(rf"^{prefix}:[^:]+:([0-9a-f]{{64}})$")
+    ticket_pattern = re.compile(rf"^{prefix}-ticket:[^:]+:([0-9a-f]{{64}})$")
+    kinds = set()
     for key, value in run.redis_items.items():
-        match = pattern.match(key.decode())
-        assert match, f"cache key {key!r} is not <prefix>:<version>:<sha256>"
-        assert match.group(1) in sent
+        text_match, ticket_match = text_pattern.match(key.decode()), ticket_pattern.match(key.decode())
+        assert text_match or ticket_match, f"cache key {key!r} is not <prefix>[-ticket]:<version>:<sha256>"
+        if text_match:
+            assert text_match.group(1) in sent
+            kinds.add("text")
+        else:
+            assert ticket_match and ticket_match.group(1) in sent_tickets
+            kinds.add("ticket")
         assert MARKER.encode() not in key + value
         Triage.model_validate_json(value)
+    assert kinds == {"text", "ticket"}
