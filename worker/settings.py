@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,19 @@ class TopicSettings(BaseModel):
         """Every topic the worker writes to."""
         routes = [self.route(category) for category in Category]
         return [self.enriched, *routes, self.oncall, self.review, self.deadletter]
+
+    @classmethod
+    def namespaced(cls, namespace: str, **overrides: Any) -> TopicSettings:
+        """Topics ``<namespace>.incoming``, ``<namespace>.route.<slug>``, ...: one private set per test or run."""
+        names = {
+            "incoming": f"{namespace}.incoming",
+            "enriched": f"{namespace}.enriched",
+            "route_prefix": f"{namespace}.route.",
+            "oncall": f"{namespace}.oncall",
+            "review": f"{namespace}.review",
+            "deadletter": f"{namespace}.deadletter",
+        }
+        return cls(**{**names, **overrides})
 
 
 class RedisSettings(BaseModel):

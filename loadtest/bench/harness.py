@@ -82,14 +82,7 @@ class BenchStack:
     def worker(self, label: str, cache: bool, **overrides: Any) -> Iterator[RunningWorker]:
         """A fresh, warmed-up worker; ``overrides`` are WorkerSettings fields (``batch_size=1``, ...)."""
         prefix = f"bench-{label}-{secrets.token_hex(3)}"
-        topics = TopicSettings(
-            incoming=f"{prefix}.incoming",
-            enriched=f"{prefix}.enriched",
-            route_prefix=f"{prefix}.route.",
-            oncall=f"{prefix}.oncall",
-            review=f"{prefix}.review",
-            deadletter=f"{prefix}.deadletter",
-        )
+        topics = TopicSettings.namespaced(prefix)
         port = free_port()
         state_dir = tempfile.mkdtemp(prefix=f"triage-{prefix}-")
         settings: dict[str, Any] = {

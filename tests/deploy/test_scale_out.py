@@ -69,18 +69,7 @@ class WorkerProcess:
 
 
 def _topics(unique: Callable[[str], str]) -> TopicSettings:
-    prefix = unique("scale")
-    defaults = TopicSettings()
-    return TopicSettings(
-        incoming=f"{prefix}.{defaults.incoming}",
-        enriched=f"{prefix}.{defaults.enriched}",
-        route_prefix=f"{prefix}.{defaults.route_prefix}",
-        oncall=f"{prefix}.{defaults.oncall}",
-        review=f"{prefix}.{defaults.review}",
-        deadletter=f"{prefix}.{defaults.deadletter}",
-        partitions=PARTITIONS,
-        create=False,
-    )
+    return TopicSettings.namespaced(unique("scale"), partitions=PARTITIONS, create=False)
 
 
 def _create_topics(broker: EmbeddedBroker, topics: TopicSettings) -> None:

@@ -134,14 +134,7 @@ class Relay:
 def topics(broker: EmbeddedBroker, unique: Callable[[str], str]) -> TopicSettings:
     """Per-test topic names, all created up front with 3 partitions (the input) or 1 (outputs)."""
     base = unique("lt")
-    topic_map = TopicSettings(
-        incoming=f"{base}.incoming",
-        enriched=f"{base}.enriched",
-        route_prefix=f"{base}.route.",
-        oncall=f"{base}.oncall",
-        review=f"{base}.review",
-        deadletter=f"{base}.deadletter",
-    )
+    topic_map = TopicSettings.namespaced(base)
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
         admin.create_topics(

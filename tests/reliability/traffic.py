@@ -46,15 +46,7 @@ class Stage:
 
     @property
     def topics(self) -> TopicSettings:
-        return TopicSettings(
-            incoming=f"{self.base}.incoming",
-            enriched=f"{self.base}.enriched",
-            route_prefix=f"{self.base}.route.",
-            oncall=f"{self.base}.oncall",
-            review=f"{self.base}.review",
-            deadletter=f"{self.base}.deadletter",
-            partitions=self.partitions,
-        )
+        return TopicSettings.namespaced(self.base, partitions=self.partitions)
 
     def worker_env(self) -> dict[str, str]:
         t = self.topics

@@ -32,15 +32,7 @@ PARTITIONS = 3
 
 def topic_settings(token: str) -> TopicSettings:
     """Topic names private to one test (or one module), so tests share the broker without crosstalk."""
-    return TopicSettings(
-        incoming=f"t-{token}.incoming",
-        enriched=f"t-{token}.enriched",
-        route_prefix=f"t-{token}.route.",
-        oncall=f"t-{token}.oncall",
-        review=f"t-{token}.review",
-        deadletter=f"t-{token}.deadletter",
-        partitions=PARTITIONS,
-    )
+    return TopicSettings.namespaced(f"t-{token}", partitions=PARTITIONS)
 
 
 def worker_env(

@@ -80,3 +80,10 @@ def test_outputs_list_every_written_topic() -> None:
     assert {f"x.{c.slug}" for c in Category} <= set(outputs)
     assert {topics.enriched, topics.oncall, topics.review, topics.deadletter} <= set(outputs)
     assert topics.incoming not in outputs and len(outputs) == len(set(outputs))
+
+
+def test_namespaced_topics_keep_every_name_private() -> None:
+    topics = TopicSettings.namespaced("run-1", partitions=6)
+    assert topics.incoming == "run-1.incoming" and topics.partitions == 6
+    assert all(name.startswith("run-1.") for name in topics.outputs())
+    assert len(set(topics.outputs())) == len(topics.outputs())
