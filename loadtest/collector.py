@@ -34,9 +34,15 @@ class Collector:
     """Reads the worker's outputs into a ``Ledger``; counts records per topic, foreign and invalid ones."""
 
     def __init__(
-        self, brokers: list[str], topics: TopicSettings, ledger: Ledger, topic_refresh_s: float = 1.0
+        self,
+        brokers: list[str],
+        topics: TopicSettings,
+        ledger: Ledger,
+        topic_refresh_s: float = 1.0,
+        fetch_wait_ms: int = 20,
     ) -> None:
         self.brokers = brokers
+        self.fetch_wait_ms = fetch_wait_ms
         self.topics = topics
         self.ledger = ledger
         self.topic_refresh_s = topic_refresh_s
@@ -57,7 +63,7 @@ class Collector:
             client_id="triage-collector",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=5,
+            fetch_max_wait_ms=self.fetch_wait_ms,
         )
         await self._consumer.start()
         await self._assign_new_topics(first=True)
