@@ -22,6 +22,7 @@ from worker.health import HealthCheck, register_pages
 from worker.metrics import WorkerMetrics
 from worker.reload import ModelHolder, ModelReloader
 from worker.settings import KafkaSecuritySettings, WorkerSettings
+from worker.transport import TriageApp
 
 __all__ = ["WorkerComponents", "create_app", "kafka_credentials"]
 
@@ -61,7 +62,7 @@ def kafka_credentials(kafka: KafkaSecuritySettings) -> CredentialsT | None:
 
 def create_app(settings: WorkerSettings) -> faust.App:
     """Build the worker's Faust app and its components from one settings object."""
-    app = faust.App(
+    app = TriageApp(
         settings.group_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         broker_credentials=kafka_credentials(settings.kafka),
@@ -94,6 +95,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # the no-op pipeline's ceiling, and this roughly doubled Faust's delivery rate to the stream here.
         cython_optimizations=True,
     )
+    app.fetch_wait_ms = settings.fetch_wait_ms
     metrics = WorkerMetrics()
     cache = TriageCache(settings.redis, metrics)
     holder = ModelHolder(metrics)

@@ -184,6 +184,11 @@ class WorkerSettings(BaseSettings):
     shutdown_grace_s: float = Field(
         default=30.0, gt=0, description="On SIGTERM, how long in-flight batches may take to finish before exit."
     )
+    fetch_wait_ms: int = Field(
+        default=20, ge=1, le=1500,
+        description="Longest the consumer's fetch waits on an empty partition (Faust's own default is 1500 ms, "
+        "a latency floor for quiet topics).",
+    )
     commit_interval_s: float = Field(
         default=1.0, gt=0, description="How often offsets of fully published tickets are committed."
     )
