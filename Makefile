@@ -25,6 +25,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: install
+	$(BIN)/triage bench all
+
 reliability: install
 	$(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
 
