@@ -223,9 +223,9 @@ def demo_cmd(
     """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
 
     Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
-    (runs without a cache, saying so, when it is not reachable), trains the quick model when no checkpoint
-    exists, starts the worker, replays Banking77 test tickets, prints the report and stops every process it
-    started. Exits 1 if any ticket was lost or a process was left behind.
+    (falls back to the worker's in-process cache, saying so, when it is not reachable), trains the quick
+    model when no checkpoint exists, starts the worker, replays Banking77 test tickets, prints the report
+    and stops every process it started. Exits 1 if any ticket was lost or a process was left behind.
     """
     from pydantic import ValidationError
 

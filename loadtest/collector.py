@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from typing import Literal
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -40,8 +41,12 @@ class Collector:
         ledger: Ledger,
         topic_refresh_s: float = 1.0,
         fetch_wait_ms: int = 20,
+        clock: Literal["received", "record"] = "received",
     ) -> None:
+        """``clock="record"`` times outputs by their Kafka timestamp (when the worker produced them) instead
+        of when the collector read them, for runs that read the outputs only after the worker is done."""
         self.brokers = brokers
+        self.clock = clock
         self.fetch_wait_ms = fetch_wait_ms
         self.topics = topics
         self.ledger = ledger
@@ -78,14 +83,19 @@ class Collector:
         assert self._consumer is not None
         self._started_ms = self._started_ms or int(time.time() * 1000)
         existing = await self._consumer.topics()
-        appeared = sorted(t for t in self._missing if t in existing)
+        fresh: list[TopicPartition] = []
+        appeared: list[str] = []
+        for topic in sorted(t for t in self._missing if t in existing):
+            if not self._consumer.partitions_for_topic(topic):
+                # Listing topics does not refresh the consumer's own metadata; aiokafka has no public way
+                # to ask for one topic's partitions without subscribing (which needs a group).
+                await self._consumer._client.add_topic(topic)
+            partitions = sorted(self._consumer.partitions_for_topic(topic) or ())
+            if partitions:
+                appeared.append(topic)
+                fresh.extend(TopicPartition(topic, p) for p in partitions)
         if not appeared:
             return
-        fresh: list[TopicPartition] = []
-        for topic in appeared:
-            fresh.extend(
-                TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-            )
         if first:
             self._positions.update(await self._consumer.end_offsets(fresh))
         else:
@@ -107,10 +117,11 @@ class Collector:
             await asyncio.sleep(timeout_ms / 1000.0)
             return 0
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
-        seen_at = time.time()
+        read_at = time.time()
         count = 0
         for tp, records in batches.items():
             for record in records:
+                seen_at = record.timestamp / 1000.0 if self.clock == "record" else read_at
                 self._record(tp.topic, record.value, seen_at, record.timestamp >= self._started_ms)
             if records:
                 self._positions[tp] = records[-1].offset + 1

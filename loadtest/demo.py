@@ -24,7 +24,7 @@ from triage.broker import EmbeddedBroker, free_port
 from triage.checkpoint import CheckpointError, resolve_checkpoint
 from worker.settings import WorkerSettings
 
-__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+__all__ = ["DemoOptions", "DemoResult", "cache_settings", "run_demo"]
 
 log = structlog.get_logger(__name__)
 
@@ -97,17 +97,25 @@ def _broker(options: DemoOptions, out_dir: Path, console: Console) -> Iterator[s
         yield broker.bootstrap
 
 
-def _cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dict[str, object]:
-    """Redis when it answers, else no cache, said plainly; a per-run key prefix makes hits this run's."""
-    problem = redis_reachable(worker.redis.url)
+def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dict[str, object]:
+    """Redis when it answers, else the worker's in-process cache, said plainly.
+
+    A per-run key prefix keeps the cache hits this run's own.
+    """
+    prefix = f"triage-demo-{run_id}"
+    if worker.redis.backend == "memory":
+        console.print("Cache: in-process memory (TRIAGE_REDIS__BACKEND=memory)")
+        return {"backend": "memory", "key_prefix": prefix}
+    problem = redis_reachable(worker.redis)
     if problem is None:
         console.print(f"Cache: Redis at {worker.redis.url}")
-        return {"enabled": True, "url": worker.redis.url, "key_prefix": f"triage-demo-{run_id}"}
+        return {"backend": "redis", "url": worker.redis.url, "key_prefix": prefix}
     console.print(
-        f"[yellow]Cache: Redis is not reachable at {worker.redis.url} ({problem}); the worker runs without a "
-        "cache, so repeated tickets are classified again. Start Redis or set TRIAGE_REDIS__URL to use it.[/]"
+        f"[yellow]Cache: Redis is not reachable at {worker.redis.url} ({problem}); falling back to the worker's "
+        "in-process cache (private to the worker, lost when it stops). Start Redis or set TRIAGE_REDIS__URL "
+        "to use it.[/]"
     )
-    return {"enabled": False}
+    return {"backend": "memory", "key_prefix": prefix}
 
 
 def run_demo(
@@ -131,7 +139,7 @@ def run_demo(
                 "group_id": f"triage-demo-{run_id}",
                 "topics": settings.topics.model_dump(),
                 "model_dir": str(model),
-                "redis": _cache_settings(worker, run_id, console),
+                "redis": cache_settings(worker, run_id, console),
                 "web_host": "127.0.0.1",
                 "web_port": port,
                 "state_dir": str(state_dir),

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.report import BatchSizes
 
-__all__ = ["BatchHistogram", "parse_batch_histogram", "scrape_batch_histogram"]
+__all__ = ["BatchHistogram", "counter_total", "parse_batch_histogram", "scrape_batch_histogram", "scrape_text"]
 
 log = structlog.get_logger(__name__)
 
@@ -73,15 +73,32 @@ def parse_batch_histogram(text: str) -> BatchHistogram | None:
     return None
 
 
-def scrape_batch_histogram(url: str | None, timeout: float = 3.0) -> BatchHistogram | None:
-    """Fetch ``url`` (the worker's /metrics); None when unreachable or it has no batch-size histogram."""
-    if not url:
-        return None
+def counter_total(text: str, name: str, label: str, values: set[str]) -> float:
+    """Sum of counter ``name`` over the samples whose ``label`` is one of ``values``."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        total += sum(
+            s.value for s in family.samples if s.name.endswith("_total") and s.labels.get(label) in values
+        )
+    return total
+
+
+def scrape_text(url: str, timeout: float = 3.0) -> str | None:
+    """The Prometheus text at ``url``; None (with a warning) when it cannot be read."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
-            text = response.read().decode("utf-8", errors="replace")
+            return str(response.read().decode("utf-8", errors="replace"))
     except (urllib.error.URLError, OSError) as exc:
         log.warning("metrics_unreachable", url=url, error=str(exc)[:200])
+        return None
+
+
+def scrape_batch_histogram(url: str | None, timeout: float = 3.0) -> BatchHistogram | None:
+    """Fetch ``url`` (the worker's /metrics); None when unreachable or it has no batch-size histogram."""
+    text = scrape_text(url, timeout) if url else None
+    if text is None:
         return None
     histogram = parse_batch_histogram(text)
     if histogram is None:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from loadtest.processes import ChildProcess
+from worker.settings import RedisSettings
 
 __all__ = ["WorkerNotReady", "flatten_env", "redis_reachable", "start_worker", "wait_ready"]
 
@@ -90,11 +91,14 @@ def wait_ready(worker: ChildProcess, port: int, timeout_s: float = 180.0) -> dic
     )
 
 
-def redis_reachable(url: str, timeout_s: float = 1.0) -> str | None:
-    """None when Redis at ``url`` answers PING, else the reason it did not."""
+def redis_reachable(settings: RedisSettings, timeout_s: float = 1.0) -> str | None:
+    """None when the configured Redis answers PING (with the configured password), else the reason it did not."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    password = settings.password.get_secret_value() if settings.password else None
+    client = redis.Redis.from_url(
+        settings.url, password=password, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+    )
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:

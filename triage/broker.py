@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -9,10 +10,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["BrokerUnavailable", "EmbeddedBroker", "free_port"]
+__all__ = ["BrokerUnavailable", "EmbeddedBroker", "create_topics", "free_port"]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -25,15 +27,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def create_topics(bootstrap: str, partitions: Mapping[str, int], replication_factor: int = 1) -> None:
+    """Create the named topics with these partition counts; topics that already exist are left alone.
+
+    Needed before producing to a topic nobody has created yet: a broker that auto-creates topics would
+    give it its own default partition count.
+    """
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="triage-admin")
+    try:
+        missing = set(partitions) - set(admin.list_topics())
+        if missing:
+            admin.create_topics(
+                {name: {"num_partitions": partitions[name], "replication_factor": replication_factor}
+                 for name in sorted(missing)},
+                wait_for_metadata=True,
+            )
+    finally:
+        admin.close()
+
+
 def _die_with_parent() -> None:
     """Linux: SIGTERM the broker when its starter dies, so a crash leaves no orphan.
 
     The kernel ties this to the starting *thread*: call ``start()`` from a thread that outlives the broker.
     """
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _broker_binary() -> str:

@@ -1,4 +1,4 @@
-"""Redis cache of triage results for repeated texts: one round trip per batch, never in the way."""
+"""Cache of triage results for repeated texts: one round trip per batch, never in the way."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 
 from schemas.messages import Triage
+from worker.cache_stores import CacheStore, open_store
 from worker.metrics import WorkerMetrics
 from worker.settings import RedisSettings
 
@@ -21,15 +19,7 @@ __all__ = ["TriageCache", "cache_key", "ticket_key"]
 
 log = structlog.get_logger(__name__)
 
-_REDIS_FAILURES = (aioredis.RedisError, OSError, asyncio.TimeoutError)
-
-# SET with a TTL for every key in one command: a pipeline of SETs costs a command per ticket.
-_SET_MANY = """
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
-end
-return #KEYS
-"""
+_STORE_FAILURES = (aioredis.RedisError, OSError, asyncio.TimeoutError)
 
 
 def cache_key(prefix: str, model_version: str, text: str) -> str:
@@ -53,7 +43,7 @@ def ticket_key(prefix: str, model_version: str, ticket_id: str, text: str) -> st
 
 
 class TriageCache:
-    """Looks up and stores ``Triage`` results; Redis trouble turns it off for a while, never raises.
+    """Looks up and stores ``Triage`` results; store trouble turns it off for a while, never raises.
 
     Two kinds of entries: per text (``key``: the answer for any ticket with that text) and per ticket
     (``ticket_key``: the exact triage JSON published for that ticket, so a replayed ticket is published
@@ -65,8 +55,7 @@ class TriageCache:
         self.settings = settings
         self._metrics = metrics
         self._timeout = settings.timeout_ms / 1000.0
-        self._client: aioredis.Redis | None = None
-        self._set_many: AsyncScript | None = None
+        self._store: CacheStore | None = None
         self._down_until = 0.0
         self._answered = False
         metrics.cache_available.set(1 if settings.enabled else 0)
@@ -84,41 +73,40 @@ class TriageCache:
 
     @property
     def available(self) -> bool:
-        """Enabled and the last Redis call succeeded."""
+        """Enabled and the last store call succeeded."""
         return self.settings.enabled and self._answered
 
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            password = self.settings.password.get_secret_value() if self.settings.password else None
-            self._client = aioredis.Redis.from_url(
-                self.settings.url,
-                password=password,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._set_many = self._client.register_script(_SET_MANY)
-        return self._client
+    def _opened(self) -> CacheStore:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
 
     async def connect(self) -> None:
         """Open a connection before the first batch: a cold connect may take longer than a lookup may."""
         if not self.settings.enabled:
             return
         try:
-            await asyncio.wait_for(self._redis().ping(), max(1.0, self._timeout))
-        except _REDIS_FAILURES as exc:
+            await asyncio.wait_for(self._opened().ping(), max(1.0, self._timeout))
+        except _STORE_FAILURES as exc:
             self._on_failure("connect", exc)
         else:
             self._on_success()
-            log.info("cache_connected", key_prefix=self.settings.key_prefix, ttl_s=self.settings.ttl_s)
+            log.info(
+                "cache_connected",
+                backend=self._opened().description,
+                key_prefix=self.settings.key_prefix,
+                ttl_s=self.settings.ttl_s,
+            )
+            if self.settings.backend == "memory":
+                log.warning("cache_in_process", detail="not shared between workers and lost on restart")
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """Stored values of the given keys (one MGET); an empty dict when Redis is unavailable."""
+        """Stored values of the given keys (one round trip); an empty dict when the store is unavailable."""
         if not keys or not self.active:
             return {}
         try:
-            values = await asyncio.wait_for(self._redis().mget(keys), self._timeout)
-        except _REDIS_FAILURES as exc:
+            values = await asyncio.wait_for(self._opened().get_many(keys), self._timeout)
+        except _STORE_FAILURES as exc:
             self._on_failure("get", exc)
             return {}
         self._on_success()
@@ -132,15 +120,13 @@ class TriageCache:
         """
         if not (texts or tickets) or not self.active:
             return
-        keys = [*texts, *tickets]
-        values = [triage.model_dump_json(exclude={"cached", "latency_ms"}) for triage in texts.values()]
+        values: dict[str, str | bytes] = {
+            key: triage.model_dump_json(exclude={"cached", "latency_ms"}) for key, triage in texts.items()
+        }
+        values.update(tickets)
         try:
-            self._redis()
-            assert self._set_many is not None
-            await asyncio.wait_for(
-                self._set_many(keys=keys, args=[self.settings.ttl_s, *values, *tickets.values()]), self._timeout
-            )
-        except _REDIS_FAILURES as exc:
+            await asyncio.wait_for(self._opened().set_many(values), self._timeout)
+        except _STORE_FAILURES as exc:
             self._on_failure("set", exc)
         else:
             self._on_success()
@@ -168,6 +154,6 @@ class TriageCache:
 
     async def close(self) -> None:
         """Drop the connections."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None

@@ -79,6 +79,7 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
         folder,
         device=settings.device,
         batch_size=settings.batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
         thresholds=thresholds,
         backend=settings.model_backend,
     )

@@ -40,14 +40,14 @@ class WorkerMetrics:
             "From a ticket's Kafka timestamp to the broker acknowledging its enriched record.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
-        self.cache_hits = Counter("triage_cache_hits", "Tickets answered from Redis.", registry=r)
-        self.cache_misses = Counter("triage_cache_misses", "Tickets looked up in Redis and not found.", registry=r)
+        self.cache_hits = Counter("triage_cache_hits", "Tickets answered from the cache.", registry=r)
+        self.cache_misses = Counter("triage_cache_misses", "Tickets looked up in the cache and not found.", registry=r)
         self.cache_errors = Counter(
             "triage_cache_errors", "Redis calls that failed or timed out (the batch went on uncached).",
             ["operation"], registry=r,
         )
         self.cache_available = Gauge(
-            "triage_cache_available", "1 while Redis answers, 0 while the worker runs without the cache.",
+            "triage_cache_available", "1 while the cache answers, 0 while the worker runs without it.",
             registry=r,
         )
         self.cache_hit_ratio = Gauge(

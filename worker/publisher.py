@@ -1,7 +1,8 @@
 """Publish a batch's records as one Kafka record batch per topic-partition: a few futures, not thousands.
 
 Partitions come from Kafka's default key partitioner (murmur2 of ``ticket_id``, like every Kafka client),
-so all records of a ticket land on one partition per topic, in the order they were built.
+so all records of a ticket land on one partition per topic, in the order they were built. A ticket's key
+is hashed once per batch, not once per destination topic (aiokafka's murmur2 is pure Python).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import murmur2
 
 from worker.records import OutRecord
 
@@ -39,13 +41,22 @@ class BatchPublisher:
         """Queue every record; returns one future per record batch, resolved when the broker acked it."""
         producer = self._producer()
         key_partition = self.app.producer.key_partition
+        partitions: dict[str, list[int]] = {}
+        hashes: dict[bytes, int] = {}
         grouped: dict[tuple[str, int], list[OutRecord]] = {}
         for record in records:
             if record.topic not in self._known:
                 await self.wait_for_topics([record.topic])
-            # A None key (dead letter of an unreadable message) goes to a random partition.
-            tp = (record.topic, key_partition(record.topic, cast(bytes, record.key)).partition)
-            grouped.setdefault(tp, []).append(record)
+            if record.key is None:  # dead letter of an unreadable message: a random partition
+                partition = key_partition(record.topic, cast(bytes, record.key)).partition
+            else:
+                if record.topic not in partitions:
+                    partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
+                if record.key not in hashes:
+                    hashes[record.key] = murmur2(record.key) & 0x7FFFFFFF
+                available = partitions[record.topic]
+                partition = available[hashes[record.key] % len(available)]
+            grouped.setdefault((record.topic, partition), []).append(record)
         futures: list[asyncio.Future[object]] = []
         for (topic, partition), group in grouped.items():
             batch = producer.create_batch()

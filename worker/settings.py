@@ -77,6 +77,11 @@ class TopicSettings(BaseModel):
 class RedisSettings(BaseModel):
     """The cache of repeated queries; the worker runs without it whenever it is disabled or unreachable."""
 
+    backend: Literal["redis", "memory"] = Field(
+        default="redis",
+        description="redis: shared by every worker, survives restarts; memory: a per-process LRU for running "
+        "without Redis (demo, laptops), lost on restart.",
+    )
     url: str = Field(default="redis://localhost:6379/0", description="Redis URL (redis:// or rediss:// for TLS).")
     password: SecretStr | None = Field(default=None, description="Redis password, when not in the URL.")
     ttl_s: int = Field(default=86_400, ge=1, description="Seconds a cached triage result lives.")
@@ -87,6 +92,9 @@ class RedisSettings(BaseModel):
     )
     retry_interval_s: float = Field(
         default=5.0, gt=0, description="After a Redis failure, seconds before the worker tries Redis again."
+    )
+    memory_max_entries: int = Field(
+        default=100_000, ge=1, description="Entries the memory backend keeps (least recently used go first)."
     )
 
 
@@ -158,6 +166,11 @@ class WorkerSettings(BaseSettings):
         default=None, ge=1, description="Torch intra-op threads; default: the CPU cores available to the process."
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Most tickets classified in one micro-batch.")
+    max_batch_tokens: int | None = Field(
+        default=None, ge=16,
+        description="Most padded tokens per forward pass: a micro-batch is sorted by length and split so that "
+        "short texts are not padded to long ones; default 512 on CPU, 16384 on a GPU.",
+    )
     batch_wait_ms: float = Field(
         default=10.0, gt=0, le=1000, description="Longest a ticket waits for its micro-batch to fill."
     )

@@ -39,6 +39,13 @@ def _stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _exported_backends(model_dir: Path) -> list[str]:
+    """The ONNX serving paths ``triage export`` wrote into this checkpoint."""
+    from triage.classifier import ONNX_FILES
+
+    return [backend for backend, file in ONNX_FILES.items() if (model_dir / file).is_file()]
+
+
 class _Context:
     """Settings, data and output folder, built once per command."""
 
@@ -109,15 +116,31 @@ def model_cmd(out_dir: Path | None, model_dir: Path | None, texts: int, repeats:
 @_stack_options
 @click.option("--count-single", type=click.IntRange(min=100), default=1000, show_default=True)
 @click.option("--count-batched", type=click.IntRange(min=100), default=3000, show_default=True)
+@click.option(
+    "--backend",
+    "backends",
+    type=click.Choice(["onnx", "onnx-int8"]),
+    multiple=True,
+    help="Also run the micro-batched worker on this serving path [every one `triage export` wrote].",
+)
 def batching_cmd(
-    out_dir: Path | None, model_dir: Path | None, brokers: str | None, count_single: int, count_batched: int
+    out_dir: Path | None,
+    model_dir: Path | None,
+    brokers: str | None,
+    count_single: int,
+    count_batched: int,
+    backends: tuple[str, ...],
 ) -> None:
-    """Worker tickets/s with batch_size=1 vs micro-batches (same model, cache off)."""
+    """Worker tickets/s with batch_size=1 vs micro-batches (same model, cache off), torch and ONNX."""
     from loadtest.bench.pipeline import bench_batching
 
     ctx = _context(out_dir, model_dir)
     with ctx.stack(brokers) as stack:
-        ctx.finish(bench_batching(stack, ctx.test, count_single, count_batched))
+        ctx.finish(
+            bench_batching(
+                stack, ctx.test, count_single, count_batched, backends=backends or _exported_backends(ctx.model_dir)
+            )
+        )
 
 
 @bench_group.command("noop")
@@ -181,16 +204,17 @@ def latency_cmd(
 @_common
 @_stack_options
 def all_cmd(out_dir: Path | None, model_dir: Path | None, brokers: str | None) -> None:
-    """Every benchmark with its defaults, in one run; latency uses the batching run's saturation."""
+    """Every benchmark with its defaults, in one run; the worker's rates are also compared with the model's."""
     from loadtest.bench.model import bench_model
-    from loadtest.bench.pipeline import bench_batching, bench_cache, bench_latency, bench_noop
+    from loadtest.bench.pipeline import bench_batching, bench_cache, bench_latency, bench_noop, compare_with_offline
 
     ctx = _context(out_dir, model_dir)
-    ctx.finish(bench_model(ctx.model_dir, [r.text for r in ctx.test[:400]]))
+    model = bench_model(ctx.model_dir, [r.text for r in ctx.test[:400]])
+    ctx.finish(model)
     with ctx.stack(brokers) as stack:
-        batching = bench_batching(stack, ctx.test)
+        batching = bench_batching(stack, ctx.test, backends=_exported_backends(ctx.model_dir))
+        compare_with_offline(batching, model)
         ctx.finish(batching)
         ctx.finish(bench_noop(stack, ctx.train))
         ctx.finish(bench_cache(stack, ctx.test))
-        saturation = next(row["tickets_per_s"] for row in batching.rows if row["config"] == "micro-batched")
-        ctx.finish(bench_latency(stack, ctx.train, saturation))
+        ctx.finish(bench_latency(stack, ctx.train))

@@ -24,10 +24,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from triage.broker import EmbeddedBroker, free_port
+from triage.broker import EmbeddedBroker, create_topics, free_port
 from worker.settings import TopicSettings
 
 WORKERS = 2
@@ -74,12 +73,7 @@ def _topics(unique: Callable[[str], str]) -> TopicSettings:
 
 def _create_topics(broker: EmbeddedBroker, topics: TopicSettings) -> None:
     """As topic-init does in compose: the input with 4 partitions, every output, before any worker."""
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    try:
-        layout = {topics.incoming: PARTITIONS} | {name: 1 for name in topics.outputs()}
-        admin.create_topics({name: {"num_partitions": n, "replication_factor": 1} for name, n in layout.items()})
-    finally:
-        admin.close()
+    create_topics(broker.bootstrap, {topics.incoming: PARTITIONS} | {name: 1 for name in topics.outputs()})
 
 
 def _worker_env(

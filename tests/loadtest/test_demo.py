@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from loadtest.demo import cache_settings
 from loadtest.report import Report
-
-pytestmark = pytest.mark.slow
+from triage.broker import free_port
+from worker.settings import RedisSettings, WorkerSettings
 
 
 def _demo(args: list[str], results: Path, data_dir: Path) -> subprocess.Popen[str]:
@@ -54,6 +56,7 @@ def _survivors(output: str, results: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_stack_and_stops_everything(
     tiny_checkpoint: Path, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -71,6 +74,7 @@ def test_demo_runs_the_whole_stack_and_stops_everything(
     assert _survivors(output, tmp_path) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_replay_stops_every_child(
     tiny_checkpoint: Path, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -90,3 +94,16 @@ def test_ctrl_c_during_the_replay_stops_every_child(
     assert demo.returncode == 130, seen + rest
     assert "every process it started has been stopped" in rest
     assert _survivors(seen + rest, tmp_path) == []
+
+
+def test_without_redis_the_demo_falls_back_to_the_in_process_cache_and_says_so() -> None:
+    worker = WorkerSettings(redis=RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"))
+    console = Console(record=True, width=200)
+    chosen = cache_settings(worker, "run-1", console)
+    assert chosen == {"backend": "memory", "key_prefix": "triage-demo-run-1"}
+    assert "falling back to the worker's in-process cache" in console.export_text()
+
+
+def test_with_redis_the_demo_uses_it(redis_url: str) -> None:
+    chosen = cache_settings(WorkerSettings(redis=RedisSettings(url=redis_url)), "run-2", Console(record=True))
+    assert chosen == {"backend": "redis", "url": redis_url, "key_prefix": "triage-demo-run-2"}

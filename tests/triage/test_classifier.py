@@ -47,6 +47,28 @@ def test_batching_and_bucketing_do_not_change_results(tiny_checkpoint: Path, cla
     np.testing.assert_allclose(one_by_one.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
 
 
+def test_passes_are_sorted_and_bounded_by_texts_and_padded_tokens(classifier: Classifier) -> None:
+    lengths = [30, 5, 6, 31, 7, 5, 60, 8]
+    classifier.batch_size, classifier.max_batch_tokens = 3, 64
+    try:
+        passes = list(classifier._passes(lengths))
+        assert sorted(i for p in passes for i in p) == list(range(len(lengths)))
+        for chunk in passes:
+            assert len(chunk) <= 3
+            assert len(chunk) == 1 or len(chunk) * max(lengths[i] for i in chunk) <= 64
+        assert [[lengths[i] for i in chunk] for chunk in passes] == [[5, 5, 6], [7, 8], [30, 31], [60]]
+        classifier.bucket_by_length = False
+        assert list(classifier._passes(lengths)) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    finally:
+        classifier.batch_size, classifier.max_batch_tokens, classifier.bucket_by_length = 32, 512, True
+
+
+def test_a_small_token_budget_does_not_change_results(tiny_checkpoint: Path, classifier: Classifier) -> None:
+    texts = [*OBVIOUS, "x " * 40]
+    tight = Classifier.load(tiny_checkpoint, device="cpu", max_batch_tokens=16)
+    np.testing.assert_allclose(tight.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
+
+
 def test_obvious_texts_are_routed(classifier: Classifier) -> None:
     for text, triage in zip(OBVIOUS, classifier.predict(list(OBVIOUS)), strict=True):
         category, priority = OBVIOUS[text]

@@ -167,6 +167,7 @@ class Ticketed:
     value: dict[str, object]
     headers: dict[str, bytes]
     raw: bytes
+    partition: int = 0
 
 
 def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]]) -> None:
@@ -220,7 +221,7 @@ def read_topics(
 
 def _parse(record: ConsumerRecord) -> Ticketed:
     raw = record.value or b""
-    return Ticketed(record.topic, record.key, json.loads(raw), dict(record.headers), raw)
+    return Ticketed(record.topic, record.key, json.loads(raw), dict(record.headers), raw, record.partition)
 
 
 def keys_seen(records: Sequence[Ticketed], topic: str | None = None) -> set[bytes]:

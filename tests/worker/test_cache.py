@@ -1,4 +1,4 @@
-"""The Redis cache against the real Redis: round trip, key shape, TTL, and life without Redis."""
+"""The cache against the real Redis and in memory: round trip, key shape, TTL, and life without Redis."""
 
 from __future__ import annotations
 
@@ -133,3 +133,30 @@ def test_disabled_cache_never_calls_redis() -> None:
 
     assert asyncio.run(run()) == {}
     assert metrics.cache_errors.labels(operation="get")._value.get() == 0
+
+
+def test_memory_backend_round_trips_without_redis_and_keeps_its_bounds() -> None:
+    settings = RedisSettings(
+        url=f"redis://127.0.0.1:{free_port()}/0", backend="memory", ttl_s=1, memory_max_entries=2
+    )
+    metrics = WorkerMetrics()
+    published = make_triage().model_dump_json().encode()
+
+    async def run() -> None:
+        cache = TriageCache(settings, metrics)
+        await cache.connect()
+        assert cache.available
+        await cache.put_many({"a": make_triage()}, {"t": published})
+        found = await cache.get_many(["a", "t", "missing"])
+        assert found["t"] == published and set(found) == {"a", "t"}
+        assert Triage.model_validate_json(found["a"]).latency_ms == 0.0
+        await cache.put_many({"b": make_triage()}, {})
+        assert set(await cache.get_many(["a", "t", "b"])) == {"t", "b"}, "least recently used goes first"
+        await asyncio.sleep(1.1)
+        assert await cache.get_many(["t", "b"]) == {}, "entries expire after ttl_s"
+        await cache.close()
+
+    asyncio.run(run())
+    assert metrics.cache_errors.labels(operation="connect")._value.get() == 0
+    assert metrics.cache_available._value.get() == 1
+

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from aiokafka.partitioner import murmur2
 
 from schemas.enums import Category, ErrorCode, Priority
 from schemas.messages import DeadLetter
 from tests.worker.kit import (
+    PARTITIONS,
     WorkerProcess,
     banking_texts,
     drop_keys,
@@ -94,6 +96,10 @@ def test_every_ticket_reaches_its_routes_keyed_by_id_with_headers(running: Runni
             assert (running.topics.route(other), key) not in placed
         assert ((running.topics.oncall, key) in placed) == (priority is Priority.HIGH)
         assert ((running.topics.review, key) in placed) == triage["needs_review"]
+    for record in records:
+        if record.key in wanted:
+            expected = (murmur2(record.key) & 0x7FFFFFFF) % PARTITIONS
+            assert record.partition == expected, "Kafka's default key partitioner, like every client"
     assert categories == set(Category), "the sample covers every routing topic"
     assert Priority.HIGH in priorities, "the sample has High-priority tickets for on-call"
 

@@ -116,3 +116,26 @@ def test_worker_survives_redis_down_and_slow_and_reconnects(
     finally:
         worker.stop()
         server.stop()
+
+
+def test_memory_backend_caches_without_any_redis(
+    broker: EmbeddedBroker, tiny_checkpoint: Path, tmp_path: Path, redis_port: int
+) -> None:
+    token = new_token()
+    topics = topic_settings(token)
+    env = worker_env(
+        broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, token,
+        TRIAGE_REDIS__BACKEND="memory",
+    )
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        assert worker.wait_healthy()["cache_available"] is True
+        produce(broker.bootstrap, topics.incoming, [ticket("mem-1", "where is my new card")])
+        assert triage_of(broker.bootstrap, topics.enriched, b"mem-1")["cached"] is False
+        produce(broker.bootstrap, topics.incoming, [ticket("mem-2", "where is my new card")])
+        assert triage_of(broker.bootstrap, topics.enriched, b"mem-2")["cached"] is True
+        assert worker.metric("triage_cache_hits_total") >= 1
+        assert worker.metric("triage_cache_errors_total") == 0
+        assert '"cache_in_process"' in worker.log_text()
+    finally:
+        worker.stop()
