@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas.enums import Category, Priority
 from schemas.messages import Confidence, DeadLetter, EnrichedTicket, IntentScore, Triage, text_hash
 from schemas.validation import TicketRejected, decode_ticket
-from triage.broker import EmbeddedBroker
+from triage.broker import EmbeddedBroker, create_topics
 from worker.settings import TopicSettings
 
 
@@ -133,15 +132,8 @@ class Relay:
 @pytest.fixture
 def topics(broker: EmbeddedBroker, unique: Callable[[str], str]) -> TopicSettings:
     """Per-test topic names, all created up front with 3 partitions (the input) or 1 (outputs)."""
-    base = unique("lt")
-    topic_map = TopicSettings.namespaced(base)
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    try:
-        admin.create_topics(
-            [NewTopic(topic_map.incoming, 3, 1)] + [NewTopic(t, 1, 1) for t in topic_map.outputs()]
-        )
-    finally:
-        admin.close()
+    topic_map = TopicSettings.namespaced(unique("lt"))
+    create_topics(broker.bootstrap, {topic_map.incoming: 3} | {t: 1 for t in topic_map.outputs()})
     return topic_map
 
 
