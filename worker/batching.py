@@ -6,11 +6,8 @@ Split in two steps so the worker can pipeline batches: ``prepare`` (event loop: 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +21,7 @@ from worker.cache import TriageCache
 from worker.deadletter import dead_letter_record
 from worker.inference import Predictor
 from worker.metrics import WorkerMetrics
+from worker.model_queue import ModelQueue
 from worker.records import InRecord, OutRecord
 from worker.routing import enriched_records
 from worker.settings import WorkerSettings
@@ -60,7 +58,7 @@ class TriagePipeline:
         self.settings = settings
         self.cache = cache
         self.metrics = metrics
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-infer")
+        self.model = ModelQueue(settings.batch_size, metrics)
 
     def count_in(self, records: Sequence[InRecord]) -> None:
         """Count a consumed batch once, however often it is processed."""
@@ -171,17 +169,11 @@ class TriagePipeline:
         if not missing:
             return {}, {}
         keys, texts = list(missing), list(missing.values())
-        loop = asyncio.get_running_loop()
-        started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, predictor.predict, texts)
-            if len(results) != len(texts):
-                raise RuntimeError(f"predictor returned {len(results)} results for {len(texts)} texts")
+            results = await self.model.predict(predictor, texts)
         except Exception as exc:  # noqa: BLE001 - any model failure is isolated per ticket below
             log.error("inference_failed", size=len(texts), error=type(exc).__name__)
-            return await loop.run_in_executor(self._executor, _predict_each, predictor, keys, texts)
-        finally:
-            self.metrics.inference_seconds.observe(time.perf_counter() - started)
+            return await self.model.run(_predict_each, predictor, keys, texts)
         return dict(zip(keys, results, strict=True)), {}
 
     def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None) -> OutRecord:
@@ -237,7 +229,7 @@ class TriagePipeline:
         return out
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=False)
+        self.model.close()
 
 
 def _predict_each(

@@ -32,8 +32,14 @@ class WorkerMetrics:
             "triage_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
         )
         self.inference_seconds = Histogram(
-            "triage_inference_seconds", "Model time per micro-batch (cache misses only).",
+            "triage_inference_seconds", "Model time per model call (cache misses only).",
             buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.model_call_texts = Histogram(
+            "triage_model_call_texts",
+            "Texts per model call: the cache misses of one micro-batch, or of several merged while the model "
+            "was busy.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=r,
         )
         self.end_to_end_seconds = Histogram(
             "triage_end_to_end_seconds",

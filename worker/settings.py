@@ -165,7 +165,11 @@ class WorkerSettings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, ge=1, description="Torch intra-op threads; default: the CPU cores available to the process."
     )
-    batch_size: int = Field(default=64, ge=1, le=4096, description="Most tickets classified in one micro-batch.")
+    batch_size: int = Field(
+        default=64, ge=1, le=4096,
+        description="Most tickets in one micro-batch, and most texts in one model call (micro-batches that wait "
+        "while the model is busy are merged up to this).",
+    )
     max_batch_tokens: int | None = Field(
         default=None, ge=16,
         description="Most padded tokens per forward pass: a micro-batch is sorted by length and split so that "
@@ -175,7 +179,9 @@ class WorkerSettings(BaseSettings):
         default=10.0, gt=0, le=1000, description="Longest a ticket waits for its micro-batch to fill."
     )
     max_inflight_batches: int = Field(
-        default=2, ge=1, le=16, description="Batches being classified or awaiting broker acks at once (pipelining)."
+        default=8, ge=1, le=64,
+        description="Micro-batches between take and broker ack at once: they are validated and looked up while "
+        "the model is busy, then merged into its next call.",
     )
     redis: RedisSettings = Field(default_factory=RedisSettings, description="Cache of repeated queries.")
     kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings, description="Kafka security.")

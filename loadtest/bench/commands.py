@@ -185,19 +185,27 @@ def cache_cmd(out_dir: Path | None, model_dir: Path | None, brokers: str | None,
     show_default=True,
     help="Seconds of traffic per load level.",
 )
+@click.option(
+    "--level",
+    "levels",
+    type=click.FloatRange(min=0.01, max=2.0),
+    multiple=True,
+    help="Fraction of saturation to offer (repeatable) [0.25, 0.5, 0.75, 1].",
+)
 def latency_cmd(
     out_dir: Path | None,
     model_dir: Path | None,
     brokers: str | None,
     saturation: float | None,
     duration: float,
+    levels: tuple[float, ...],
 ) -> None:
     """p50/p99 end to end at 25/50/75/100% of measured saturation."""
     from loadtest.bench.pipeline import bench_latency
 
     ctx = _context(out_dir, model_dir)
     with ctx.stack(brokers) as stack:
-        ctx.finish(bench_latency(stack, ctx.train, saturation, duration))
+        ctx.finish(bench_latency(stack, ctx.train, saturation, duration, levels or (0.25, 0.5, 0.75, 1.0)))
 
 
 @bench_group.command("all")
