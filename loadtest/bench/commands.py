@@ -117,6 +117,9 @@ def model_cmd(out_dir: Path | None, model_dir: Path | None, texts: int, repeats:
 @click.option("--count-single", type=click.IntRange(min=100), default=1000, show_default=True)
 @click.option("--count-batched", type=click.IntRange(min=100), default=3000, show_default=True)
 @click.option(
+    "--batch-size", type=click.IntRange(min=2), default=64, show_default=True, help="Micro-batch size to compare."
+)
+@click.option(
     "--backend",
     "backends",
     type=click.Choice(["onnx", "onnx-int8"]),
@@ -129,6 +132,7 @@ def batching_cmd(
     brokers: str | None,
     count_single: int,
     count_batched: int,
+    batch_size: int,
     backends: tuple[str, ...],
 ) -> None:
     """Worker tickets/s with batch_size=1 vs micro-batches (same model, cache off), torch and ONNX."""
@@ -138,7 +142,12 @@ def batching_cmd(
     with ctx.stack(brokers) as stack:
         ctx.finish(
             bench_batching(
-                stack, ctx.test, count_single, count_batched, backends=backends or _exported_backends(ctx.model_dir)
+                stack,
+                ctx.test,
+                count_single,
+                count_batched,
+                batch_size,
+                backends=backends or _exported_backends(ctx.model_dir),
             )
         )
 
