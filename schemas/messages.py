@@ -162,7 +162,7 @@ class DeadLetter(BaseModel):
             payload, encoding = base64.b64encode(kept).decode("ascii"), "base64"
         return cls(
             payload=payload,
-            payload_encoding=encoding,  # type: ignore[arg-type]
+            payload_encoding=encoding,
             payload_size=len(data),
             payload_sha256=hashlib.sha256(data).hexdigest(),
             payload_truncated=len(kept) < len(data),

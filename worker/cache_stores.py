@@ -59,7 +59,8 @@ class RedisStore:
         await self._client.ping()
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return list(await self._client.mget(keys))
+        values = await self._client.mget(keys)  # bytes, or None for a missing key (no decode_responses)
+        return [value if isinstance(value, bytes) else None for value in values]
 
     async def set_many(self, values: Mapping[str, str | bytes]) -> None:
         await self._set_many(keys=list(values), args=[self._ttl_s, *values.values()])

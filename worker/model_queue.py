@@ -57,7 +57,8 @@ class ModelQueue:
     def _next_group(self) -> list[_Request]:
         """The oldest request plus the following ones for the same predictor, up to ``max_texts`` texts."""
         first = self._waiting[0]
-        group, size = [], 0
+        group: list[_Request] = []
+        size = 0
         for request in list(self._waiting):
             if request.predictor is not first.predictor:
                 continue

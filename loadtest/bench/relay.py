@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import faust
+from faust.types import StreamT
 
 __all__ = ["build_relay", "main"]
 
@@ -35,9 +37,9 @@ def build_relay(brokers: str, incoming: str, outgoing: str, expected: int, done_
     sent = 0
 
     @app.agent(source)
-    async def relay(stream: faust.StreamT) -> None:
+    async def relay(stream: StreamT) -> None:
         nonlocal sent
-        async for events in stream.take_events(TAKE, within=WITHIN_S):
+        async for events in cast(faust.Stream, stream).take_events(TAKE, within=WITHIN_S):
             for event in events:
                 await sink.send(key=event.key, value=event.value)
             sent += len(events)
