@@ -45,28 +45,28 @@ class RedisStore:
         timeout = settings.timeout_ms / 1000.0
         password = settings.password.get_secret_value() if settings.password else None
         self._ttl_s = settings.ttl_s
-        self._client = aioredis.Redis.from_url(
+        self.client = aioredis.Redis.from_url(
             settings.url,
             password=password,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        self._set_many: AsyncScript = self._client.register_script(_SET_MANY)
+        self._set_many: AsyncScript = self.client.register_script(_SET_MANY)
         self.description = "redis"
 
     async def ping(self) -> None:
-        await self._client.ping()
+        await self.client.ping()
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        values = await self._client.mget(keys)  # bytes, or None for a missing key (no decode_responses)
+        values = await self.client.mget(keys)  # bytes, or None for a missing key (no decode_responses)
         return [value if isinstance(value, bytes) else None for value in values]
 
     async def set_many(self, values: Mapping[str, str | bytes]) -> None:
         await self._set_many(keys=list(values), args=[self._ttl_s, *values.values()])
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self.client.aclose()
 
 
 class MemoryStore:
