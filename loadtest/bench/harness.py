@@ -189,9 +189,14 @@ class BenchStack:
         by their Kafka timestamps), so the rate is the worker's own on cores it shares only with the broker.
         """
         prefix = f"bench-{label}-{secrets.token_hex(3)}"
-        partitions = TopicSettings().partitions
-        create_topics(self.brokers, {TopicSettings.namespaced(prefix).incoming: partitions})
+        topics = TopicSettings.namespaced(prefix)
+        create_topics(self.brokers, {topics.incoming: topics.partitions})
         return asyncio.run(self._drain(label, prefix, records, config, cache, timeout_s, overrides))
+
+    def _preload(self, topic: str, records: list[SourceRecord], config: ReplayConfig, ledger: Ledger) -> int:
+        """Produce the whole backlog (before anything consumes it); returns how many the broker acknowledged."""
+        Replayer(parse_brokers(self.brokers), topic, records, config, ledger, new_run_id()).run(threading.Event())
+        return sum(1 for entry in ledger.entries if entry.acked)
 
     async def _drain(
         self,
@@ -209,10 +214,7 @@ class BenchStack:
         collector = Collector(hosts, topics, ledger, clock="record")
         await collector.start()
         try:
-            run_id = new_run_id()
-            replayer = Replayer(hosts, topics.incoming, records, config, ledger, run_id)
-            await asyncio.to_thread(replayer.run, threading.Event())
-            expected = sum(1 for entry in ledger.entries if entry.acked)
+            expected = await asyncio.to_thread(self._preload, topics.incoming, records, config, ledger)
             log.info("bench_backlog_loaded", label=label, tickets=expected)
             child, running, state_dir = await asyncio.to_thread(self._start, label, cache, overrides, prefix)
             try:
@@ -226,6 +228,7 @@ class BenchStack:
                 shutil.rmtree(state_dir, ignore_errors=True)
         finally:
             await collector.stop()
+        run_id = new_run_id()
         report = build_report(
             run_id, config, hosts, topics, ledger, collector, batches.as_batch_sizes() if batches else None
         )
@@ -241,10 +244,7 @@ class BenchStack:
         topics = TopicSettings.namespaced(prefix)
         partitions = topics.partitions
         create_topics(self.brokers, {topics.incoming: partitions, topics.enriched: partitions})
-        hosts = parse_brokers(self.brokers)
-        ledger = Ledger()
-        Replayer(hosts, topics.incoming, records, config, ledger, new_run_id()).run(threading.Event())
-        expected = sum(1 for entry in ledger.entries if entry.acked)
+        expected = self._preload(topics.incoming, records, config, Ledger())
         done = self.out_dir / f"{prefix}.done"
         child = ChildProcess(
             "relay",
