@@ -46,9 +46,14 @@ class Tracked:
         return None
 
     @property
+    def seen_at(self) -> float | None:
+        """When its outcome was seen: the enriched record if any, else the dead letter."""
+        return self.enriched_at if self.enriched_at is not None else self.deadlettered_at
+
+    @property
     def latency_ms(self) -> float | None:
         """End to end: first sighting on any output topic minus the send timestamp in its metadata."""
-        seen = self.enriched_at if self.enriched_at is not None else self.deadlettered_at
+        seen = self.seen_at
         return None if seen is None else (seen - self.sent_at) * 1000.0
 
 

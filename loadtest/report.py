@@ -199,7 +199,7 @@ def _timeline(produced: list[Tracked], t0: float) -> list[TimelinePoint]:
     completed: Counter[int] = Counter()
     latencies: dict[int, list[float]] = {}
     for e in produced:
-        seen = e.enriched_at if e.enriched_at is not None else e.deadlettered_at
+        seen = e.seen_at
         if seen is None:
             continue
         completed[int(seen - t0)] += 1

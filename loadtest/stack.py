@@ -95,9 +95,8 @@ def redis_reachable(settings: RedisSettings, timeout_s: float = 1.0) -> str | No
     """None when the configured Redis answers PING (with the configured password), else the reason it did not."""
     import redis
 
-    password = settings.password.get_secret_value() if settings.password else None
     client = redis.Redis.from_url(
-        settings.url, password=password, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        settings.url, password=settings.password_value(), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
     )
     try:
         client.ping()

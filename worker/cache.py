@@ -110,7 +110,7 @@ class TriageCache:
             self._on_failure("get", exc)
             return {}
         self._on_success()
-        return {key: value for key, value in zip(keys, values, strict=True) if isinstance(value, bytes)}
+        return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
 
     async def put_many(self, texts: Mapping[str, Triage], tickets: Mapping[str, bytes]) -> None:
         """Store text results and per-ticket triage JSON in one scripted command, bounded by the timeout.

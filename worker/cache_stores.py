@@ -43,11 +43,10 @@ class RedisStore:
 
     def __init__(self, settings: RedisSettings) -> None:
         timeout = settings.timeout_ms / 1000.0
-        password = settings.password.get_secret_value() if settings.password else None
         self._ttl_s = settings.ttl_s
         self.client = aioredis.Redis.from_url(
             settings.url,
-            password=password,
+            password=settings.password_value(),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

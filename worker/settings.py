@@ -97,6 +97,10 @@ class RedisSettings(BaseModel):
         default=100_000, ge=1, description="Entries the memory backend keeps (least recently used go first)."
     )
 
+    def password_value(self) -> str | None:
+        """The password in clear, for the client that needs it (the settings' repr keeps it hidden)."""
+        return self.password.get_secret_value() if self.password else None
+
 
 class KafkaSecuritySettings(BaseModel):
     """Kafka client security, passed through to the consumer, producer and admin clients."""

@@ -189,8 +189,6 @@ class BenchStack:
         by their Kafka timestamps), so the rate is the worker's own on cores it shares only with the broker.
         """
         prefix = f"bench-{label}-{secrets.token_hex(3)}"
-        topics = TopicSettings.namespaced(prefix)
-        create_topics(self.brokers, {topics.incoming: topics.partitions})
         return asyncio.run(self._drain(label, prefix, records, config, cache, timeout_s, overrides))
 
     def _preload(self, topic: str, records: list[SourceRecord], config: ReplayConfig, ledger: Ledger) -> int:
@@ -210,6 +208,7 @@ class BenchStack:
     ) -> Drained:
         hosts = parse_brokers(self.brokers)
         topics = TopicSettings.namespaced(prefix)
+        await asyncio.to_thread(create_topics, self.brokers, {topics.incoming: topics.partitions})
         ledger = Ledger()
         collector = Collector(hosts, topics, ledger, clock="record")
         await collector.start()
@@ -233,8 +232,7 @@ class BenchStack:
             run_id, config, hosts, topics, ledger, collector, batches.as_batch_sizes() if batches else None
         )
         report.write(self.out_dir / "runs" / run_id / "report.json")
-        times = [t for e in ledger.entries for t in (e.enriched_at or e.deadlettered_at,) if t is not None]
-        return Drained(report, steady_rate(times))
+        return Drained(report, steady_rate([e.seen_at for e in ledger.entries if e.seen_at is not None]))
 
     def drain_relay(
         self, records: list[SourceRecord], config: ReplayConfig, timeout_s: float = 300.0

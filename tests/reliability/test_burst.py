@@ -31,11 +31,7 @@ MAX_BURST = 2000
 def _steady_rate(traffic: Traffic, run_id: str) -> float:
     """Completions per second of a backlog, past its first third (model warm-up and first fetches)."""
     done = sorted(
-        t
-        for e in traffic.ledger.entries
-        if e.ticket_id.startswith(run_id)
-        for t in (e.enriched_at or e.deadlettered_at,)
-        if t is not None
+        e.seen_at for e in traffic.ledger.entries if e.ticket_id.startswith(run_id) and e.seen_at is not None
     )
     third = len(done) // 3
     return (len(done) - 1 - third) / max(done[-1] - done[third], 1e-3)
