@@ -112,7 +112,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     @app.task
     async def load_model() -> None:
         await cache.connect()
-        if settings.model_backend != "noop":
+        if settings.model_backend != "noop" and not settings.model_process:
             from worker.inference import configure_torch
 
             configure_torch(settings)

@@ -66,6 +66,10 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
     """
     if settings.model_backend == "noop":
         return NoopPredictor()
+    if settings.model_process:
+        from worker.model_process import ProcessPredictor
+
+        return ProcessPredictor(settings, checkpoint)
     from triage.checkpoint import resolve_checkpoint
     from triage.classifier import Classifier
     from triage.decision import Thresholds

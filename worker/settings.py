@@ -166,8 +166,14 @@ class WorkerSettings(BaseSettings):
     device: str | None = Field(
         default=None, description="Torch device (cpu, cuda, cuda:1); default: CUDA when present."
     )
+    model_process: bool = Field(
+        default=True,
+        description="Run the model in a child process, so forward passes and the event loop never wait for "
+        "each other's GIL; off: a thread of the worker process.",
+    )
     torch_threads: int | None = Field(
-        default=None, ge=1, description="Torch intra-op threads; default: the CPU cores available to the process."
+        default=None, ge=1,
+        description="Torch (and ONNX Runtime) intra-op threads; default: the CPU cores available to the process.",
     )
     batch_size: int = Field(
         default=64, ge=1, le=4096,

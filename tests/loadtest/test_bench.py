@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.bench.common import BenchResult
 from loadtest.bench.harness import BenchStack, steady_rate
-from loadtest.bench.pipeline import bench_batching, bench_latency, bench_noop
+from loadtest.bench.pipeline import bench_batching, bench_latency, bench_noop, measure_saturation
 from loadtest.source import SourceRecord, load_source
 from triage.broker import EmbeddedBroker
 
@@ -65,3 +66,19 @@ def test_latency_is_measured_at_each_load_level(stack: BenchStack, records: list
     assert row["offered_per_s"] == 20.0 and row["lost"] == 0
     assert 0 < row["p50_ms"] <= row["p99_ms"]
     assert any("p99 ≤ 250 ms at 50%" in note for note in result.notes)
+
+
+def test_saturation_is_searched_down_from_the_burst_rate(stack: BenchStack, records: list[SourceRecord]) -> None:
+    result = BenchResult("latency", "saturation search", {})
+    with stack:
+        saturation = measure_saturation(stack, records, result, duration_s=5.0, count=200, max_steps=1)
+    burst, *offers = result.rows
+    assert burst["tickets"] == 200 and burst["lost"] == 0
+    assert offers[0]["offered_per_s"] == round(burst["tickets_per_s"], 1)
+    assert 1 <= len(offers) <= 2 and all(row["lost"] == 0 for row in offers)
+    kept_up = [row["offered_per_s"] for row in offers if row["sustained_per_s"] >= 0.95 * row["offered_per_s"]]
+    if kept_up:
+        assert saturation == pytest.approx(kept_up[0], abs=0.1)
+    else:
+        assert saturation == pytest.approx(min(offers[-1]["sustained_per_s"], offers[-1]["offered_per_s"]))
+    assert 0 < saturation <= burst["tickets_per_s"]
