@@ -29,6 +29,22 @@ def shared_data_dir() -> Path:
     )
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Scenario lines tests attached to their reports (``user_properties``), from every xdist worker too."""
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "scenario"
+    ]
+    if lines:
+        terminalreporter.section("reliability scenarios")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return shared_data_dir()
@@ -64,10 +80,21 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A small real checkpoint trained once per session (few minutes on 2 cores), via ``latest``."""
+    """A small real checkpoint trained once per run (few minutes on 2 cores), via ``latest``.
+
+    Under pytest-xdist the workers share one: the first to ask trains it in the run's common temp folder
+    while the others wait on a file lock.
+    """
+    from filelock import FileLock
+
     from trainer.config import TrainArgs
     from trainer.train import run_training
 
-    out = tmp_path_factory.mktemp("models")
-    run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=out))
-    return out / "latest"
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        root = tmp_path_factory.mktemp("models")
+    else:
+        root = tmp_path_factory.getbasetemp().parent / "shared-models"
+    with FileLock(f"{root}.lock"):
+        if not (root / "latest").exists():
+            run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root))
+    return root / "latest"

@@ -70,10 +70,13 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
         from worker.model_process import ProcessPredictor
 
         return ProcessPredictor(settings, checkpoint)
+    from transformers.utils import logging as hf_logging
+
     from triage.checkpoint import resolve_checkpoint
     from triage.classifier import Classifier
     from triage.decision import Thresholds
 
+    hf_logging.disable_progress_bar()  # a progress bar per load would break the worker's JSON log lines
     folder = resolve_checkpoint(checkpoint or settings.model_dir)
     overrides = settings.thresholds.model_dump(exclude_none=True)
     thresholds = None

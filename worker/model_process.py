@@ -2,8 +2,10 @@
 
 In one process, every torch op of a forward pass re-takes the GIL from the event loop and Faust's
 consumer thread; on a busy 2-core box that made a model call about twice as slow as the same call alone.
-The child is spawned (never forked from a process with torch and Kafka threads running), serves one call at
-a time over a pipe, and exits when the pipe closes, so it never outlives the worker, even after SIGKILL.
+The child is forked from a fork server that has only imported torch and transformers (never from the worker,
+which runs Kafka and event-loop threads), so a hot reload or a restart after a crash pays for loading the
+weights, not for those imports again. It serves one call at a time over a pipe and exits when the pipe
+closes; the fork server exits with the worker too, so neither outlives it, even after SIGKILL.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = ["ModelProcessDied", "ProcessPredictor"]
 
 log = structlog.get_logger(__name__)
 
+_PRELOAD = ["worker.model_process", "triage.classifier"]
+
 
 class ModelProcessDied(RuntimeError):
     """The child serving the model exited during a call (killed, out of memory, crashed)."""
@@ -46,7 +50,8 @@ class ProcessPredictor:
         self._finalizer = weakref.finalize(self, _stop_later, self._conn, self._process)
 
     def _spawn(self) -> tuple[Connection, Any]:
-        context = mp.get_context("spawn")
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
         conn, child_conn = context.Pipe()
         process = context.Process(
             target=_serve, args=(child_conn, self._settings, self._checkpoint), name="triage-model", daemon=True

@@ -22,7 +22,7 @@ def _load(path: Any) -> dict[str, Any]:
 
 def _exported_series() -> set[str]:
     """Series names WorkerMetrics puts on /metrics, from the real registry."""
-    names = set()
+    names: set[str] = set()
     for family in WorkerMetrics().registry.collect():
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
     return names

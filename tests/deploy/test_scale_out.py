@@ -10,23 +10,18 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from kafka import KafkaConsumer, KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
-from triage.broker import EmbeddedBroker, create_topics, free_port
+from loadtest.stack import flatten_env
+from tests.workers import WorkerProcess, metric_labels
+from triage.broker import EmbeddedBroker, create_topics
 from worker.settings import TopicSettings
 
 WORKERS = 2
@@ -34,37 +29,6 @@ PARTITIONS = 4
 TICKETS = 400
 START_TIMEOUT_S = 75.0
 DRAIN_TIMEOUT_S = 60.0
-
-
-@dataclass
-class WorkerProcess:
-    """One ``python -m worker`` subprocess and where to reach it."""
-
-    process: subprocess.Popen[bytes]
-    web_port: int
-    log: Path
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=3) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-        except OSError:
-            return 0, ""
-
-    def samples(self, metric: str) -> dict[tuple[tuple[str, str], ...], float]:
-        """Current values of one metric on this worker's /metrics, by label set."""
-        _, text = self.get("/metrics")
-        return {
-            tuple(sorted(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == metric
-        }
-
-    def log_tail(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
 
 
 def _topics(unique: Callable[[str], str]) -> TopicSettings:
@@ -77,23 +41,17 @@ def _create_topics(broker: EmbeddedBroker, topics: TopicSettings) -> None:
 
 
 def _worker_env(
-    broker: EmbeddedBroker, topics: TopicSettings, group: str, model: Path, redis_url: str, state: Path, port: int
+    broker: EmbeddedBroker, topics: TopicSettings, group: str, model: Path, redis_url: str
 ) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("TRIAGE_")}
-    env.update(
-        TRIAGE_BROKERS=broker.bootstrap,
-        TRIAGE_GROUP_ID=group,
-        TRIAGE_MODEL_DIR=str(model),
-        TRIAGE_TORCH_THREADS="1",
-        TRIAGE_REDIS__URL=redis_url,
-        TRIAGE_REDIS__KEY_PREFIX=group,
-        TRIAGE_WEB_HOST="127.0.0.1",
-        TRIAGE_WEB_PORT=str(port),
-        TRIAGE_STATE_DIR=str(state),
-        TRIAGE_LOG_LEVEL="INFO",
+    return flatten_env(
+        {
+            "brokers": broker.bootstrap,
+            "group_id": group,
+            "model_dir": model,
+            "redis": {"url": redis_url, "key_prefix": group},
+            "topics": topics.model_dump(),
+        }
     )
-    env.update({f"TRIAGE_TOPICS__{key.upper()}": str(value) for key, value in topics.model_dump().items()})
-    return env
 
 
 async def _group_state(bootstrap: str, group: str) -> tuple[str, int]:
@@ -113,13 +71,13 @@ def _wait_until_ready(workers: list[WorkerProcess], bootstrap: str, group: str) 
     state, members = "", 0
     while time.monotonic() < deadline:
         for worker in workers:
-            assert worker.process.poll() is None, f"worker exited early:\n{worker.log_tail()}"
+            assert worker.running, f"worker exited early:\n{worker.tail()}"
         if all(worker.get("/health")[0] == 200 for worker in workers):
             state, members = asyncio.run(_group_state(bootstrap, group))
             if state == "Stable" and members == len(workers):
                 return
         time.sleep(0.5)
-    logs = "\n---\n".join(worker.log_tail() for worker in workers)
+    logs = "\n---\n".join(worker.tail() for worker in workers)
     pytest.fail(f"workers not ready in {START_TIMEOUT_S}s (group {state!r}, {members} members):\n{logs}")
 
 
@@ -134,28 +92,16 @@ def scaled_workers(
     topics = _topics(unique)
     group = unique("scale-group")
     _create_topics(broker, topics)
-    workers = []
+    env = _worker_env(broker, topics, group, tiny_checkpoint, redis_url)
+    workers = [WorkerProcess(f"worker-{index}", env, tmp_path / f"worker-{index}.log") for index in range(WORKERS)]
     try:
-        for index in range(WORKERS):
-            port = free_port()
-            log = tmp_path / f"worker-{index}.log"
-            env = _worker_env(broker, topics, group, tiny_checkpoint, redis_url, tmp_path / f"state-{index}", port)
-            with log.open("wb") as sink:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "worker"], env=env, stdout=sink, stderr=subprocess.STDOUT
-                )
-            workers.append(WorkerProcess(process, port, log))
+        for worker in workers:
+            worker.start()
         _wait_until_ready(workers, broker.bootstrap, group)
         yield workers, topics
     finally:
         for worker in workers:
-            worker.process.terminate()
-        for worker in workers:
-            try:
-                worker.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait(timeout=10)
+            worker.stop()
 
 
 def _tickets(data_dir: Path, unique: Callable[[str], str]) -> list[tuple[str, str]]:
@@ -222,16 +168,10 @@ def test_two_workers_share_the_partitions_and_triage_each_ticket_once(
     owned: list[set[str]] = []
     consumed: list[float] = []
     for worker in workers:
-        assert worker.process.poll() is None, f"a worker died during the run:\n{worker.log_tail()}"
-        lag = worker.samples("triage_consumer_lag")
-        owned.append({dict(labels)["partition"] for labels in lag if dict(labels)["topic"] == topics.incoming})
-        consumed.append(
-            sum(
-                value
-                for labels, value in worker.samples("triage_tickets_in_total").items()
-                if dict(labels)["topic"] == topics.incoming
-            )
-        )
+        assert worker.running, f"a worker died during the run:\n{worker.tail()}"
+        lag = metric_labels(worker.metrics(), "triage_consumer_lag")
+        owned.append({labels["partition"] for labels in lag if labels["topic"] == topics.incoming})
+        consumed.append(worker.metric("triage_tickets_in_total", topic=topics.incoming))
     assert all(owned), f"every worker owns partitions: {owned}"
     assert set.intersection(*owned) == set(), f"a partition is owned twice: {owned}"
     assert set.union(*owned) == {str(p) for p in range(PARTITIONS)}

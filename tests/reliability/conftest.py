@@ -17,7 +17,7 @@ from loadtest.source import SourceRecord, load_source
 from schemas import Triage
 from tests.reliability.summary import SUMMARIES
 from tests.reliability.traffic import Stage
-from tests.reliability.workers import WorkerProcess
+from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker
 
 _HERE = Path(__file__).resolve().parent
@@ -29,11 +29,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.reliability)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if SUMMARIES:
-        terminalreporter.section("reliability scenarios")
-        for line in SUMMARIES:
-            terminalreporter.write_line(line)
+@pytest.fixture(autouse=True)
+def _scenario_lines(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The test's summary lines ride on its report, so the end-of-run section gets them from xdist workers."""
+    yield
+    while SUMMARIES:
+        request.node.user_properties.append(("scenario", SUMMARIES.pop(0)))
 
 
 @pytest.fixture
@@ -117,10 +118,9 @@ def spawn(tmp_path: Path, redis_url: str, key_prefix: str) -> Iterator[Callable[
             "TRIAGE_MODEL_DIR": str(model_dir or tmp_path / "no-model"),
             "TRIAGE_REDIS__URL": redis_url,
             "TRIAGE_REDIS__KEY_PREFIX": key_prefix,
-            "TRIAGE_TORCH_THREADS": "1",
             **{f"TRIAGE_{k.upper()}": v for k, v in env.items()},
         }
-        worker = WorkerProcess(name, settings, tmp_path)
+        worker = WorkerProcess(name, settings, tmp_path / f"{name}.log")
         started.append(worker)
         return worker
 

@@ -1,4 +1,7 @@
-"""One summary line per scenario, printed as it ends (``pytest -s``) and again at the end of the run."""
+"""One summary line per scenario, printed as it ends (``pytest -s``) and again at the end of the run.
+
+Lines wait in ``SUMMARIES`` until the test ends; the reliability conftest then moves them onto its report.
+"""
 
 from __future__ import annotations
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from schemas import Triage
-from tests.reliability.metrics import metric_sum
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
-from tests.reliability.workers import WorkerProcess
+from tests.workers import WorkerProcess, metric_sum
 from triage.broker import EmbeddedBroker
 
 Reference = Callable[[list[str]], list[Triage]]

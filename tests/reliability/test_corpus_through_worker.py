@@ -23,10 +23,9 @@ from aiokafka import AIOKafkaProducer
 from schemas import DeadLetter, EnrichedTicket, Triage, decode_ticket, text_hash
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 from tests.reliability.corpus import CORPUS, MARKER, NEAR_LIMIT, NEIGHBOURS, POISON, TRIAGED, BadInput
-from tests.reliability.metrics import metric_labels
 from tests.reliability.summary import report_line
 from tests.reliability.traffic import Stage, Tap, TapRecord, check_routes, create_topics
-from tests.reliability.workers import WorkerProcess
+from tests.workers import WorkerProcess, metric_labels
 from triage.broker import EmbeddedBroker
 
 Reference = Callable[[list[str]], list[Triage]]
@@ -80,7 +79,7 @@ async def _send_and_collect(run: CorpusRun, brokers: str, tap: Tap, cases: tuple
         await producer.stop()
     ids = {c.name: decode_ticket(c.raw).ticket_id for c in cases if c.expected == TRIAGED}
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and run.worker.alive:
+    while time.monotonic() < deadline and run.worker.running:
         await tap.poll()
         enriched = {
             json.loads(r.value)["ticket_id"] for r in tap.records if r.topic == run.stage.topics.enriched
@@ -116,10 +115,9 @@ def corpus_run(
                 "TRIAGE_MODEL_DIR": str(tiny_checkpoint),
                 "TRIAGE_REDIS__URL": redis_url,
                 "TRIAGE_REDIS__KEY_PREFIX": key_prefix,
-                "TRIAGE_TORCH_THREADS": "1",
                 "TRIAGE_DEADLETTER_PAYLOAD_BYTES": str(DEADLETTER_PAYLOAD_BYTES),
             },
-            folder,
+            folder / "corpus.log",
         )
         run = CorpusRun(stage, worker, key_prefix)
         client = redis.Redis.from_url(redis_url)
@@ -197,7 +195,7 @@ def test_each_corpus_message_meets_its_outcome_through_the_worker(
             r for r in run.on(run.stage.topics.enriched) if json.loads(r.value)["ticket_id"] == sent.ticket_id
         ]
         assert copies, (
-            f"{case.name} was never enriched (worker alive: {run.worker.alive})\n{run.worker.tail(15)}"
+            f"{case.name} was never enriched (worker alive: {run.worker.running})\n{run.worker.tail(15)}"
         )
         assert len({c.value for c in copies}) == 1
         got = EnrichedTicket.model_validate_json(copies[0].value)

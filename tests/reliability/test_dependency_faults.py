@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from tests.reliability.brokers import PartitionedBroker
-from tests.reliability.metrics import metric_sum
 from tests.reliability.proxy import FaultProxy
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
-from tests.reliability.workers import WorkerProcess
+from tests.workers import WorkerProcess, metric_sum
 from triage.broker import EmbeddedBroker, free_port
 
 GRACE_S = 5.0
@@ -122,7 +121,7 @@ def test_broker_partition_producer_retries_and_worker_reconnects(
             return t
 
         traffic = asyncio.run(scenario())
-        alive_throughout = worker.alive and worker.starts == 1
+        alive_throughout = worker.running and worker.starts == 1
         broker.cut()
         signalled = time.monotonic()
         worker.terminate()
@@ -178,7 +177,7 @@ def test_broker_restart_worker_recovers_on_its_own(
 
     try:
         before, after = asyncio.run(scenario())
-        alive_throughout = worker.alive and worker.starts == 1
+        alive_throughout = worker.running and worker.starts == 1
         worker.stop()
     finally:
         broker.stop()

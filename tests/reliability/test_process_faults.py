@@ -10,10 +10,9 @@ from pathlib import Path
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from schemas import Triage
-from tests.reliability.metrics import metric_sum
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
-from tests.reliability.workers import WorkerProcess
+from tests.workers import WorkerProcess, metric_sum
 from triage.broker import EmbeddedBroker
 
 Reference = Callable[[list[str]], list[Triage]]
@@ -142,5 +141,5 @@ def test_two_workers_one_killed_survivor_takes_over(
     outcome.extra["survivor_before_kill"] = int(before)
     outcome.extra["survivor_after"] = int(after)
     report(outcome)
-    assert survivor.alive, f"the survivor died:\n{survivor.tail()}"
+    assert survivor.running, f"the survivor died:\n{survivor.tail()}"
     outcome.assert_clean()

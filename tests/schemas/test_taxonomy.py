@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from schemas import Category, Priority, load_taxonomy
+from schemas import Category, Priority, Taxonomy, load_taxonomy
 
 HIGH = {"compromised_card", "lost_or_stolen_card", "lost_or_stolen_phone", "card_payment_not_recognised",
         "cash_withdrawal_not_recognised", "direct_debit_payment_not_recognised", "transaction_charged_twice",
@@ -35,23 +35,23 @@ ANCHORS = {
 
 
 @pytest.fixture(scope="module")
-def taxonomy():  # type: ignore[no-untyped-def]
+def taxonomy() -> Taxonomy:
     return load_taxonomy()
 
 
-def test_every_dataset_label_is_mapped_exactly_once(taxonomy, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_dataset_label_is_mapped_exactly_once(taxonomy: Taxonomy, data_dir: Path) -> None:
     labels = json.loads((data_dir / "categories.json").read_text())
     assert len(labels) == 77
     assert sorted(taxonomy.intents) == sorted(labels)
     assert "Refund_not_showing_up" in taxonomy.intents and "reverted_card_payment?" in taxonomy.intents
 
 
-def test_every_category_and_priority_is_used(taxonomy) -> None:  # type: ignore[no-untyped-def]
+def test_every_category_and_priority_is_used(taxonomy: Taxonomy) -> None:
     assert {r.category for r in taxonomy.rules} == set(Category)
     assert {r.priority for r in taxonomy.rules} == set(Priority)
 
 
-def test_priority_anchors_hold(taxonomy) -> None:  # type: ignore[no-untyped-def]
+def test_priority_anchors_hold(taxonomy: Taxonomy) -> None:
     high = {r.intent for r in taxonomy.rules if r.priority is Priority.HIGH}
     assert high == HIGH, "High is reserved for security breaches and immediate financial loss"
     for intent in LOW:
@@ -59,23 +59,23 @@ def test_priority_anchors_hold(taxonomy) -> None:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize("category", list(ANCHORS))
-def test_category_anchors_hold(taxonomy, category: Category) -> None:  # type: ignore[no-untyped-def]
+def test_category_anchors_hold(taxonomy: Taxonomy, category: Category) -> None:
     for intent in ANCHORS[category]:
         assert taxonomy.rule(intent).category is category, intent
 
 
-def test_every_row_has_a_rationale(taxonomy) -> None:  # type: ignore[no-untyped-def]
+def test_every_row_has_a_rationale(taxonomy: Taxonomy) -> None:
     assert all(len(r.rationale.split()) >= 3 for r in taxonomy.rules)
 
 
-def test_matrices_partition_the_intents(taxonomy) -> None:  # type: ignore[no-untyped-def]
+def test_matrices_partition_the_intents(taxonomy: Taxonomy) -> None:
     for matrix in (taxonomy.category_matrix, taxonomy.priority_matrix):
         assert np.array_equal(matrix.sum(axis=1), np.ones(77))
     counts = Counter(r.category for r in taxonomy.rules)
     assert taxonomy.category_matrix.sum(axis=0).tolist() == [counts[c] for c in Category]
 
 
-def test_reorder_follows_a_checkpoint_label_order(taxonomy) -> None:  # type: ignore[no-untyped-def]
+def test_reorder_follows_a_checkpoint_label_order(taxonomy: Taxonomy) -> None:
     reversed_order = list(reversed(taxonomy.intents))
     again = taxonomy.reorder(reversed_order)
     assert again.intents == reversed_order
@@ -84,7 +84,7 @@ def test_reorder_follows_a_checkpoint_label_order(taxonomy) -> None:  # type: ig
         taxonomy.reorder(["not_an_intent"])
 
 
-def test_round_trip_through_csv(taxonomy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip_through_csv(taxonomy: Taxonomy, tmp_path: Path) -> None:
     path = tmp_path / "taxonomy.csv"
     taxonomy.write_csv(path)
     assert load_taxonomy(path) == taxonomy

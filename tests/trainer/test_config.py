@@ -27,7 +27,7 @@ def test_bad_arguments_are_rejected() -> None:
     with pytest.raises(ValidationError):
         TrainArgs(epochs=0)
     with pytest.raises(ValidationError):
-        TrainArgs(learning_rate=1e-4)
+        TrainArgs(learning_rate=1e-4)  # type: ignore[call-arg]
 
 
 def test_hyperparameters_hash_the_recipe_not_the_paths(tmp_path: Path) -> None:

@@ -1,32 +1,24 @@
-"""Worker test kit: real ``python -m worker`` processes on the session broker, real Redis, aiokafka readers."""
+"""Worker test kit: worker settings on the session broker and real Redis, aiokafka writers and readers."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from triage.broker import EmbeddedBroker, free_port
+from loadtest.stack import flatten_env
+from triage.broker import EmbeddedBroker
 from worker.settings import TopicSettings
 
-REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 
 
@@ -44,118 +36,20 @@ def worker_env(
     token: str,
     **overrides: str,
 ) -> dict[str, str]:
-    """Environment of one worker process: everything through ``TRIAGE_*`` like in production."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
-    env.update(
-        {
-            "TRIAGE_BROKERS": broker.bootstrap,
-            "TRIAGE_GROUP_ID": f"triage-{token}",
-            "TRIAGE_TOPICS__INCOMING": topics.incoming,
-            "TRIAGE_TOPICS__ENRICHED": topics.enriched,
-            "TRIAGE_TOPICS__ROUTE_PREFIX": topics.route_prefix,
-            "TRIAGE_TOPICS__ONCALL": topics.oncall,
-            "TRIAGE_TOPICS__REVIEW": topics.review,
-            "TRIAGE_TOPICS__DEADLETTER": topics.deadletter,
-            "TRIAGE_TOPICS__PARTITIONS": str(topics.partitions),
-            "TRIAGE_MODEL_DIR": str(model_dir),
-            "TRIAGE_REDIS__URL": redis_url,
-            "TRIAGE_REDIS__KEY_PREFIX": f"test-{token}",
-            "TRIAGE_REDIS__TIMEOUT_MS": "2000",
-            "TRIAGE_WEB_PORT": str(free_port()),
-            "TRIAGE_WEB_HOST": "127.0.0.1",
-            "TRIAGE_STATE_DIR": str(state_dir),
-            "TRIAGE_SESSION_TIMEOUT_S": "6",
-            "TRIAGE_TORCH_THREADS": "1",
-            "TRIAGE_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(overrides)
-    return env
-
-
-class WorkerProcess:
-    """One worker subprocess with its log file; kill/terminate are real signals."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, command: Sequence[str] | None = None) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.command = list(command or [sys.executable, "-m", "worker"])
-        self.port = int(env["TRIAGE_WEB_PORT"])
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        return self
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def fail(self, why: str) -> None:
-        tail = "\n".join(self.log_text().splitlines()[-40:])
-        pytest.fail(f"{why}\n--- worker log tail ({self.log_path}) ---\n{tail}")
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def wait_healthy(self, timeout: float = 120.0) -> dict[str, object]:
-        """Until /health says ready (model loaded, Kafka reachable)."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.fail(f"worker exited with {self.proc.returncode} before becoming healthy")
-            try:
-                status, body = self.get("/health")
-            except OSError:
-                status, body = 0, ""
-            if status == 200:
-                return dict(json.loads(body))
-            time.sleep(0.25)
-        self.fail(f"worker not healthy within {timeout}s")
-        raise AssertionError("unreachable")
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of a metric's samples whose labels include ``labels`` (0 when absent)."""
-        _, text = self.get("/metrics")
-        total = 0.0
-        for line in text.splitlines():
-            match = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
-            if not match:
-                continue
-            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-            if all(found.get(k) == v for k, v in labels.items()):
-                total += float(match.group(2))
-        return total
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.fail(f"worker did not exit within {timeout}s")
-            raise
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+    """Settings of one worker process: everything through ``TRIAGE_*`` like in production."""
+    return {
+        **flatten_env(
+            {
+                "brokers": broker.bootstrap,
+                "group_id": f"triage-{token}",
+                "topics": topics.model_dump(),
+                "model_dir": model_dir,
+                "redis": {"url": redis_url, "key_prefix": f"test-{token}", "timeout_ms": 2000},
+                "state_dir": state_dir,
+            }
+        ),
+        **overrides,
+    }
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.worker.kit import (
     PARTITIONS,
     Ticketed,
-    WorkerProcess,
     keys_seen,
     new_token,
     produce,
@@ -23,6 +22,7 @@ from tests.worker.kit import (
     topic_settings,
     worker_env,
 )
+from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker
 from worker.runner import EXIT_GRACE_EXPIRED
 
@@ -55,21 +55,21 @@ def test_sigkill_mid_stream_then_restart_loses_no_ticket(
         broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, token,
         TRIAGE_BATCH_SIZE="16", TRIAGE_COMMIT_INTERVAL_S="0.5", TRIAGE_REDIS__ENABLED="false",
     )
-    first = WorkerProcess(env, tmp_path / "first.log").start()
-    second = WorkerProcess(env, tmp_path / "second.log")
+    first = WorkerProcess("first", env, tmp_path / "first.log").start()
+    second = WorkerProcess("second", env, tmp_path / "second.log")
     try:
-        first.wait_healthy()
+        first.wait_ready()
         messages = [ticket(f"k-{i}", f"My transfer number {i} has not arrived yet") for i in range(TICKETS)]
         produce(broker.bootstrap, topics.incoming, messages)
         while first.metric("triage_records_out_total", topic=topics.enriched) < 60:
-            assert first.proc is not None and first.proc.poll() is None
+            assert first.running
             time.sleep(0.02)
         first.signal(signal.SIGKILL)
         assert first.wait(30) == -signal.SIGKILL
         done_before_kill = keys_seen(read_topics(broker.bootstrap, [topics.enriched], until=lambda o: False, timeout=2))
         assert 0 < len(done_before_kill) < TICKETS, "the kill landed mid-stream"
 
-        second.start().wait_healthy()
+        second.start().wait_ready()
         wanted = {key for key, _ in messages}
         out = read_topics(
             broker.bootstrap, [topics.enriched, topics.deadletter],
@@ -101,11 +101,11 @@ def test_sigterm_past_the_grace_period_exits_with_70(
         broker, redis_url, tmp_path / "state", topic_settings(token), tiny_checkpoint, token,
         TRIAGE_SHUTDOWN_GRACE_S="0.2",
     )
-    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
     try:
-        worker.wait_healthy()
+        worker.wait_ready()
         worker.signal(signal.SIGTERM)
         assert worker.wait(60) == EXIT_GRACE_EXPIRED
-        assert "shutdown_grace_expired" in worker.log_text()
+        assert "shutdown_grace_expired" in worker.output()
     finally:
         worker.stop()

@@ -16,7 +16,6 @@ from schemas.enums import Category, ErrorCode, Priority
 from schemas.messages import DeadLetter
 from tests.worker.kit import (
     PARTITIONS,
-    WorkerProcess,
     banking_texts,
     drop_keys,
     keys_seen,
@@ -27,6 +26,7 @@ from tests.worker.kit import (
     topic_settings,
     worker_env,
 )
+from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker
 from triage.checkpoint import read_manifest, resolve_checkpoint
 from worker.settings import TopicSettings
@@ -50,9 +50,9 @@ def running(
     topics = topic_settings(token)
     tmp = tmp_path_factory.mktemp("e2e")
     env = worker_env(broker, redis_url, tmp / "state", topics, tiny_checkpoint, token)
-    worker = WorkerProcess(env, tmp / "worker.log").start()
+    worker = WorkerProcess("worker", env, tmp / "worker.log").start()
     try:
-        health = worker.wait_healthy()
+        health = worker.wait_ready()
         version = str(read_manifest(resolve_checkpoint(tiny_checkpoint))["version"])
         assert health["model_version"] == version
         yield Running(worker, topics, broker.bootstrap, env["TRIAGE_REDIS__KEY_PREFIX"], version)
@@ -218,7 +218,7 @@ def test_health_metrics_and_logs(running: Running) -> None:
         assert name in metrics, name
     assert running.worker.metric("triage_records_out_total", topic=running.topics.enriched) >= 1
     assert running.worker.metric("triage_tickets_in_total", topic=running.topics.incoming) >= 1
-    log = running.worker.log_text()
+    log = running.worker.output()
     assert secret not in log and "12345678" not in log
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(e.get("event") == "model_loaded" for e in events)

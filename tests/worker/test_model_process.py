@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from triage.checkpoint import CheckpointError
@@ -83,8 +84,8 @@ def test_close_stops_the_child(tiny_checkpoint: Path) -> None:
     assert _wait_gone(pid)
 
 
-def test_the_child_exits_when_the_worker_is_killed(tiny_checkpoint: Path) -> None:
-    """SIGKILL gives the worker no chance to clean up: the child must notice the closed pipe by itself."""
+def test_the_child_and_its_fork_server_exit_when_the_worker_is_killed(tiny_checkpoint: Path) -> None:
+    """SIGKILL gives the worker no chance to clean up: both must notice their closed pipes by themselves."""
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
@@ -99,10 +100,12 @@ def test_the_child_exits_when_the_worker_is_killed(tiny_checkpoint: Path) -> Non
         assert parent.stdout is not None
         line = next(line for line in parent.stdout if line.startswith("model-pid"))
         child = int(line.split()[1])
-        assert _alive(child)
+        descendants = [p.pid for p in psutil.Process(parent.pid).children(recursive=True)]
+        assert child in descendants and len(descendants) >= 2, "the model process, forked by the fork server"
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        assert _wait_gone(child), f"model process {child} outlived its worker"
+        left = [pid for pid in descendants if not _wait_gone(pid)]
+        assert not left, f"processes {left} outlived their worker (model process {child})"
     finally:
         parent.kill()
         parent.wait()

@@ -14,7 +14,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.worker.kit import (
-    WorkerProcess,
     keys_seen,
     new_token,
     produce,
@@ -23,6 +22,7 @@ from tests.worker.kit import (
     topic_settings,
     worker_env,
 )
+from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker, free_port
 
 
@@ -79,17 +79,17 @@ def test_worker_survives_redis_down_and_slow_and_reconnects(
         broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, token,
         TRIAGE_REDIS__TIMEOUT_MS="200", TRIAGE_REDIS__RETRY_INTERVAL_S="0.5",
     )
-    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
     server = RedisServer(redis_port)
     try:
-        assert worker.wait_healthy()["cache_available"] is False
+        assert worker.wait_ready()["cache_available"] is False
         produce(
             broker.bootstrap, topics.incoming, [ticket("down-1", "card declined"), ticket("down-2", "card declined")]
         )
         assert triage_of(broker.bootstrap, topics.enriched, b"down-2")["cached"] is False
         assert worker.metric("triage_cache_available") == 0
         assert worker.metric("triage_cache_errors_total") >= 1
-        assert '"cache_unavailable"' in worker.log_text()
+        assert '"cache_unavailable"' in worker.output()
 
         server.start()
         time.sleep(1.0)
@@ -98,7 +98,7 @@ def test_worker_survives_redis_down_and_slow_and_reconnects(
         produce(broker.bootstrap, topics.incoming, [ticket("up-2", "refund not received")])
         assert triage_of(broker.bootstrap, topics.enriched, b"up-2")["cached"] is True
         assert worker.metric("triage_cache_available") == 1
-        assert '"cache_recovered"' in worker.log_text()
+        assert '"cache_recovered"' in worker.output()
 
         errors = worker.metric("triage_cache_errors_total")
         staller = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=30, retry=Retry(NoBackoff(), 0))
@@ -127,15 +127,15 @@ def test_memory_backend_caches_without_any_redis(
         broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, token,
         TRIAGE_REDIS__BACKEND="memory",
     )
-    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
     try:
-        assert worker.wait_healthy()["cache_available"] is True
+        assert worker.wait_ready()["cache_available"] is True
         produce(broker.bootstrap, topics.incoming, [ticket("mem-1", "where is my new card")])
         assert triage_of(broker.bootstrap, topics.enriched, b"mem-1")["cached"] is False
         produce(broker.bootstrap, topics.incoming, [ticket("mem-2", "where is my new card")])
         assert triage_of(broker.bootstrap, topics.enriched, b"mem-2")["cached"] is True
         assert worker.metric("triage_cache_hits_total") >= 1
         assert worker.metric("triage_cache_errors_total") == 0
-        assert '"cache_in_process"' in worker.log_text()
+        assert '"cache_in_process"' in worker.output()
     finally:
         worker.stop()

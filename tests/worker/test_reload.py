@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.worker.kit import (
-    WorkerProcess,
     keys_seen,
     new_token,
     produce,
@@ -23,6 +22,7 @@ from tests.worker.kit import (
     topic_settings,
     worker_env,
 )
+from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker
 from triage.checkpoint import MANIFEST, publish, resolve_checkpoint
 from worker.inference import Predictor, load_predictor
@@ -106,10 +106,10 @@ def test_running_faust_worker_reloads_between_batches(
         broker, redis_url, tmp_path / "state", topics, models_root / "latest", token, TRIAGE_RELOAD_INTERVAL_S="0.5"
     )
     command = [str(Path(sys.executable).with_name("faust")), "-A", "worker.app", "worker", "-l", "info"]
-    worker = WorkerProcess(env, tmp_path / "worker.log", command).start()
+    worker = WorkerProcess("worker", env, tmp_path / "worker.log", command).start()
     text = "I think someone stole my card details"
     try:
-        assert worker.wait_healthy()["model_version"] == "v1"
+        assert worker.wait_ready()["model_version"] == "v1"
         produce(broker.bootstrap, topics.incoming, [ticket("r-1", text)])
         read_topics(broker.bootstrap, [topics.enriched], until=lambda o: b"r-1" in keys_seen(o))
         publish_version(models_root / "v1", models_root, "v2")
@@ -128,6 +128,6 @@ def test_running_faust_worker_reloads_between_batches(
         assert triage[b"r-3"]["model_version"] == "v2" and triage[b"r-3"]["cached"] is True  # type: ignore[index]
         assert worker.get("/health")[0] == 200
         assert worker.metric("triage_model_info", version="v1") == 0
-        assert '"model_reload_failed"' in worker.log_text()
+        assert '"model_reload_failed"' in worker.output()
     finally:
         worker.stop()
