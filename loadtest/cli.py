@@ -190,7 +190,7 @@ def replay_cmd(
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
-    default=100.0,
+    default=50.0,
     show_default=True,
     help="Mean tickets/s (Poisson arrivals).",
 )
@@ -235,6 +235,7 @@ def demo_cmd(
     from loadtest.source import SourceError
     from loadtest.stack import WorkerNotReady
     from loadtest.summary import print_report
+    from trainer.cli import user_errors
     from triage.broker import BrokerUnavailable
     from triage.checkpoint import CheckpointError
     from worker.settings import WorkerSettings
@@ -254,7 +255,8 @@ def demo_cmd(
         live=live,
     )
     try:
-        result = run_demo(settings, worker, options)
+        with user_errors():
+            result = run_demo(settings, worker, options)
     except (BrokerUnavailable, CheckpointError, SourceError, WorkerNotReady) as exc:
         raise click.ClickException(str(exc)) from exc
     except (KeyboardInterrupt, Terminated):

@@ -47,7 +47,7 @@ class DemoOptions:
     brokers: str | None = None
     model_dir: Path | None = None
     count: int = 3000
-    rate: float = 100.0
+    rate: float = 50.0
     duplicate_ratio: float = 0.1
     malformed_ratio: float = 0.01
     seed: int = 0

@@ -13,10 +13,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -94,6 +96,7 @@ class ChildProcess:
                 _signal_group(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(5)
         _signal_group(self._proc.pid, signal.SIGKILL)
+        _wait_group_gone(self._proc.pid, timeout=5.0)
         _RUNNING.discard(self)
         log.info("child_stopped", name=self.name, pid=self._proc.pid, code=self._proc.returncode)
         return self._proc.returncode
@@ -119,12 +122,28 @@ def leftovers() -> list[str]:
     """
     import psutil
 
-    alive = {p.pid: p for p in psutil.Process(os.getpid()).children(recursive=True)}
+    alive = {p.pid: p for p in psutil.Process(os.getpid()).children(recursive=True) if _running(p)}
     for pgid in _GROUPS:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, 0)
-            alive.update({p.pid: p for p in psutil.process_iter() if _pgid(p.pid) == pgid})
-    return [f"{pid} {p.name()}" for pid, p in sorted(alive.items()) if _running(p)]
+        alive.update({p.pid: p for p in _group_members(pgid)})
+    return [f"{pid} {p.name()}" for pid, p in sorted(alive.items())]
+
+
+def _group_members(pgid: int) -> list[Any]:
+    """Running (not zombie) processes of one group."""
+    import psutil
+
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []
+    return [p for p in psutil.process_iter() if _pgid(p.pid) == pgid and _running(p)]
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """SIGKILL is delivered asynchronously: wait until the group's members have actually exited."""
+    deadline = time.monotonic() + timeout
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _pgid(pid: int) -> int | None:

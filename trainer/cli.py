@@ -10,13 +10,13 @@ from typing import Any, cast
 
 import click
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "user_errors"]
 
 _PATH = click.Path(path_type=Path)
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix (no data, bad checkpoint) into a one-line message, exit status 1."""
     from trainer.data import DataNotFoundError
     from trainer.train import BaseModelError
@@ -90,7 +90,7 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
         "results_dir": settings.results_dir,
         **given,
     })
-    with _user_errors():
+    with user_errors():
         folder = run_training(args)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None) ->
     from trainer.evaluate import evaluate_checkpoint
 
     settings = _settings()
-    with _user_errors():
+    with user_errors():
         path, report = evaluate_checkpoint(model or settings.models_dir / "latest", _load_data(data),
                                            results or settings.results_dir)
     _print_summary(f"{report['version']} on the test split", report)
@@ -135,7 +135,7 @@ def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | 
 
     if bool(texts) == bool(input_path):
         raise click.UsageError("give either TEXT arguments or --input FILE.jsonl")
-    with _user_errors():
+    with user_errors():
         classifier = Classifier.load(model or _settings().models_dir / "latest", batch_size=batch_size,
                                      backend=cast(Backend, backend))
     out = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
@@ -167,7 +167,7 @@ def export_cmd(model: Path | None, data: Path | None, bench_texts: int, threads:
     """Export ONNX (fp32) and ONNX int8 next to the weights, and compare speed/accuracy with torch fp32."""
     from trainer.export import export_checkpoint
 
-    with _user_errors():
+    with user_errors():
         report = export_checkpoint(model or _settings().models_dir / "latest", _load_data(data), bench_texts,
                                    threads)
     from rich.console import Console
@@ -196,7 +196,7 @@ def data_report_cmd(data: Path | None, results: Path | None) -> None:
     from schemas.taxonomy import load_taxonomy
     from trainer.report import data_report
 
-    with _user_errors():
+    with user_errors():
         path = data_report(_load_data(data), load_taxonomy(), results or _settings().results_dir)
     click.echo(str(path))
 

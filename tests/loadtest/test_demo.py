@@ -19,12 +19,13 @@ from triage.broker import free_port
 from worker.settings import RedisSettings, WorkerSettings
 
 
-def _demo(args: list[str], results: Path, data_dir: Path) -> subprocess.Popen[str]:
+def _demo(args: list[str], results: Path, data_dir: Path, **env_extra: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "TRIAGE_RESULTS_DIR": str(results),
         "TRIAGE_DATA_DIR": str(data_dir),
         "TRIAGE_LOG_LEVEL": "WARNING",
+        **env_extra,
     }
     return subprocess.Popen(
         [sys.executable, "-c", "from triage.cli import main; main()", "demo", "--no-live", *args],
@@ -94,6 +95,20 @@ def test_ctrl_c_during_the_replay_stops_every_child(
     assert demo.returncode == 130, seen + rest
     assert "every process it started has been stopped" in rest
     assert _survivors(seen + rest, tmp_path) == []
+
+
+def test_without_banking77_the_demo_says_where_it_looked(tmp_path: Path) -> None:
+    """No local copy and no hub: one message naming the sources tried and the fix, no traceback."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    demo = _demo(
+        [], tmp_path / "results", empty, TRIAGE_MODELS_DIR=str(tmp_path / "models"), HF_DATASETS_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+    )
+    output, _ = demo.communicate(timeout=120)
+    assert demo.returncode == 1, output
+    assert "Banking77 not found" in output and "TRIAGE_DATA_DIR" in output, output
+    assert "Traceback" not in output, output
 
 
 def test_without_redis_the_demo_falls_back_to_the_in_process_cache_and_says_so() -> None:
