@@ -237,7 +237,6 @@ def demo_cmd(
     from loadtest.summary import print_report
     from trainer.cli import user_errors
     from triage.broker import BrokerUnavailable
-    from triage.checkpoint import CheckpointError
     from worker.settings import WorkerSettings
 
     try:
@@ -257,7 +256,7 @@ def demo_cmd(
     try:
         with user_errors():
             result = run_demo(settings, worker, options)
-    except (BrokerUnavailable, CheckpointError, SourceError, WorkerNotReady) as exc:
+    except (BrokerUnavailable, SourceError, WorkerNotReady) as exc:
         raise click.ClickException(str(exc)) from exc
     except (KeyboardInterrupt, Terminated):
         click.echo("demo interrupted; every process it started has been stopped", err=True)
