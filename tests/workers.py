@@ -6,28 +6,26 @@ stopped as a group, so a worker's model process never outlives a test either.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.processes import ChildProcess
+from loadtest.stack import WorkerNotReady, wait_ready
 from triage.broker import free_port
 
-__all__ = ["REPO", "WorkerProcess", "metric_labels", "metric_sum"]
+__all__ = ["WorkerProcess", "metric_labels", "metric_sum"]
 
-REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[1]
 
 
 def metric_sum(text: str, sample: str, **labels: str) -> float:
@@ -72,7 +70,7 @@ class WorkerProcess(ChildProcess):
             "PYTHONUNBUFFERED": "1",
             **settings,
         }
-        super().__init__(name, argv or [sys.executable, "-m", "worker"], env, log_path, cwd=REPO)
+        super().__init__(name, argv or [sys.executable, "-m", "worker"], env, log_path, cwd=_REPO)
         self.port = int(env["TRIAGE_WEB_PORT"])
         self.starts = 0
 
@@ -81,14 +79,6 @@ class WorkerProcess(ChildProcess):
         super().start()
         self.starts += 1
         return self
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:
         """HTTP GET on the worker's web server: (status, body); status 0 when it does not answer."""
@@ -102,15 +92,10 @@ class WorkerProcess(ChildProcess):
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
         """Until ``/health`` says ready (model loaded, Kafka reachable); its body. Fails with the log tail."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                self.fail(f"worker {self.name} exited with {self.returncode} before it was ready")
-            status, body = self.get("/health", timeout=1.0)
-            if status == 200:
-                return dict(json.loads(body))
-            time.sleep(0.2)
-        self.fail(f"worker {self.name} not ready within {timeout:.0f}s")
+        try:
+            return wait_ready(self, self.port, timeout)
+        except WorkerNotReady as exc:
+            pytest.fail(f"worker {self.name}: {exc}")
 
     def metrics(self) -> str:
         status, body = self.get("/metrics")
@@ -149,6 +134,3 @@ class WorkerProcess(ChildProcess):
     def output(self) -> str:
         """Everything the process wrote, across restarts."""
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-
-    def fail(self, why: str) -> NoReturn:
-        pytest.fail(f"{why}\n--- log tail ({self.log_path}) ---\n{self.tail(40)}")
