@@ -106,6 +106,17 @@ class Triage(BaseModel):
     confidence: Confidence
     top_intents: Annotated[list[IntentScore], Field(max_length=3)]
     needs_review: bool
+    out_of_scope: bool = Field(
+        default=False,
+        description="The text is unlike any banking ticket the model was trained on (greeting, spam, another "
+        "domain): category General Inquiry, sent to review, paged only on strong High evidence.",
+    )
+    scope_score: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        default=None,
+        description="How typical the text is of in-scope banking tickets, 0..1, higher is more in scope: the "
+        "share of in-scope validation tickets that looked at least as unusual. out_of_scope is "
+        "scope_score < the checkpoint's scope threshold. None when the checkpoint has no out-of-scope detector.",
+    )
     model_version: str
     cached: bool = False
     triaged_at: AwareDatetime = Field(default_factory=_utcnow)
