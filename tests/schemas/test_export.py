@@ -27,7 +27,12 @@ def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
 
 def test_committed_schemas_match_the_code(tmp_path: Path) -> None:
     committed = Path(__file__).resolve().parents[2] / "docs" / "schemas"
-    CliRunner().invoke(main, ["schemas", "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["schemas", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    fresh_names = sorted(p.name for p in tmp_path.iterdir())
+    assert fresh_names == sorted(p.name for p in committed.glob("*.schema.json")), (
+        "docs/schemas/ and the message types differ: run `triage schemas --out docs/schemas`"
+    )
     for fresh in tmp_path.iterdir():
         assert (committed / fresh.name).read_text() == fresh.read_text(), (
             f"docs/schemas/{fresh.name} is stale: run `triage schemas --out docs/schemas`"
