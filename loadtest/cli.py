@@ -208,8 +208,18 @@ def replay_cmd(
     show_default=True,
     help="Share of bad messages (dead letters).",
 )
+@click.option(
+    "--offtopic-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Share of generated off-topic texts (greetings, spam, other domains); the report counts how many paged.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the replay.")
 @click.option("--live/--no-live", default=True, show_default=True, help="Live progress display.")
+@click.option(
+    "--verbose", is_flag=True, help="Leave log events, warnings and progress bars on the screen (default: demo.log)."
+)
 def demo_cmd(
     brokers: str | None,
     model_dir: Path | None,
@@ -217,15 +227,19 @@ def demo_cmd(
     rate: float,
     duplicate_ratio: float,
     malformed_ratio: float,
+    offtopic_ratio: float,
     seed: int,
     live: bool,
+    verbose: bool,
 ) -> None:
     """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
 
     Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
     (falls back to the worker's in-process cache, saying so, when it is not reachable), trains the quick
-    model when no checkpoint exists, starts the worker, replays Banking77 test tickets, prints the report
-    and stops every process it started. Exits 1 if any ticket was lost or a process was left behind.
+    model when no checkpoint exists, starts the worker, replays Banking77 test tickets with a share of
+    off-topic texts, prints the report and stops every process it started. Log events go to demo.log in the
+    results folder (the broker and the worker log beside it). Exits 1 if any ticket was lost or a process
+    was left behind.
     """
     from pydantic import ValidationError
 
@@ -237,6 +251,7 @@ def demo_cmd(
     from loadtest.summary import print_report
     from trainer.cli import user_errors
     from triage.broker import BrokerUnavailable
+    from triage.logging import configure_logging
     from worker.settings import WorkerSettings
 
     try:
@@ -250,12 +265,19 @@ def demo_cmd(
         rate=rate,
         duplicate_ratio=duplicate_ratio,
         malformed_ratio=malformed_ratio,
+        offtopic_ratio=offtopic_ratio,
         seed=seed,
         live=live,
+        verbose=verbose,
     )
+    if not verbose:
+        root = click.get_current_context().find_root().params
+        configure_logging(root["log_level"], json=True if root["log_json"] is None else root["log_json"])
     try:
         with user_errors():
             result = run_demo(settings, worker, options)
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from exc
     except (BrokerUnavailable, SourceError, WorkerNotReady) as exc:
         raise click.ClickException(str(exc)) from exc
     except (KeyboardInterrupt, Terminated):

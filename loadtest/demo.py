@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,8 +42,10 @@ class DemoOptions:
         rate: Mean tickets/s (Poisson arrivals).
         duplicate_ratio: Share re-sending earlier texts (cache hits).
         malformed_ratio: Share of bad messages (dead letters).
+        offtopic_ratio: Share of generated off-topic texts (greetings, spam, other domains).
         seed: Seeds the replay.
         live: Show the live progress display.
+        verbose: Leave log events, warnings and progress bars on the screen instead of in ``demo.log``.
     """
 
     brokers: str | None = None
@@ -50,8 +54,10 @@ class DemoOptions:
     rate: float = 50.0
     duplicate_ratio: float = 0.1
     malformed_ratio: float = 0.01
+    offtopic_ratio: float = 0.05
     seed: int = 0
     live: bool = True
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class DemoResult:
     out_dir: Path
 
 
-def _ensure_model(settings: LoadtestSettings, options: DemoOptions, console: Console) -> Path:
+def _ensure_model(settings: LoadtestSettings, options: DemoOptions, console: Console, log_path: Path) -> Path:
     """The checkpoint to serve, training the quick preset first when ``latest`` does not exist yet."""
     if options.model_dir is not None:
         return resolve_checkpoint(options.model_dir)
@@ -81,9 +87,37 @@ def _ensure_model(settings: LoadtestSettings, options: DemoOptions, console: Con
     from trainer.train import run_training
 
     started = time.monotonic()
-    run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, output=settings.models_dir))
+    # The trainer's progress bars and loss lines go to stdout as well as stderr.
+    with ExitStack() as quiet:
+        if not options.verbose:
+            quiet.enter_context(_output_to(log_path, 1, 2))
+        run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, output=settings.models_dir))
     console.print(f"trained in {time.monotonic() - started:.0f}s")
     return resolve_checkpoint(latest)
+
+
+@contextmanager
+def _output_to(path: Path, *fds: int) -> Iterator[None]:
+    """Point file descriptors (2: stderr; 1: stdout too) at ``path`` until the block ends.
+
+    Log events, warnings and progress bars then stay off the screen, where only the report goes. The file
+    descriptors are redirected, not ``sys.stderr``: structlog and the logging handler keep the stream they
+    were configured with, and native libraries write to the descriptor directly.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [(fd, os.dup(fd)) for fd in fds]
+    try:
+        with path.open("ab") as handle:
+            for fd in fds:
+                os.dup2(handle.fileno(), fd)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 @contextmanager
@@ -121,14 +155,32 @@ def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dic
 def run_demo(
     settings: LoadtestSettings, worker: WorkerSettings, options: DemoOptions, console: Console | None = None
 ) -> DemoResult:
-    """Run the whole stack once and return the replay's report; every child is stopped before returning."""
+    """Run the whole stack once and return the replay's report; every child is stopped before returning.
+
+    Raises:
+        pydantic.ValidationError: The ratios add up to more than 1 (before anything starts).
+    """
     console = console or Console()
+    config = ReplayConfig(
+        source="test",
+        rate=options.rate,
+        count=options.count,
+        arrival="poisson",
+        duplicate_ratio=options.duplicate_ratio,
+        malformed_ratio=options.malformed_ratio,
+        offtopic_ratio=options.offtopic_ratio,
+        seed=options.seed,
+    )
     run_id = new_run_id()
     out_dir = settings.results_dir / "loadtest" / f"demo-{run_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "demo.log"
     started = time.monotonic()
     with stop_signals(), ExitStack() as stack:
-        model = _ensure_model(settings, options, console)
+        if not options.verbose:
+            console.print(f"Logs: {log_path} (--verbose shows them here)", soft_wrap=True)
+            stack.enter_context(_output_to(log_path, 2))
+        model = _ensure_model(settings, options, console, log_path)
         console.print(f"Model: {model}")
         brokers = stack.enter_context(_broker(options, out_dir, console))
         port = free_port()
@@ -155,18 +207,10 @@ def run_demo(
             f"({time.monotonic() - started:.0f}s since the demo started)"
         )
         records = load_source("test", settings.data_dir, settings.hub_dataset)
-        config = ReplayConfig(
-            source="test",
-            rate=options.rate,
-            count=options.count,
-            arrival="poisson",
-            duplicate_ratio=options.duplicate_ratio,
-            malformed_ratio=options.malformed_ratio,
-            seed=options.seed,
-        )
         console.print(
-            f"Replaying {options.count:,} Banking77 test tickets at ~{options.rate:g}/s (Poisson), "
-            f"{options.duplicate_ratio:.0%} repeats, {options.malformed_ratio:.0%} malformed…"
+            f"Replaying {options.count:,} messages at ~{options.rate:g}/s (Poisson): Banking77 test tickets, "
+            f"{options.duplicate_ratio:.0%} repeats, {options.malformed_ratio:.0%} malformed, "
+            f"{options.offtopic_ratio:.0%} off-topic…"
         )
         report = asyncio.run(
             run_loadtest(
@@ -175,7 +219,10 @@ def run_demo(
                 records,
                 config,
                 RunOptions(
-                    metrics_url=f"http://127.0.0.1:{port}/metrics", live=options.live, out_root=out_dir
+                    metrics_url=f"http://127.0.0.1:{port}/metrics",
+                    live=options.live,
+                    out_root=out_dir,
+                    console=console,
                 ),
             )
         )

@@ -22,10 +22,16 @@ from loadtest.malformed import make_malformed
 from loadtest.source import SourceRecord, Truth
 from schemas.enums import ErrorCode
 from schemas.messages import text_hash
+from trainer.offtopic import offtopic_texts
 
-__all__ = ["Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id", "plan_messages"]
+__all__ = ["OFFTOPIC", "Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id", "plan_messages"]
 
 log = structlog.get_logger(__name__)
+
+OFFTOPIC = "offtopic"
+"""``metadata.loadtest.kind`` of a generated off-topic ticket: how the report finds them, never by text."""
+
+_OFFTOPIC_SET = 800  # distinct generated texts, 100 per family, cycled through by sequence number
 
 
 class ReplayConfig(BaseModel):
@@ -49,13 +55,19 @@ class ReplayConfig(BaseModel):
     malformed_ratio: float = Field(
         default=0.0, ge=0, le=1, description="Share of bad messages (dead-letter path)."
     )
+    offtopic_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of generated off-topic texts (greetings, spam, other domains): none should page.",
+    )
     seed: int = 0
     linger_ms: int = Field(default=5, ge=0, description="Producer linger: small batches for throughput.")
 
     @model_validator(mode="after")
     def _ratios_fit(self) -> ReplayConfig:
-        if self.duplicate_ratio + self.malformed_ratio > 1:
-            raise ValueError("duplicate_ratio + malformed_ratio must not exceed 1")
+        if self.duplicate_ratio + self.malformed_ratio + self.offtopic_ratio > 1:
+            raise ValueError("duplicate_ratio + malformed_ratio + offtopic_ratio must not exceed 1")
         return self
 
 
@@ -107,10 +119,12 @@ def plan_messages(records: list[SourceRecord], config: ReplayConfig, run_id: str
     """The endless, seeded message sequence: shuffled source, earlier texts re-sent, bad messages mixed in.
 
     The source is shuffled (Banking77 files are sorted by intent) and reshuffled after each full pass.
+    Off-topic tickets (kind ``offtopic``, no ground truth) cycle through a generated set of every family.
     """
     if not records:
         raise ValueError("the replay source is empty")
     rng = random.Random(config.seed)
+    offtopic = [SourceRecord(text, None, {}) for _, text in offtopic_texts(_OFFTOPIC_SET, config.seed)]
     order = list(range(len(records)))
     rng.shuffle(order)
     position = 0
@@ -122,7 +136,9 @@ def plan_messages(records: list[SourceRecord], config: ReplayConfig, run_id: str
         if draw < config.malformed_ratio:
             bad = make_malformed(rng, ticket_id, records[rng.randrange(len(records))].text)
             yield Planned(seq, ticket_id, bad.kind, payload=bad.payload, expected_code=bad.expected_code)
-        elif sent and draw < config.malformed_ratio + config.duplicate_ratio:
+        elif draw < config.malformed_ratio + config.offtopic_ratio:
+            yield Planned(seq, ticket_id, OFFTOPIC, record=offtopic[seq % len(offtopic)])
+        elif sent and draw < config.malformed_ratio + config.offtopic_ratio + config.duplicate_ratio:
             yield Planned(seq, ticket_id, "duplicate", record=records[rng.choice(sent)])
         else:
             index = order[position]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger, Tracked
-from loadtest.replay import ReplayConfig
+from loadtest.replay import OFFTOPIC, ReplayConfig
 from schemas.enums import Priority
 from worker.settings import TopicSettings
 
@@ -24,6 +24,7 @@ __all__ = [
     "CacheStats",
     "Counts",
     "LatencyStats",
+    "OffTopic",
     "Report",
     "Throughput",
     "TimelinePoint",
@@ -89,6 +90,15 @@ class CacheStats(BaseModel):
     repeated_texts: int = Field(description="Upper bound on hits: texts sent more than once in this run.")
 
 
+class OffTopic(BaseModel):
+    """The generated off-topic tickets of a run: each should be flagged out of scope, none paged."""
+
+    sent: int = Field(default=0, description="Off-topic tickets the broker acknowledged.")
+    enriched: int = Field(default=0, description="Of those, triaged by the worker.")
+    out_of_scope: int = Field(default=0, description="Triaged with triage.out_of_scope set.")
+    paged: int = Field(default=0, description="Seen on the on-call topic (priority High).")
+
+
 class BatchSizes(BaseModel):
     source: Literal["metrics", "records", "none"]
     histogram: dict[str, int] = Field(description="Batch size (or bucket upper bound) → number of batches.")
@@ -117,6 +127,7 @@ class Report(BaseModel):
     throughput: Throughput
     accuracy: Accuracy
     cache: CacheStats
+    offtopic: OffTopic = Field(default_factory=OffTopic)
     per_topic: dict[str, int]
     routes: dict[str, int] = Field(description="Enriched tickets per predicted category.")
     priorities: dict[str, int]
@@ -189,6 +200,17 @@ def _accuracy(enriched: list[Tracked]) -> Accuracy:
         intent=_ratio(sum(e.triage.intent == e.truth.intent for e in scored), len(scored)),  # type: ignore[union-attr]
         high_recall=_ratio(sum(e.triage.priority is Priority.HIGH for e in high), len(high)),  # type: ignore[union-attr]
         high_support=len(high),
+    )
+
+
+def _offtopic(produced: list[Tracked], oncall: str) -> OffTopic:
+    sent = [e for e in produced if e.kind == OFFTOPIC]
+    triaged = [e.triage for e in sent if e.outcome == "enriched" and e.triage is not None]
+    return OffTopic(
+        sent=len(sent),
+        enriched=len(triaged),
+        out_of_scope=sum(t.out_of_scope for t in triaged),
+        paged=sum(1 for e in sent if e.deliveries[oncall]),
     )
 
 
@@ -282,6 +304,7 @@ def build_report(
         ),
         accuracy=_accuracy(enriched),
         cache=CacheStats(hits=hits, hit_ratio=_ratio(hits, len(enriched)), repeated_texts=repeated),
+        offtopic=_offtopic(produced, topics.oncall),
         per_topic=dict(sorted(collector.per_topic.items())),
         routes=dict(sorted(Counter(e.triage.category.value for e in enriched if e.triage).items())),
         priorities=dict(sorted(Counter(e.triage.priority.value for e in enriched if e.triage).items())),

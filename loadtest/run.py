@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from rich.console import Console
 
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger
@@ -39,6 +40,7 @@ class RunOptions:
         live: Show the live display.
         plots: Write the PNG plots.
         out_root: Reports go to ``<out_root>/<run_id>/``; None writes nothing.
+        console: Where the live display draws (default: stderr).
     """
 
     drain_timeout_s: float = 30.0
@@ -47,6 +49,7 @@ class RunOptions:
     live: bool = True
     plots: bool = True
     out_root: Path | None = None
+    console: Console | None = None
 
 
 async def run_loadtest(
@@ -89,7 +92,7 @@ async def run_loadtest(
         duration=config.duration,
     )
     try:
-        with _short_gc_passes() as settle, LiveView(ledger, collector, enabled=options.live) as view:
+        with _short_gc_passes() as settle, LiveView(ledger, collector, options.console, enabled=options.live) as view:
             sender.start()
             await _drain(collector, replayer, ledger, options, view, settle)
     finally:

@@ -31,7 +31,8 @@ def _table(title: str, rows: list[tuple[str, str]], key: str = "", value: str = 
 
 
 def report_tables(report: Report) -> Group:
-    """The report as one renderable: outcomes, latency/throughput, quality/cache, per-topic counts."""
+    """The report as one renderable: outcomes, latency/throughput, quality/cache, per-topic counts, and the
+    off-topic tickets when the run sent any."""
     c, lat, tp, acc = report.counts, report.latency_ms, report.throughput, report.accuracy
     lost = f"[bold {'green' if c.lost == 0 else 'red'}]{c.lost}[/]"
     outcomes = _table(
@@ -71,7 +72,25 @@ def report_tables(report: Report) -> Group:
         ],
     )
     topics = _table("Per topic", [(t, _fmt(n)) for t, n in report.per_topic.items()], "topic", "records")
-    return Group(f"[bold]Run {report.run_id}[/]", Columns([outcomes, speed, quality], padding=(0, 2)), topics)
+    below = [topics]
+    off = report.offtopic
+    if off.sent:
+        paged = f"[bold {'green' if off.paged == 0 else 'red'}]{off.paged:,}[/]"
+        below.append(
+            _table(
+                "Off-topic tickets",
+                [
+                    ("sent", _fmt(off.sent)),
+                    ("flagged out of scope", f"{off.out_of_scope:,} of {off.enriched:,} triaged"),
+                    ("paged (on-call)", paged),
+                ],
+            )
+        )
+    return Group(
+        f"[bold]Run {report.run_id}[/]",
+        Columns([outcomes, speed, quality], padding=(0, 2)),
+        Columns(below, padding=(0, 2)),
+    )
 
 
 def print_report(report: Report, console: Console | None = None) -> None:

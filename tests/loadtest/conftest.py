@@ -1,9 +1,10 @@
 """A stand-in worker for collector tests: the replay's tickets become real EnrichedTicket/DeadLetter records.
 
-It labels each ticket with the ground truth from its metadata (so accuracy must come out at 100%), marks
-repeated texts as cached, stamps one model latency per fetched batch (as ``Classifier.predict`` does), fans
-enriched tickets out to the enriched and route topics, and can be told to drop tickets so the tests see
-the collector count them as lost.
+It labels each ticket with the ground truth from its metadata (so accuracy must come out at 100%) and each
+off-topic ticket (no truth) out of scope, General Inquiry, Low; marks repeated texts as cached, stamps one
+model latency per fetched batch (as ``Classifier.predict`` does), fans enriched tickets out to the enriched,
+route and (High) on-call topics, and can be told to drop tickets so the tests see the collector count them
+as lost.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from schemas.messages import Confidence, DeadLetter, EnrichedTicket, IntentScore
 from schemas.validation import TicketRejected, decode_ticket
 from triage.broker import EmbeddedBroker, create_topics
 from worker.settings import TopicSettings
+
+# What an off-topic ticket (no ground truth) is given: the worker's out-of-scope outcome without a page.
+_OUT_OF_SCOPE = {"category": Category.GENERAL_INQUIRY.value, "priority": Priority.LOW.value, "intent": "greeting"}
 
 
 @dataclass
@@ -109,7 +113,7 @@ class Relay:
             return
         if self.drop(ticket.ticket_id):
             return
-        truth = ticket.metadata["loadtest"]["truth"]
+        truth = ticket.metadata["loadtest"]["truth"] or _OUT_OF_SCOPE
         digest = text_hash(ticket.text)
         triage = Triage(
             category=Category(truth["category"]),
@@ -117,7 +121,8 @@ class Relay:
             intent=truth["intent"],
             confidence=Confidence(category=0.9, intent=0.8, priority=0.9),
             top_intents=[IntentScore(intent=truth["intent"], probability=0.8)],
-            needs_review=False,
+            needs_review=truth is _OUT_OF_SCOPE,
+            out_of_scope=truth is _OUT_OF_SCOPE,
             model_version="relay",
             cached=digest in seen,
             latency_ms=batch_ms,
@@ -127,6 +132,8 @@ class Relay:
         key = ticket.ticket_id.encode()
         await producer.send(self.topics.enriched, body, key=key)
         await producer.send(self.topics.route(triage.category), body, key=key)
+        if triage.priority is Priority.HIGH:
+            await producer.send(self.topics.oncall, body, key=key)
 
 
 @pytest.fixture

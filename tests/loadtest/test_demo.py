@@ -24,7 +24,6 @@ def _demo(args: list[str], results: Path, data_dir: Path, **env_extra: str) -> s
         **os.environ,
         "TRIAGE_RESULTS_DIR": str(results),
         "TRIAGE_DATA_DIR": str(data_dir),
-        "TRIAGE_LOG_LEVEL": "WARNING",
         **env_extra,
     }
     return subprocess.Popen(
@@ -69,10 +68,23 @@ def test_demo_runs_the_whole_stack_and_stops_everything(
     report = Report.read(report_path)
     assert report.counts.produced == 300 and report.counts.lost == 0
     assert report.counts.produced == report.counts.enriched + report.counts.dead_lettered
-    assert report.accuracy.labelled == report.counts.enriched
+    assert report.offtopic.sent > 0 and report.offtopic.enriched == report.offtopic.sent
+    assert "Off-topic tickets" in output and "paged (on-call)" in output
+    assert report.accuracy.labelled == report.counts.enriched - report.offtopic.enriched
     assert report.batch_sizes.source == "metrics" and report.batch_sizes.batches > 0
     assert sum(report.routes.values()) == report.counts.enriched
     assert _survivors(output, tmp_path) == []
+    _assert_report_alone(output, report_path.parent.parent / "demo.log")
+
+
+def _assert_report_alone(screen: str, log_path: Path) -> None:
+    """What a terminal or `make demo | tee` shows (stdout and stderr) holds no log event and no progress bar."""
+    assert "\r" not in screen, "a carriage-return progress bar reached the screen"
+    events = ("data_loaded", "collector_assigned", "loadtest_started", "child_stopped", '"event"', "categorical")
+    assert not [e for e in events if e in screen], screen
+    logged = log_path.read_text(encoding="utf-8")
+    assert all(e in logged for e in ("loadtest_started", "collector_assigned", "child_stopped")), logged
+    assert "demo.log (--verbose shows them here)" in screen
 
 
 @pytest.mark.slow
@@ -95,6 +107,41 @@ def test_ctrl_c_during_the_replay_stops_every_child(
     assert demo.returncode == 130, seen + rest
     assert "every process it started has been stopped" in rest
     assert _survivors(seen + rest, tmp_path) == []
+
+
+_NOISE = """
+import logging, os, sys, warnings
+from pathlib import Path
+import structlog
+from tqdm import tqdm
+from loadtest.demo import _output_to
+from triage.logging import configure_logging
+
+configure_logging("INFO")
+with _output_to(Path(sys.argv[1]), 1, 2):
+    structlog.get_logger("t").info("loadtest_started", run="r")
+    logging.getLogger("matplotlib.category").info("Using categorical units")
+    warnings.warn("a FutureWarning", FutureWarning, stacklevel=1)
+    for _ in tqdm(range(3), desc="Loading weights"):
+        pass
+    tqdm.write("{'loss': 1.0}")
+    os.write(2, b"native code\\n")
+print("the report")
+"""
+
+
+def test_logs_warnings_and_progress_bars_go_to_the_log_file_not_the_screen(tmp_path: Path) -> None:
+    """What writes to the screen while the demo runs: structlog, stdlib logging (matplotlib's notices),
+    warnings, tqdm bars and the trainer's loss lines, native code; all of it lands in the log file."""
+    log_path = tmp_path / "demo.log"
+    run = subprocess.run(
+        [sys.executable, "-c", _NOISE, str(log_path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert (run.stdout, run.stderr) == ("the report\n", "")
+    logged = log_path.read_text(encoding="utf-8")
+    for expected in ("loadtest_started", "Using categorical units", "a FutureWarning", "Loading weights",
+                     "'loss'", "native code"):
+        assert expected in logged
 
 
 def test_without_banking77_the_demo_says_where_it_looked(tmp_path: Path) -> None:

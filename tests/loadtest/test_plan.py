@@ -11,10 +11,11 @@ import pytest
 
 from loadtest.arrivals import arrival_offsets
 from loadtest.malformed import MALFORMED_KINDS, make_malformed
-from loadtest.replay import ReplayConfig, plan_messages
+from loadtest.replay import OFFTOPIC, ReplayConfig, plan_messages
 from loadtest.source import SourceRecord, Truth
 from schemas.enums import Category, Priority
 from schemas.validation import TicketRejected, decode_ticket
+from trainer.offtopic import offtopic_texts
 
 RECORDS = [
     SourceRecord(f"text number {i}", Truth("card_arrival", Category.ORDER_DELIVERY, Priority.MEDIUM), {})
@@ -67,6 +68,31 @@ def test_plan_mixes_duplicates_and_malformed_at_the_asked_ratios() -> None:
     assert len(set(fresh_texts[: len(RECORDS)])) == len(RECORDS), (
         "one full pass before any source text repeats"
     )
+
+
+def test_plan_mixes_in_generated_offtopic_tickets_marked_by_kind_without_truth() -> None:
+    config = ReplayConfig(duplicate_ratio=0.1, malformed_ratio=0.01, offtopic_ratio=0.05, seed=3)
+    plan = list(itertools.islice(plan_messages(RECORDS, config, "run"), 4000))
+    offtopic = [p for p in plan if p.kind == OFFTOPIC]
+    assert len(offtopic) / len(plan) == pytest.approx(0.05, abs=0.01)
+    generated = {text for _, text in offtopic_texts(1000, seed=3)}
+    assert all(p.record is not None and p.record.text in generated and p.truth is None for p in offtopic)
+    assert {p.record.text for p in plan if p.kind in ("ticket", "duplicate") and p.record} <= {
+        r.text for r in RECORDS
+    }
+    meta = decode_ticket(offtopic[0].encode("run", 1.0)).metadata["loadtest"]
+    assert meta["kind"] == OFFTOPIC and meta["truth"] is None
+
+
+def test_without_offtopic_ratio_the_plan_is_what_it_was() -> None:
+    """Adding the off-topic draw must not reshuffle seeded plans that do not ask for it."""
+    config = ReplayConfig(duplicate_ratio=0.3, malformed_ratio=0.1, seed=5)
+    kinds = [p.kind for p in itertools.islice(plan_messages(RECORDS, config, "run"), 500)]
+    assert OFFTOPIC not in kinds
+    assert kinds[:12] == [  # the sequence before off-topic tickets existed
+        "ticket", "ticket", "duplicate", "ticket", "ticket", "duplicate", "duplicate", "ticket", "ticket",
+        "empty_message", "duplicate", "duplicate",
+    ]
 
 
 def test_duplicates_only_resend_texts_already_sent() -> None:

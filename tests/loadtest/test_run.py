@@ -52,6 +52,7 @@ def test_every_ticket_is_accounted_for(
         arrival="poisson",
         duplicate_ratio=0.2,
         malformed_ratio=0.05,
+        offtopic_ratio=0.05,
         seed=7,
     )
     report = _run(broker, topics, records, config, out_root=tmp_path)
@@ -62,7 +63,10 @@ def test_every_ticket_is_accounted_for(
     assert c.valid == c.enriched and c.malformed == c.dead_lettered == c.dead_lettered_expected > 0
     assert c.dead_lettered_unexpected == c.malformed_enriched == c.dead_letter_code_mismatches == 0
     assert c.duplicates == c.foreign == c.schema_errors == 0
-    assert report.accuracy.labelled == c.enriched
+    off = report.offtopic
+    assert off.sent > 0 and off.sent == off.enriched == off.out_of_scope and off.paged == 0
+    assert report.accuracy.labelled == c.enriched - off.enriched
+    assert report.per_topic[topics.oncall] == report.accuracy.high_support > 0
     assert report.accuracy.category == report.accuracy.priority == report.accuracy.high_recall == 1.0
     assert report.cache.hits == report.cache.repeated_texts == c.repeated_texts > 0
     assert report.latency_ms.count == c.enriched
