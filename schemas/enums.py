@@ -42,3 +42,4 @@ class ErrorCode(StrEnum):
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
     PROCESSING_FAILED = "processing_failed"
+    OUTPUT_TOO_LARGE = "output_too_large"

@@ -1,35 +1,59 @@
-"""The Faust agent: micro-batches off ``tickets.incoming``, pipelined through the model, acked only when published.
+"""The Faust agent: take → pipeline → publish in order → ack in order. Nothing else happens here.
 
-Delivery is at-least-once. ``stream.noack_take`` never acks by itself (plain ``take`` acks a batch as soon
-as the loop asks for the next one, which would commit offsets of tickets whose outputs are still in
-flight). Each batch's events are acked explicitly, after the broker acknowledged every record built from
-them; Faust commits only offsets below the first unacked one, so a crash replays anything unconfirmed.
+Delivery is at-least-once, and a commit never passes a ticket that was not published. ``stream.noack_take``
+never acks by itself (plain ``take`` acks a batch as soon as the loop asks for the next one). A batch's events
+are acked only after the broker acknowledged every record built from them *and* every batch taken before it
+was acked, so acks, and with them commits, advance strictly in input-offset order whatever order the broker
+confirms in. The consumer's commit itself never steps over an unacked message (``worker.transport``).
+
+Batches overlap: while the model works on one, the next ones are validated and looked up, at most
+``max_inflight_batches`` at once. On a rebalance the in-flight batches are finished before the partitions move
+(or, past ``session_timeout_s``, dropped unacked: the new owner processes them again), so an old owner never
+publishes after the new one started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 import structlog
 from faust import Stream
 from faust.types import EventT, StreamT
 
-from worker.batching import PreparedBatch, TriagePipeline
-from worker.inference import Predictor
-from worker.publisher import BatchPublisher
+from schemas.enums import ErrorCode
+from schemas.messages import ErrorInfo
+from worker.metrics import WorkerMetrics
+from worker.pipeline import Outcome, TriagePipeline
+from worker.publisher import REFUSED_RECORD, BatchPublisher, Sent
 from worker.records import InRecord, OutRecord
-from worker.reload import ModelHolder
 from worker.settings import WorkerSettings
 from worker.topics import ensure_output_topics
+from worker.transport import InflightBytes
 
 __all__ = ["BatchRunner", "register_agent"]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Batch:
+    """One taken micro-batch between take and ack."""
+
+    events: Sequence[EventT]
+    records: list[InRecord]
+    epoch: int
+    outcomes: asyncio.Task[list[Outcome]]
+    sent: list[Sent] | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(record.value or b"") for record in self.records)
 
 
 def _in_record(event: EventT) -> InRecord:
@@ -38,43 +62,144 @@ def _in_record(event: EventT) -> InRecord:
 
 
 class BatchRunner:
-    """Overlaps the stages of consecutive batches while keeping their records in input order.
+    """Runs batches through the pipeline concurrently and publishes and acks them in the order they were taken."""
 
-    The agent loop validates a batch and starts its classification; one publisher task then takes batches
-    in order, sends their records, and acks the batch's events once the broker has acknowledged them all.
-    At most ``max_inflight_batches`` batches are between take and ack; the agent waits when that is full,
-    which in turn stops Faust fetching more. ``drain`` (on shutdown) stops taking batches and waits for the
-    ones in flight.
-    """
-
-    def __init__(self, app: faust.App, settings: WorkerSettings, pipeline: TriagePipeline, holder: ModelHolder) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: WorkerSettings,
+        pipeline: TriagePipeline,
+        inflight: InflightBytes,
+        metrics: WorkerMetrics,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.pipeline = pipeline
-        self.holder = holder
-        self.metrics = pipeline.metrics
+        self.inflight = inflight
+        self.metrics = metrics
         self.publisher = BatchPublisher(app)
+        self.epoch = 0  # bumped by a rebalance: batches taken before it are never published or acked after it
         self._slots = asyncio.Semaphore(settings.max_inflight_batches)
-        self._ordered: asyncio.Queue[tuple[Sequence[EventT], asyncio.Task[list[OutRecord]]]] = asyncio.Queue()
-        self._confirming: set[asyncio.Task[None]] = set()
-        self._publisher: asyncio.Task[None] | None = None
-        self._stream: StreamT | None = None
-        self._inflight = 0
+        self._batches: deque[_Batch] = deque()
+        self._to_publish: asyncio.Queue[_Batch] = asyncio.Queue()
+        self._to_ack: asyncio.Queue[_Batch] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._stream: StreamT | None = None
 
     async def run(self, stream: StreamT) -> None:
         """Consume the stream until the agent stops."""
         self._stream = stream
         await self.publisher.wait_for_topics(self.settings.topics.outputs())
-        self._publisher = asyncio.get_running_loop().create_task(self._publish_in_order())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._publish_in_order()), loop.create_task(self._ack_in_order())]
         try:
             batches = cast(Stream, stream).noack_take(self.settings.batch_size, within=self.settings.batch_wait_s)
             async for events in batches:
-                await self.submit(events)
+                await self.take(events)
         finally:
-            self._publisher.cancel()
+            for task in tasks:
+                task.cancel()
+
+    async def take(self, events: Sequence[EventT]) -> None:
+        """Start one batch through the pipeline; waits while ``max_inflight_batches`` are between take and ack."""
+        await self._slots.acquire()
+        if self._stopping:
+            self._slots.release()
+            await asyncio.Event().wait()  # shutting down: leave the batch unacked until the agent is stopped
+        records = [_in_record(event) for event in events]
+        self.metrics.batch_size.observe(len(records))
+        for topic, count in Counter(record.topic for record in records).items():
+            self.metrics.tickets_in.labels(topic=topic).inc(count)
+        outcomes = asyncio.get_running_loop().create_task(self.pipeline.process(records))
+        batch = _Batch(events, records, self.epoch, outcomes)
+        self._batches.append(batch)
+        self._idle.clear()
+        self._to_publish.put_nowait(batch)
+
+    async def _publish_in_order(self) -> None:
+        try:
+            while True:
+                batch = await self._to_publish.get()
+                outcomes = await batch.outcomes
+                if batch.epoch == self.epoch:
+                    batch.sent = await self.publisher.send([r for outcome in outcomes for r in outcome.records])
+                self._to_ack.put_nowait(batch)
+        except Exception as exc:  # noqa: BLE001 - the producer is broken: stop rather than skip
+            await self._give_up(exc)
+
+    async def _ack_in_order(self) -> None:
+        try:
+            while True:
+                batch = await self._to_ack.get()
+                if batch.sent is not None and batch.epoch == self.epoch:
+                    await self._confirm(batch.sent)
+                    if batch.epoch == self.epoch:
+                        await self._ack(batch)
+                self._done(batch)
+        except Exception as exc:  # noqa: BLE001 - unacknowledged outputs: never ack their inputs
+            self.metrics.publish_failures.inc()
+            await self._give_up(exc)
+
+    async def _confirm(self, sent: list[Sent]) -> None:
+        """Wait for the broker to acknowledge every record batch; records it refuses are dead-lettered alone."""
+        refused: list[OutRecord] = []
+        for item in sent:
+            try:
+                await item.future
+            except REFUSED_RECORD:
+                refused.extend(item.records)
+        lettered: set[InRecord] = set()
+        for record in refused:
+            if record.source in lettered:
+                continue
+            try:
+                await self._publish_alone(record)
+                continue
+            except REFUSED_RECORD as exc:
+                lettered.add(record.source)
+                await self._dead_letter_refused(record, exc)
+
+    async def _dead_letter_refused(self, record: OutRecord, exc: Exception) -> None:
+        """Dead-letter a ticket whose record the broker refused (its limit is below ``max_output_bytes``).
+
+        Its whole payload first; cut like an invalid message's when the broker refuses that too.
+        """
+        error = ErrorInfo(code=ErrorCode.OUTPUT_TOO_LARGE, message=f"the broker refused its record: {exc}")
+        whole = record.topic != self.settings.topics.deadletter
+        ticket_id = record.key.decode("utf-8", "surrogatepass") if whole and record.key is not None else None
+        try:
+            await self._publish_alone(self.pipeline.dead_letter(record.source, error, ticket_id, valid=whole))
+        except REFUSED_RECORD:
+            if not whole:
+                raise
+            await self._publish_alone(self.pipeline.dead_letter(record.source, error, ticket_id, valid=False))
+
+    async def _publish_alone(self, record: OutRecord) -> None:
+        for item in await self.publisher.send([record]):
+            await item.future
+
+    async def _ack(self, batch: _Batch) -> None:
+        assert self._stream is not None
+        for event in batch.events:
+            await self._stream.ack(event)
+        now = time.time()
+        outputs: Counter[str] = Counter()
+        for item in batch.sent or []:
+            outputs.update(record.topic for record in item.records)
+        for topic, count in outputs.items():
+            self.metrics.records_out.labels(topic=topic).inc(count)
+        for record in batch.records:
+            if record.timestamp:
+                self.metrics.end_to_end_seconds.observe(max(0.0, now - record.timestamp))
+
+    def _done(self, batch: _Batch) -> None:
+        self._batches.remove(batch)
+        self.inflight.release(batch.size)
+        self._slots.release()
+        if not self._batches:
+            self._idle.set()
 
     async def drain(self) -> None:
         """Take no further batch and wait until every batch in flight is published and acked.
@@ -85,75 +210,20 @@ class BatchRunner:
         self._stopping = True
         await self._idle.wait()
 
-    async def submit(self, events: Sequence[EventT]) -> None:
-        """Validate and look up one batch, then hand it to the model without waiting for the result."""
-        await self._slots.acquire()
-        if self._stopping:
-            self._slots.release()
-            await asyncio.Event().wait()  # shutting down: leave the batch unacked until the agent is stopped
-        self._inflight += 1
-        self._idle.clear()
-        records = [_in_record(event) for event in events]
-        self.pipeline.count_in(records)
-        predictor = self.holder.predictor
-        loop = asyncio.get_running_loop()
-        try:
-            prepared = await self.pipeline.prepare(records, predictor)
-            classified = loop.create_task(self._classify(prepared, records, predictor))
-        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the stream: retry record by record
-            classified = loop.create_task(self._one_by_one(records, predictor, exc))
-        self._ordered.put_nowait((events, classified))
+    async def on_partitions_revoked(self, sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        """Before partitions move: finish the batches in flight and commit them, or drop them unacked.
 
-    async def _classify(
-        self, prepared: PreparedBatch, records: list[InRecord], predictor: Predictor
-    ) -> list[OutRecord]:
-        try:
-            return await self.pipeline.classify(prepared)
-        except Exception as exc:  # noqa: BLE001 - same as in submit
-            return await self._one_by_one(records, predictor, exc)
-
-    async def _one_by_one(self, records: list[InRecord], predictor: Predictor, exc: BaseException) -> list[OutRecord]:
-        log.error("batch_failed", size=len(records), error=type(exc).__name__, detail=str(exc)[:200])
-        return await self.pipeline.process_each(records, predictor)
-
-    async def _publish_in_order(self) -> None:
-        while True:
-            events, classified = await self._ordered.get()
+        Faust has stopped fetching and cleared its buffers by now; nothing taken before this returns is
+        published afterwards, so the next owner, which starts from the committed offset, never races us.
+        """
+        if self._batches:
             try:
-                out = await classified
-                pending = await self.publisher.send(out)
-            except Exception as exc:  # noqa: BLE001 - no dead letter could be built, or the producer is broken:
-                # stop rather than skip; the batch is replayed after the restart
-                await self._give_up(exc)
-                return
-            task = asyncio.get_running_loop().create_task(self._confirm(events, out, pending))
-            self._confirming.add(task)
-            task.add_done_callback(self._confirming.discard)
-
-    async def _confirm(
-        self, events: Sequence[EventT], out: list[OutRecord], pending: list[asyncio.Future[object]]
-    ) -> None:
-        try:
-            await asyncio.gather(*pending)
-        except Exception as exc:  # noqa: BLE001 - unacknowledged outputs: never ack their inputs
-            self.metrics.publish_failures.inc()
-            await self._give_up(exc)
-            return
-        assert self._stream is not None
-        for event in events:
-            await self._stream.ack(event)
-        self._slots.release()
-        self._inflight -= 1
-        if not self._inflight:
-            self._idle.set()
-        now = time.time()
-        per_topic = Counter(r.topic for r in out)
-        for topic, count in per_topic.items():
-            self.metrics.records_out.labels(topic=topic).inc(count)
-        for event in events:
-            if event.message.timestamp:
-                self.metrics.end_to_end_seconds.observe(max(0.0, now - event.message.timestamp))
-        log.debug("batch_published", size=len(events), records=len(out))
+                await asyncio.wait_for(self._idle.wait(), self.settings.session_timeout_s)
+            except TimeoutError:
+                log.warning("rebalance_dropped_batches", batches=len(self._batches))
+        self.epoch += 1
+        self.inflight.reset(sum(batch.size for batch in self._batches))
+        await self.app.consumer.commit()
 
     async def _give_up(self, exc: BaseException) -> None:
         log.error("publish_failed", error=type(exc).__name__, detail=str(exc)[:300])
@@ -177,5 +247,7 @@ def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner
     async def triage(stream: StreamT) -> None:
         if settings.topics.create:
             await ensure_output_topics(app, settings.topics)
-        await runner.holder.ready.wait()
+        await runner.pipeline.model.ready.wait()
         await runner.run(stream)
+
+    app.on_partitions_revoked.connect(runner.on_partitions_revoked)  # type: ignore[arg-type]

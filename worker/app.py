@@ -16,13 +16,14 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 
 from worker.agents import BatchRunner, register_agent
-from worker.batching import TriagePipeline
 from worker.cache import TriageCache
 from worker.health import HealthCheck, register_pages
 from worker.metrics import WorkerMetrics
-from worker.reload import ModelHolder, ModelReloader
+from worker.model import ModelClient
+from worker.pipeline import TriagePipeline
+from worker.reload import ModelReloader
 from worker.settings import KafkaSecuritySettings, WorkerSettings
-from worker.transport import TriageApp
+from worker.transport import InflightBytes, TriageApp
 
 __all__ = ["WorkerComponents", "create_app", "kafka_credentials"]
 
@@ -36,7 +37,7 @@ class WorkerComponents:
     settings: WorkerSettings
     metrics: WorkerMetrics
     cache: TriageCache
-    holder: ModelHolder
+    model: ModelClient
     reloader: ModelReloader
     pipeline: TriagePipeline
     health: HealthCheck
@@ -75,6 +76,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        producer_compression_type=None if settings.output_compression == "none" else settings.output_compression,
+        # One record may be up to max_output_bytes (checked before sending); leave room for the request framing.
+        producer_max_request_size=settings.max_output_bytes + 64 * 1024,
         # Shutdown finishes only the batches in flight (``BatchRunner.drain``), not everything fetched.
         stream_wait_empty=False,
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size * settings.max_inflight_batches),
@@ -96,26 +100,23 @@ def create_app(settings: WorkerSettings) -> faust.App:
         cython_optimizations=True,
     )
     app.fetch_wait_ms = settings.fetch_wait_ms
+    app.inflight = InflightBytes(settings.max_inflight_bytes)
     metrics = WorkerMetrics()
     cache = TriageCache(settings.redis, metrics)
-    holder = ModelHolder(metrics)
-    reloader = ModelReloader(settings, holder, metrics)
-    pipeline = TriagePipeline(settings, cache, metrics)
-    health = HealthCheck(app, holder, cache)
-    runner = BatchRunner(app, settings, pipeline, holder)
+    model = ModelClient(settings, metrics)
+    reloader = ModelReloader(settings, model, metrics)
+    pipeline = TriagePipeline(settings, cache, model, metrics)
+    health = HealthCheck(app, model, cache)
+    runner = BatchRunner(app, settings, pipeline, app.inflight, metrics)
     app.triage = WorkerComponents(  # type: ignore[attr-defined]
-        settings, metrics, cache, holder, reloader, pipeline, health, runner
+        settings, metrics, cache, model, reloader, pipeline, health, runner
     )
     register_agent(app, settings, runner)
-    register_pages(app, health, metrics, settings.topics.incoming)
+    register_pages(app, health, metrics, settings.topics.incoming, app.inflight)
 
     @app.task
     async def load_model() -> None:
         await cache.connect()
-        if settings.model_backend != "noop" and not settings.model_process:
-            from worker.inference import configure_torch
-
-            configure_torch(settings)
         try:
             await reloader.load_initial()
         except Exception as exc:  # noqa: BLE001 - reported, then the worker stops: nothing to serve
@@ -126,13 +127,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
         @app.timer(settings.reload_interval_s)
         async def watch_model() -> None:
-            if holder.loaded:
+            if model.version is not None:
                 await reloader.check()
 
     async def close_components(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await cache.close()
-        pipeline.close()
-        log.info("worker_stopped", model_version=holder.version)
+        model.close()
+        log.info("worker_stopped", model_version=model.version)
 
     # Runs after the in-flight batches were drained and committed; mode types async receivers too narrowly.
     app.on_before_shutdown.connect(close_components)  # type: ignore[arg-type]

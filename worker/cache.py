@@ -113,19 +113,16 @@ class TriageCache:
         return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
 
     async def put_many(self, texts: Mapping[str, Triage], tickets: Mapping[str, bytes]) -> None:
-        """Store text results and per-ticket triage JSON in one scripted command, bounded by the timeout.
+        """Store text results (TTL ``ttl_s``) and per-ticket triage JSON (``ticket_ttl_s``) in one scripted command.
 
         Awaited before a batch is produced: a worker killed between producing and committing then finds
         what it published when the tickets are replayed.
         """
         if not (texts or tickets) or not self.active:
             return
-        values: dict[str, str | bytes] = {
-            key: triage.model_dump_json(exclude={"cached", "latency_ms"}) for key, triage in texts.items()
-        }
-        values.update(tickets)
+        answers = {key: triage.model_dump_json(exclude={"cached", "latency_ms"}) for key, triage in texts.items()}
         try:
-            await asyncio.wait_for(self._opened().set_many(values), self._timeout)
+            await asyncio.wait_for(self._opened().set_many(answers, tickets), self._timeout)
         except _STORE_FAILURES as exc:
             self._on_failure("set", exc)
         else:

@@ -15,10 +15,12 @@ from worker.settings import RedisSettings
 
 __all__ = ["CacheStore", "MemoryStore", "RedisStore", "open_store"]
 
-# SET with a TTL for every key in one command: a pipeline of SETs costs a command per ticket.
+# SET with a TTL for every key in one command: a pipeline of SETs costs a command per ticket. The first
+# ARGV[3] keys live ARGV[1] seconds (answers by text), the rest ARGV[2] (idempotency records of tickets).
 _SET_MANY = """
+local texts = tonumber(ARGV[3])
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+  redis.call('SET', key, ARGV[i + 3], 'EX', i <= texts and ARGV[1] or ARGV[2])
 end
 return #KEYS
 """
@@ -33,7 +35,7 @@ class CacheStore(Protocol):
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
-    async def set_many(self, values: Mapping[str, str | bytes]) -> None: ...
+    async def set_many(self, texts: Mapping[str, str], tickets: Mapping[str, bytes]) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -43,7 +45,7 @@ class RedisStore:
 
     def __init__(self, settings: RedisSettings) -> None:
         timeout = settings.timeout_ms / 1000.0
-        self._ttl_s = settings.ttl_s
+        self._ttls = (settings.ttl_s, settings.ticket_ttl_s)
         self.client = aioredis.Redis.from_url(
             settings.url,
             password=settings.password_value(),
@@ -61,32 +63,38 @@ class RedisStore:
         values = await self.client.mget(keys)  # bytes, or None for a missing key (no decode_responses)
         return [value if isinstance(value, bytes) else None for value in values]
 
-    async def set_many(self, values: Mapping[str, str | bytes]) -> None:
-        await self._set_many(keys=list(values), args=[self._ttl_s, *values.values()])
+    async def set_many(self, texts: Mapping[str, str], tickets: Mapping[str, bytes]) -> None:
+        await self._set_many(
+            keys=[*texts, *tickets], args=[*self._ttls, len(texts), *texts.values(), *tickets.values()]
+        )
 
     async def close(self) -> None:
         await self.client.aclose()
 
 
 class MemoryStore:
-    """A bounded LRU with the same TTL, private to this process: lost on restart, not shared between workers."""
+    """Bounded LRUs with the same TTLs, private to this process: lost on restart, not shared between workers."""
 
     def __init__(self, settings: RedisSettings) -> None:
-        self._entries: TTLCache[str, bytes] = TTLCache(maxsize=settings.memory_max_entries, ttl=settings.ttl_s)
-        self.description = f"memory (at most {settings.memory_max_entries} entries)"
+        size = settings.memory_max_entries
+        self._texts: TTLCache[str, bytes] = TTLCache(maxsize=size, ttl=settings.ttl_s)
+        self._tickets: TTLCache[str, bytes] = TTLCache(maxsize=size, ttl=settings.ticket_ttl_s)
+        self.description = f"memory (at most {size} entries of each kind)"
 
     async def ping(self) -> None:
         return None
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._entries.get(key) for key in keys]
+        return [self._texts.get(key) or self._tickets.get(key) for key in keys]
 
-    async def set_many(self, values: Mapping[str, str | bytes]) -> None:
-        for key, value in values.items():
-            self._entries[key] = value.encode() if isinstance(value, str) else value
+    async def set_many(self, texts: Mapping[str, str], tickets: Mapping[str, bytes]) -> None:
+        for key, value in texts.items():
+            self._texts[key] = value.encode()
+        self._tickets.update(tickets)
 
     async def close(self) -> None:
-        self._entries.clear()
+        self._texts.clear()
+        self._tickets.clear()
 
 
 def open_store(settings: RedisSettings) -> CacheStore:

@@ -1,4 +1,4 @@
-"""``/health`` (ready only with a model loaded and Kafka reachable) and ``/metrics`` on Faust's web server."""
+"""``/health`` (ready only while the model serves and Kafka is reachable) and ``/metrics`` on Faust's web server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.reload import ModelHolder
+from worker.model import ModelClient
+from worker.transport import InflightBytes
 
 __all__ = ["HealthCheck", "register_pages", "update_consumer_lag"]
 
@@ -23,9 +24,9 @@ _KAFKA_CACHE_S = 1.0
 class HealthCheck:
     """Answers whether this worker can do its job right now."""
 
-    def __init__(self, app: faust.App, holder: ModelHolder, cache: TriageCache) -> None:
+    def __init__(self, app: faust.App, model: ModelClient, cache: TriageCache) -> None:
         self.app = app
-        self.holder = holder
+        self.model = model
         self.cache = cache
         self._kafka_checked_at = 0.0
         self._kafka_ok = False
@@ -48,12 +49,25 @@ class HealthCheck:
         return ok
 
     async def report(self) -> tuple[bool, dict[str, Any]]:
+        """Ready, and the body: ``reason`` says why not (model down or restarting, Kafka unreachable, stopping)."""
         kafka = await self.kafka_reachable()
-        ready = self.holder.loaded and kafka and not self.app.should_stop
-        return ready, {
-            "status": "ready" if ready else "not_ready",
-            "model_loaded": self.holder.loaded,
-            "model_version": self.holder.version,
+        loaded = self.model.version is not None
+        reason = None
+        if not loaded:
+            reason = "no model loaded yet"
+        elif self.model.problem is not None:
+            reason = self.model.problem
+        elif not kafka:
+            reason = "no Kafka broker reachable"
+        elif self.app.should_stop:
+            reason = "stopping"
+        engine = self.model.engine if loaded else None
+        return reason is None, {
+            "status": "ready" if reason is None else "not_ready",
+            "reason": reason,
+            "model_loaded": loaded,
+            "model_version": self.model.version,
+            "model_pid": engine.pid if engine is not None else None,
             "kafka_reachable": kafka,
             "cache_available": self.cache.available,
             "stopping": self.app.should_stop,
@@ -73,7 +87,9 @@ def update_consumer_lag(app: faust.App, metrics: WorkerMetrics, topic: str) -> N
         metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - committed))
 
 
-def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, incoming: str) -> None:
+def register_pages(
+    app: faust.App, health: HealthCheck, metrics: WorkerMetrics, incoming: str, inflight: InflightBytes
+) -> None:
     """Add the two pages to the app's web server (``web_port``)."""
 
     @app.page("/health")
@@ -84,4 +100,5 @@ def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, 
     @app.page("/metrics")
     async def metrics_page(self: View, request: Request) -> Response:
         update_consumer_lag(app, metrics, incoming)
+        metrics.inflight_bytes.set(inflight.held)
         return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

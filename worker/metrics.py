@@ -25,6 +25,9 @@ class WorkerMetrics:
             "triage_tickets_triaged", "Tickets triaged, by category and priority.", ["category", "priority"],
             registry=r,
         )
+        self.out_of_scope = Counter(
+            "triage_out_of_scope", "Tickets triaged as outside the taxonomy (triage.out_of_scope).", registry=r
+        )
         self.dead_letters = Counter(
             "triage_dead_letters", "Messages sent to the dead-letter topic, by reason.", ["reason"], registry=r
         )
@@ -69,6 +72,15 @@ class WorkerMetrics:
         )
         self.model_reloads = Counter(
             "triage_model_reloads", "Hot reload attempts, by result (ok, failed).", ["result"], registry=r
+        )
+        self.model_restarts = Counter(
+            "triage_model_restarts",
+            "Model processes killed and started again, by reason (died, timeout: a call past its deadline).",
+            ["reason"], registry=r,
+        )
+        self.inflight_bytes = Gauge(
+            "triage_inflight_bytes", "Bytes of fetched messages not yet committed (buffered or in flight).",
+            registry=r,
         )
         self.publish_failures = Counter(
             "triage_publish_failures", "Batches whose records the broker did not acknowledge.", registry=r

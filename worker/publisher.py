@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import murmur2
 
 from worker.records import OutRecord
 
-__all__ = ["BatchPublisher"]
+__all__ = ["REFUSED_RECORD", "BatchPublisher", "Sent"]
+
+# Errors that refuse one record batch for what is in it (not retriable, not the broker's state): the worker
+# resends the batch's records one by one, and a record still refused alone costs its ticket a dead letter.
+REFUSED_RECORD = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One record batch on its way: resolved when the broker acknowledged it (``acks=all``)."""
+
+    future: asyncio.Future[object]
+    records: list[OutRecord]
 
 
 class BatchPublisher:
@@ -24,7 +38,7 @@ class BatchPublisher:
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
-        self._known: set[str] = set()
+        self._partitions: dict[str, list[int]] = {}
 
     def _producer(self) -> Any:
         """The aiokafka producer inside Faust's (batch sends are not part of Faust's producer API)."""
@@ -34,36 +48,33 @@ class BatchPublisher:
         """Load partition metadata of the output topics once, before the first batch is routed."""
         producer = self._producer()
         for topic in topics:
-            await producer.partitions_for(topic)
-            self._known.add(topic)
+            self._partitions[topic] = sorted(await producer.partitions_for(topic))
 
-    async def send(self, records: Sequence[OutRecord]) -> list[asyncio.Future[object]]:
-        """Queue every record; returns one future per record batch, resolved when the broker acked it."""
+    async def send(self, records: Sequence[OutRecord]) -> list[Sent]:
+        """Queue every record, grouped by topic-partition in the order given."""
         producer = self._producer()
         key_partition = self.app.producer.key_partition
-        partitions: dict[str, list[int]] = {}
         hashes: dict[bytes, int] = {}
         grouped: dict[tuple[str, int], list[OutRecord]] = {}
         for record in records:
-            if record.topic not in self._known:
+            if record.topic not in self._partitions:
                 await self.wait_for_topics([record.topic])
             if record.key is None:  # dead letter of an unreadable message: a random partition
                 partition = key_partition(record.topic, cast(bytes, record.key)).partition
             else:
-                if record.topic not in partitions:
-                    partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
                 if record.key not in hashes:
                     hashes[record.key] = murmur2(record.key) & 0x7FFFFFFF
-                available = partitions[record.topic]
+                available = self._partitions[record.topic]
                 partition = available[hashes[record.key] % len(available)]
             grouped.setdefault((record.topic, partition), []).append(record)
-        futures: list[asyncio.Future[object]] = []
+        sent: list[Sent] = []
         for (topic, partition), group in grouped.items():
-            batch = producer.create_batch()
+            batch, members = producer.create_batch(), list[OutRecord]()
             for record in group:
                 if batch.append(key=record.key, value=record.value, timestamp=None, headers=record.headers) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
+                    sent.append(Sent(await producer.send_batch(batch, topic, partition=partition), members))
+                    batch, members = producer.create_batch(), []
                     batch.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
+                members.append(record)
+            sent.append(Sent(await producer.send_batch(batch, topic, partition=partition), members))
+        return sent

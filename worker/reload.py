@@ -2,55 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
 from triage.checkpoint import MANIFEST
-from worker.inference import Predictor, load_predictor
 from worker.metrics import WorkerMetrics
+from worker.model import ModelClient
 from worker.settings import WorkerSettings
 
-__all__ = ["ModelHolder", "ModelReloader", "Fingerprint"]
+__all__ = ["Fingerprint", "ModelReloader", "fingerprint"]
 
 log = structlog.get_logger(__name__)
 
 Fingerprint = tuple[str, int | None]
-Loader = Callable[[WorkerSettings, Path | None], Predictor]
-
-
-class ModelHolder:
-    """The predictor being served. Each batch reads it once, so a swap lands between batches."""
-
-    def __init__(self, metrics: WorkerMetrics) -> None:
-        self._metrics = metrics
-        self._predictor: Predictor | None = None
-        self.fingerprint: Fingerprint | None = None
-        self.ready = asyncio.Event()
-
-    @property
-    def predictor(self) -> Predictor:
-        if self._predictor is None:
-            raise RuntimeError("no model loaded yet; wait for ModelHolder.ready")
-        return self._predictor
-
-    @property
-    def loaded(self) -> bool:
-        return self._predictor is not None
-
-    @property
-    def version(self) -> str | None:
-        return self._predictor.version if self._predictor is not None else None
-
-    def swap(self, predictor: Predictor, fingerprint: Fingerprint | None) -> None:
-        previous = self.version
-        self._predictor = predictor
-        self.fingerprint = fingerprint
-        self._metrics.on_model(predictor.version, previous)
-        self.ready.set()
 
 
 def fingerprint(model_dir: Path) -> Fingerprint:
@@ -64,19 +30,16 @@ def fingerprint(model_dir: Path) -> Fingerprint:
 
 
 class ModelReloader:
-    """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving."""
+    """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving.
 
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        holder: ModelHolder,
-        metrics: WorkerMetrics,
-        loader: Loader = load_predictor,
-    ) -> None:
+    Each batch takes the client's engine once, so a swap lands between batches.
+    """
+
+    def __init__(self, settings: WorkerSettings, client: ModelClient, metrics: WorkerMetrics) -> None:
         self.settings = settings
-        self.holder = holder
+        self.client = client
         self.metrics = metrics
-        self._loader = loader
+        self.fingerprint: Fingerprint | None = None
         self._rejected: Fingerprint | None = None
 
     @property
@@ -86,23 +49,19 @@ class ModelReloader:
     async def load_initial(self) -> None:
         """Load the configured model off the event loop; raises ``CheckpointError`` when there is none."""
         seen = fingerprint(self.settings.model_dir)
-        predictor = await asyncio.get_running_loop().run_in_executor(
-            None, self._loader, self.settings, Path(seen[0]) if self.watching else None
-        )
-        self.holder.swap(predictor, seen)
-        log.info("model_loaded", version=predictor.version, backend=self.settings.model_backend)
+        engine = await self.client.load(Path(seen[0]) if self.watching else None)
+        self.fingerprint = seen
+        log.info("model_loaded", version=engine.version, backend=self.settings.model_backend)
 
     async def check(self) -> bool:
         """Reload when ``model_dir`` changed since the last load; True when a new model was swapped in."""
         seen = fingerprint(self.settings.model_dir)
-        if seen == self.holder.fingerprint or seen == self._rejected:
+        if seen == self.fingerprint or seen == self._rejected:
             return False
-        old = self.holder.version
+        old = self.client.version
         log.info("model_reload_started", current=old, path=seen[0])
         try:
-            predictor = await asyncio.get_running_loop().run_in_executor(
-                None, self._loader, self.settings, Path(seen[0])
-            )
+            engine = await self.client.load(Path(seen[0]))
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
             self._rejected = seen
             self.metrics.model_reloads.labels(result="failed").inc()
@@ -111,7 +70,7 @@ class ModelReloader:
             )
             return False
         self._rejected = None
-        self.holder.swap(predictor, seen)
+        self.fingerprint = seen
         self.metrics.model_reloads.labels(result="ok").inc()
-        log.info("model_reloaded", previous=old, version=predictor.version)
+        log.info("model_reloaded", previous=old, version=engine.version)
         return True

@@ -84,7 +84,12 @@ class RedisSettings(BaseModel):
     )
     url: str = Field(default="redis://localhost:6379/0", description="Redis URL (redis:// or rediss:// for TLS).")
     password: SecretStr | None = Field(default=None, description="Redis password, when not in the URL.")
-    ttl_s: int = Field(default=86_400, ge=1, description="Seconds a cached triage result lives.")
+    ttl_s: int = Field(default=86_400, ge=1, description="Seconds a cached answer for a text lives.")
+    ticket_ttl_s: int = Field(
+        default=600, ge=1,
+        description="Seconds a ticket's idempotency record (the triage as published, for byte-identical "
+        "redeliveries) lives; it only has to outlive a redelivery: session timeout + commit interval + a restart.",
+    )
     key_prefix: str = Field(default="triage", description="Prefix of every cache key: <prefix>:<model version>:<hash>.")
     enabled: bool = Field(default=True, description="Use the cache at all.")
     timeout_ms: int = Field(
@@ -171,6 +176,11 @@ class WorkerSettings(BaseSettings):
         description="Run the model in a child process, so forward passes and the event loop never wait for "
         "each other's GIL; off: a thread of the worker process.",
     )
+    model_call_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="Deadline of one model call: past it the model process is killed and restarted and the call "
+        "retried (a hung model must not stop the worker while it looks healthy).",
+    )
     torch_threads: int | None = Field(
         default=None, ge=1,
         description="Torch (and ONNX Runtime) intra-op threads; default: the CPU cores available to the process.",
@@ -193,6 +203,11 @@ class WorkerSettings(BaseSettings):
         description="Micro-batches between take and broker ack at once: they are validated and looked up while "
         "the model is busy, then merged into its next call.",
     )
+    max_inflight_bytes: int = Field(
+        default=128 * 1024 * 1024, ge=1024 * 1024,
+        description="Bytes of fetched messages not yet committed (buffered or in flight); the consumer stops "
+        "fetching while they are over this (plus at most one fetch per partition).",
+    )
     redis: RedisSettings = Field(default_factory=RedisSettings, description="Cache of repeated queries.")
     kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings, description="Kafka security.")
     thresholds: ThresholdOverrides = Field(
@@ -205,7 +220,16 @@ class WorkerSettings(BaseSettings):
     )
     deadletter_payload_bytes: int = Field(
         default=64 * 1024, ge=0,
-        description="Bytes of a bad message's payload kept in its dead letter (the rest is cut).",
+        description="Bytes of an invalid message's payload kept in its dead letter (the rest is cut); a valid "
+        "ticket's dead letter keeps its whole payload.",
+    )
+    max_output_bytes: int = Field(
+        default=1_048_588, ge=1024,
+        description="Largest record batch the brokers accept (their max.message.bytes); a ticket whose enriched "
+        "record is larger, even compressed, is dead-lettered as output_too_large.",
+    )
+    output_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
+        default="lz4", description="Compression of the record batches the worker produces."
     )
     reload_interval_s: float = Field(
         default=5.0, ge=0, description="How often model_dir is checked for a new checkpoint; 0 turns hot reload off."

@@ -1,20 +1,57 @@
-"""Faust's aiokafka transport with a configurable fetch wait.
+"""Faust's aiokafka transport with three changes the worker's delivery promise needs.
 
-Faust hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer, so on a quiet partition a lone
-ticket can sit in a held fetch for up to 1.5 s before the micro-batch even sees it: a latency floor far
-above ``TRIAGE_BATCH_WAIT_MS``. These subclasses only override that one value.
+1. A configurable fetch wait: Faust hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer, so on a
+   quiet partition a lone ticket can sit in a held fetch for up to 1.5 s before the micro-batch even sees it.
+2. Commits never step over an unacked message: Faust's ``Consumer._new_offset`` lets through a single unacked
+   offset at the head of a partition (it holds back only when ``min(acked) - committed > 1``) and skips even
+   that check when the committed offset is 0 or None, so a slow message can be committed past and lost.
+3. Fetched bytes are bounded: the consumer stops fetching while the messages it fetched and the worker has not
+   yet acked (or dropped) hold more than ``TRIAGE_MAX_INFLIGHT_BYTES``; Faust's own bound counts messages.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TransportT
+from faust.types import TP, TransportT
 
-__all__ = ["TriageApp"]
+__all__ = ["InflightBytes", "TriageApp"]
+
+
+class InflightBytes:
+    """Bytes of fetched messages not yet acked or dropped by the worker; the consumer fetches while under ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def add(self, size: int) -> None:
+        self.held += size
+        if self.held >= self.limit:
+            self._room.clear()
+
+    def release(self, size: int) -> None:
+        self.reset(self.held - size)
+
+    def reset(self, held: int) -> None:
+        """Set what is held, e.g. after a rebalance dropped the buffered messages without an ack."""
+        self.held = max(0, held)
+        if self.held < self.limit:
+            self._room.set()
+
+    async def room(self, timeout: float) -> bool:
+        """Wait until there is room (True), at most ``timeout`` seconds (False)."""
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -24,19 +61,51 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(driver.Consumer):
+class TriageConsumer(driver.Consumer):
+    """Faust's consumer with the fetch wait, the in-flight byte bound and the commit fix above."""
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def _to_message(self, tp: TP, record: Any) -> Any:
+        cast("TriageApp", self.app).inflight.add(len(record.value or b""))
+        return super()._to_message(tp, record)
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        if not await cast("TriageApp", self.app).inflight.room(timeout):
+            return None, None  # full: fetch nothing this round (getmany yields nothing for None)
+        return await super()._wait_next_records(timeout)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's new offset, capped below the lowest message of ``tp`` still being processed.
+
+        The fix of faust-streaming issue #606 ("Wrong offset commit in case of gaps"), as proposed upstream in
+        PR #707 (not merged in the faust-streaming this project pins): enforce at-least-once directly instead
+        of inferring it from the acked run. Acked offsets at or past an unacked (tracked) message stay for a
+        later commit. Gaps of a compacted topic are still filled by Faust's own code.
+        """
+        pending = [m.offset for m in list(self._unacked_messages) if m.tp == tp and not m.acked]
+        if not pending:
+            return super()._new_offset(tp)
+        floor = min(pending)
+        acked = self._acked[tp]
+        held = [offset for offset in acked if offset >= floor]
+        acked[:] = [offset for offset in acked if offset < floor]
+        try:
+            return super()._new_offset(tp)
+        finally:
+            acked.extend(held)
+
 
 class _Transport(driver.Transport):
-    Consumer = _Consumer
+    Consumer = TriageConsumer
 
 
 class TriageApp(faust.App):
-    """A Faust app whose consumer waits at most ``fetch_wait_ms`` for data on an empty fetch."""
+    """A Faust app whose consumer uses ``fetch_wait_ms``, bounds ``inflight`` bytes and commits in order."""
 
     fetch_wait_ms: int = 1500
+    inflight: InflightBytes  # set by create_app, before the consumer starts
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self, loop=self.loop)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import string
+from typing import cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import Category, DeadLetter, EnrichedTicket, decode_ticket
-from worker.batching import TriagePipeline
+from tests.worker.kit import InProcess
 from worker.cache import TriageCache
-from worker.inference import NoopPredictor
 from worker.metrics import WorkerMetrics
-from worker.records import InRecord, OutRecord
+from worker.model import ModelClient, NoopPredictor
+from worker.pipeline import Outcome, TriagePipeline
+from worker.records import InRecord
 from worker.settings import RedisSettings, TopicSettings, WorkerSettings
 
 TOPICS = TopicSettings(
@@ -65,11 +67,11 @@ def _pipeline() -> TriagePipeline:
         model_backend="noop", topics=TOPICS, redis=RedisSettings(enabled=False), deadletter_payload_bytes=CAP
     )
     metrics = WorkerMetrics()
-    return TriagePipeline(config, TriageCache(config.redis, metrics), metrics)
+    model = cast(ModelClient, InProcess(NoopPredictor()))
+    return TriagePipeline(config, TriageCache(config.redis, metrics), model, metrics)
 
 
 PIPELINE = _pipeline()
-PREDICTOR = NoopPredictor()
 
 
 @given(st.lists(payloads, min_size=1, max_size=8))
@@ -77,16 +79,14 @@ PREDICTOR = NoopPredictor()
 def test_every_message_becomes_exactly_one_faithful_outcome(values: list[bytes]) -> None:
     records = [InRecord("in", 0, offset, b"k", value) for offset, value in enumerate(values)]
 
-    async def run() -> list[OutRecord]:
-        return await PIPELINE.classify(await PIPELINE.prepare(records, PREDICTOR))
+    async def run() -> list[Outcome]:
+        return await PIPELINE.process(records)
 
-    out = asyncio.run(run())
-    by_source: dict[int, list[OutRecord]] = {}
-    for record in out:
-        by_source.setdefault(record.source.offset, []).append(record)
-    assert sorted(by_source) == list(range(len(values))), "one outcome per message, none dropped"
-    for offset, produced in by_source.items():
-        raw = values[offset]
+    outcomes = asyncio.run(run())
+    assert [outcome.source for outcome in outcomes] == records, "one outcome per message, none dropped"
+    for outcome in outcomes:
+        raw, produced = outcome.source.value or b"", outcome.records
+        assert produced and all(r.source is outcome.source for r in produced)
         topics = [r.topic for r in produced]
         if topics == ["dead"]:
             letter = DeadLetter.model_validate_json(produced[0].value)

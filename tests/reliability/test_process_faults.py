@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -143,3 +144,47 @@ def test_two_workers_one_killed_survivor_takes_over(
     report(outcome)
     assert survivor.running, f"the survivor died:\n{survivor.tail()}"
     outcome.assert_clean()
+
+
+def test_a_rebalance_mid_stream_keeps_each_partitions_outputs_in_order(
+    private_broker: EmbeddedBroker,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    model_root: Path,
+    source_records: list[SourceRecord],
+    reference: Reference,
+) -> None:
+    """A second worker joins mid-stream: the first finishes and commits its in-flight batches before its
+    partitions move, so the newcomer starts exactly where it stopped: no record is published twice, and each
+    output partition holds its tickets in the order they were sent."""
+    first = spawn("first", private_broker.bootstrap, stage, model_root / "latest")
+    joiner = spawn("joiner", private_broker.bootstrap, stage, model_root / "latest")
+
+    async def scenario() -> tuple[Traffic, float]:
+        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+        first.start()
+        await _ready(first)
+        async with Traffic("rebalance", private_broker.bootstrap, stage, source_records) as t:
+            t.send(_config(500, 60, 13))
+            await t.until("the first 100 messages", lambda: t.resolved >= 100, 60)
+            joiner.start()
+            await _ready(joiner)
+            await t.settle(120)
+        return t, metric_sum(joiner.metrics(), "triage_tickets_in_total")
+
+    traffic, joined = asyncio.run(scenario())
+    outcome = traffic.outcome(reference)
+    order = {entry.ticket_id: index for index, entry in enumerate(traffic.ledger.entries)}
+    descents = 0
+    for partition in range(stage.partitions):
+        sent = [
+            order.get(json.loads(r.value)["ticket_id"], -1)
+            for r in traffic.tap.records
+            if r.topic == stage.topics.enriched and r.partition == partition
+        ]
+        descents += sum(1 for a, b in zip(sent, sent[1:], strict=False) if b < a)
+    outcome.extra.update(joiner_consumed=int(joined), out_of_order=descents)
+    report(outcome)
+    outcome.assert_clean()
+    assert joined > 0, "the second worker took partitions over"
+    assert descents == 0 and outcome.counts.duplicates == 0, "the old owner published after its partitions moved"

@@ -10,16 +10,33 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from loadtest.stack import flatten_env
+from schemas.messages import Triage
 from triage.broker import EmbeddedBroker
+from worker.model import Engine, ModelFailed, Predictor
 from worker.settings import TopicSettings
 
 PARTITIONS = 3
+
+
+class InProcess:
+    """The pipeline's view of ``ModelClient`` (its engine and ``predict``) over a predictor in this process."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.engine = SimpleNamespace(version=predictor.version)
+
+    async def predict(self, engine: Engine, texts: Sequence[str]) -> list[Triage]:
+        try:
+            return self.predictor.predict(texts)
+        except Exception as exc:
+            raise ModelFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
 def topic_settings(token: str) -> TopicSettings:

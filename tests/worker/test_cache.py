@@ -45,18 +45,20 @@ def test_ticket_key_is_per_ticket_and_outside_the_text_key_space() -> None:
     assert ticket_key("p", "v7", "t-1", text) != ticket_key("p", "v7", "t-1", text + "!")
 
 
-def test_a_ticket_record_round_trips_byte_for_byte(
+def test_a_ticket_record_round_trips_byte_for_byte_and_lives_ticket_ttl_s_not_the_cache_ttl(
     redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str]
 ) -> None:
+    """Idempotency records only have to outlive a redelivery: a day each cost ~40 GB of Redis at 1,000/s."""
     prefix = unique("cache")
-    settings = RedisSettings(url=redis_url, key_prefix=prefix, ttl_s=120, timeout_ms=2000)
+    settings = RedisSettings(url=redis_url, key_prefix=prefix, ttl_s=86_400, ticket_ttl_s=120, timeout_ms=2000)
     published = make_triage().model_dump_json().encode()
     key = ticket_key(prefix, "v1", "t-1", "some text")
+    text = cache_key(prefix, "v1", "some text")
 
     async def run() -> dict[str, bytes]:
         cache = TriageCache(settings, WorkerMetrics())
         try:
-            await cache.put_many({}, {key: published})
+            await cache.put_many({text: make_triage()}, {key: published})
             return await cache.get_many([key])
         finally:
             await cache.close()
@@ -64,8 +66,9 @@ def test_a_ticket_record_round_trips_byte_for_byte(
     try:
         assert asyncio.run(run()) == {key: published}
         assert 0 < redis_client.ttl(key) <= 120
+        assert redis_client.ttl(text) > 86_000, "answers by text keep the cache's TTL"
     finally:
-        redis_client.delete(key)
+        redis_client.delete(key, text)
 
 
 def test_round_trip_with_ttl_and_no_text(
@@ -137,7 +140,7 @@ def test_disabled_cache_never_calls_redis() -> None:
 
 def test_memory_backend_round_trips_without_redis_and_keeps_its_bounds() -> None:
     settings = RedisSettings(
-        url=f"redis://127.0.0.1:{free_port()}/0", backend="memory", ttl_s=1, memory_max_entries=2
+        url=f"redis://127.0.0.1:{free_port()}/0", backend="memory", ttl_s=1, ticket_ttl_s=1, memory_max_entries=2
     )
     metrics = WorkerMetrics()
     published = make_triage().model_dump_json().encode()
@@ -150,13 +153,12 @@ def test_memory_backend_round_trips_without_redis_and_keeps_its_bounds() -> None
         found = await cache.get_many(["a", "t", "missing"])
         assert found["t"] == published and set(found) == {"a", "t"}
         assert Triage.model_validate_json(found["a"]).latency_ms == 0.0
-        await cache.put_many({"b": make_triage()}, {})
-        assert set(await cache.get_many(["a", "t", "b"])) == {"t", "b"}, "least recently used goes first"
+        await cache.put_many({"b": make_triage(), "c": make_triage()}, {})
+        assert set(await cache.get_many(["a", "t", "b", "c"])) == {"t", "b", "c"}, "least recently used goes first"
         await asyncio.sleep(1.1)
-        assert await cache.get_many(["t", "b"]) == {}, "entries expire after ttl_s"
+        assert await cache.get_many(["t", "b"]) == {}, "entries expire after their TTL"
         await cache.close()
 
     asyncio.run(run())
     assert metrics.cache_errors.labels(operation="connect")._value.get() == 0
     assert metrics.cache_available._value.get() == 1
-

@@ -25,9 +25,9 @@ from tests.worker.kit import (
 from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker
 from triage.checkpoint import MANIFEST, publish, resolve_checkpoint
-from worker.inference import Predictor, load_predictor
 from worker.metrics import WorkerMetrics
-from worker.reload import ModelHolder, ModelReloader
+from worker.model import ModelClient
+from worker.reload import ModelReloader
 from worker.settings import WorkerSettings
 
 
@@ -61,29 +61,26 @@ def models_root(tiny_checkpoint: Path, tmp_path: Path) -> Path:
 
 
 def test_reloader_swaps_in_new_versions_and_keeps_serving_when_one_is_broken(models_root: Path) -> None:
-    settings = WorkerSettings(model_dir=models_root / "latest", reload_interval_s=1)
+    settings = WorkerSettings(model_dir=models_root / "latest", reload_interval_s=1, torch_threads=1)
     metrics = WorkerMetrics()
-    holder = ModelHolder(metrics)
-    loads: list[Path | None] = []
-
-    def loader(s: WorkerSettings, checkpoint: Path | None) -> Predictor:
-        loads.append(checkpoint)
-        return load_predictor(s, checkpoint)
-
-    reloader = ModelReloader(settings, holder, metrics, loader=loader)
+    client = ModelClient(settings, metrics)
+    reloader = ModelReloader(settings, client, metrics)
 
     async def run() -> None:
         await reloader.load_initial()
-        assert holder.version == "v1" and not await reloader.check()
+        assert client.version == "v1" and not await reloader.check()
         publish_version(models_root / "v1", models_root, "v2")
-        assert await reloader.check() and holder.version == "v2"
+        assert await reloader.check() and client.version == "v2"
         publish_version(models_root / "v1", models_root, "v3", corrupt=True)
-        assert not await reloader.check() and holder.version == "v2"
+        assert not await reloader.check() and client.version == "v2"
         assert not await reloader.check(), "a refused checkpoint is not retried until latest moves again"
-        assert holder.predictor.predict(["my card is lost"])[0].model_version == "v2"
+        (answer,) = await client.predict(client.engine, ["my card is lost"])
+        assert answer.model_version == "v2"
 
-    asyncio.run(run())
-    assert [p.name if p else None for p in loads] == ["v1", "v2", "v3"]
+    try:
+        asyncio.run(run())
+    finally:
+        client.close()
     assert metrics.model_reloads.labels(result="ok")._value.get() == 1
     assert metrics.model_reloads.labels(result="failed")._value.get() == 1
 

@@ -1,11 +1,15 @@
-"""The consumer's fetch wait comes from the settings, not Faust's hard-coded 1.5 s."""
+"""The transport's changes to Faust's consumer: fetch wait, commits that never pass an unacked message, byte bound."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+
+import pytest
 
 from worker.app import create_app
 from worker.settings import WorkerSettings
+from worker.transport import TriageConsumer
 
 
 def test_fetch_wait_setting_reaches_the_kafka_consumer() -> None:
@@ -18,3 +22,61 @@ def test_fetch_wait_setting_reaches_the_kafka_consumer() -> None:
             await consumer.stop()
 
     assert asyncio.run(build()) == 33
+
+
+@dataclass(eq=False)
+class Message:
+    """What the commit logic reads of a message the stream took and has not acked."""
+
+    tp: object
+    offset: int
+    acked: bool = False
+
+
+def _consumer() -> TriageConsumer:
+    async def build() -> TriageConsumer:
+        app = create_app(WorkerSettings(brokers="127.0.0.1:1", model_backend="noop"))
+        consumer = app.consumer
+        assert isinstance(consumer, TriageConsumer)
+        return consumer
+
+    return asyncio.run(build())
+
+
+@pytest.mark.parametrize(
+    ("committed", "in_flight", "acked", "then"),
+    [
+        (2585, 2585, [2586, 2587, 2588, 2589], 2590),  # upstream issue #606: one unacked offset at the head
+        (None, 3, [4, 5, 6], 7),  # nothing committed yet: Faust skips its head check altogether
+        (None, 0, [1, 2], 3),  # committed offset 0 reads as "nothing committed" too
+    ],
+)
+def test_a_commit_never_passes_a_message_still_in_flight(
+    committed: int | None, in_flight: int, acked: list[int], then: int
+) -> None:
+    consumer = _consumer()
+    tp = consumer._new_topicpartition("tickets.incoming", 0)
+    consumer._committed_offset[tp] = committed
+    consumer._acked[tp] = list(acked)
+    consumer._acked_index[tp] = set(acked)
+    slow = Message(tp, in_flight)
+    consumer._unacked_messages.add(slow)  # type: ignore[arg-type]
+    assert consumer._new_offset(tp) is None, "the slow message would be lost by a crash after this commit"
+    slow.acked = True
+    consumer._unacked_messages.discard(slow)  # type: ignore[arg-type]
+    consumer._acked[tp].append(in_flight)
+    assert consumer._new_offset(tp) == then
+
+
+def test_the_consumer_stops_fetching_while_the_bytes_it_holds_are_over_the_limit() -> None:
+    async def run() -> tuple[object, bool]:
+        app = create_app(WorkerSettings(brokers="127.0.0.1:1", model_backend="noop", max_inflight_bytes=1 << 20))
+        consumer = app.consumer
+        app.inflight.add(2 << 20)  # type: ignore[attr-defined]
+        assert isinstance(consumer, TriageConsumer)
+        full = await consumer._wait_next_records(0.05)
+        app.inflight.release(2 << 20)  # type: ignore[attr-defined]
+        return full, await app.inflight.room(0.05)  # type: ignore[attr-defined]
+
+    full, room = asyncio.run(run())
+    assert full == (None, None) and room

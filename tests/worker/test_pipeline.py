@@ -6,18 +6,26 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 
 from schemas.enums import ErrorCode
 from schemas.messages import DeadLetter, Triage
-from worker.batching import TriagePipeline
+from tests.worker.kit import InProcess
 from worker.cache import TriageCache
-from worker.inference import NoopPredictor, Predictor, load_predictor
 from worker.metrics import WorkerMetrics
+from worker.model import ModelClient, NoopPredictor, Predictor, load_predictor
+from worker.pipeline import TriagePipeline
 from worker.records import InRecord, OutRecord
 from worker.settings import RedisSettings, TopicSettings, WorkerSettings
+
+
+def make_pipeline(settings: WorkerSettings, predictor: Predictor) -> tuple[TriagePipeline, TriageCache]:
+    metrics = WorkerMetrics()
+    cache = TriageCache(settings.redis, metrics)
+    return TriagePipeline(settings, cache, cast(ModelClient, InProcess(predictor)), metrics), cache
 
 
 class Recording:
@@ -37,7 +45,7 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint: Path) -> Predictor:
-    return load_predictor(WorkerSettings(model_dir=tiny_checkpoint), None)
+    return load_predictor(WorkerSettings(model_dir=tiny_checkpoint, torch_threads=1), None)
 
 
 @pytest.fixture
@@ -66,16 +74,13 @@ def body(ticket_id: str, text: str) -> bytes:
 
 def run_batches(settings: WorkerSettings, predictor: Predictor, *batches: list[InRecord]) -> list[list[OutRecord]]:
     async def run() -> list[list[OutRecord]]:
-        metrics = WorkerMetrics()
-        cache = TriageCache(settings.redis, metrics)
-        pipeline = TriagePipeline(settings, cache, metrics)
+        pipeline, cache = make_pipeline(settings, predictor)
         out = []
-        try:
-            for batch in batches:
-                out.append(await pipeline.classify(await pipeline.prepare(batch, predictor)))
-                await cache.close()
-        finally:
-            pipeline.close()
+        for batch in batches:
+            outcomes = await pipeline.process(batch)
+            assert [o.source for o in outcomes] == batch, "one outcome per record, in input order"
+            out.append([r for outcome in outcomes for r in outcome.records])
+            await cache.close()
         return out
 
     return asyncio.run(run())
@@ -161,3 +166,33 @@ def test_a_redelivered_ticket_is_published_byte_for_byte_and_a_new_one_is_served
     original = json.loads(by_topic(first, settings.topics.enriched)[b"r-1"].value)["triage"]
     assert again["cached"] is True and again["intent"] == original["intent"]
     assert again["triaged_at"] != original["triaged_at"], "a new ticket gets its own triage time"
+
+
+def test_a_valid_tickets_dead_letter_keeps_its_whole_payload(settings: WorkerSettings, model: Predictor) -> None:
+    """Only invalid messages are cut at ``deadletter_payload_bytes`` (16 here): a valid ticket can be replayed."""
+    payload = body("bad", "boom " + "x" * 5000)
+    (out,) = run_batches(settings, Recording(model), records([payload, body("ok", "card not working")]))
+    letter = DeadLetter.model_validate_json(by_topic(out, settings.topics.deadletter)[b"bad"].value)
+    assert not letter.payload_truncated and letter.raw_payload() == payload
+    assert set(by_topic(out, settings.topics.enriched)) == {b"ok"}
+
+
+def test_a_ticket_whose_output_is_over_the_brokers_limit_is_dead_lettered_and_the_batch_goes_on(
+    settings: WorkerSettings,
+) -> None:
+    """Incompressible metadata makes the enriched record larger than ``max_output_bytes`` even with lz4."""
+    import os
+
+    limit = 20_000
+    config = settings.model_copy(update={"max_output_bytes": limit})
+    big = body("big", "I lost my card")[:-1] + b', "metadata": {"blob": "' + os.urandom(12_000).hex().encode() + b'"}}'
+    (out,) = run_batches(config, NoopPredictor(), records([body("a", "hi"), big, body("b", "hello")]))
+    assert [r.key for r in out if r.topic == config.topics.enriched] == [b"a", b"b"]
+    (record,) = [r for r in out if r.topic == config.topics.deadletter]
+    letter = DeadLetter.model_validate_json(record.value)
+    assert letter.error.code is ErrorCode.OUTPUT_TOO_LARGE and letter.ticket_id == "big"
+    assert letter.payload_truncated, "the dead letter itself would be over the limit: cut like a bad message's"
+    assert letter.payload_size == len(big) and record.fits(limit, "lz4")
+    small = body("fits", "I lost my card")[:-1] + b', "metadata": {"blob": "' + b"ab" * 12_000 + b'"}}'
+    (out,) = run_batches(config, NoopPredictor(), records([small]))
+    assert [r.topic for r in out][0] == config.topics.enriched, "over the limit plain, under it compressed"

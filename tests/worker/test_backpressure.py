@@ -1,0 +1,49 @@
+"""Memory is bounded by bytes: with the model stopped, the worker holds at most ``max_inflight_bytes`` of tickets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.worker.kit import keys_seen, new_token, produce, read_topics, ticket, topic_settings, worker_env
+from tests.workers import WorkerProcess
+from triage.broker import EmbeddedBroker
+
+MIB = 1024 * 1024
+TICKETS = 40
+
+
+def test_the_worker_stops_fetching_when_its_tickets_fill_max_inflight_bytes(
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """40 tickets of 256 KiB (10 MiB) behind a stopped model: 4,096 such messages would be 1 GiB."""
+    token = new_token()
+    topics = topic_settings(token)
+    env = worker_env(
+        broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, token,
+        TRIAGE_MAX_INFLIGHT_BYTES=str(2 * MIB), TRIAGE_MODEL_CALL_TIMEOUT_S="600", TRIAGE_BATCH_SIZE="4",
+    )
+    worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
+    try:
+        pid = worker.wait_ready()["model_pid"]
+        assert isinstance(pid, int)
+        os.kill(pid, signal.SIGSTOP)
+        blob = os.urandom(128 * 1024).hex()
+        messages = [ticket(f"big-{i}", f"my card {i} was declined", metadata={"blob": blob}) for i in range(TICKETS)]
+        produce(broker.bootstrap, topics.incoming, messages)
+        time.sleep(6)
+        held = worker.metric("triage_inflight_bytes")
+        taken = worker.metric("triage_tickets_in_total")
+        os.kill(pid, signal.SIGCONT)
+        wanted = {key for key, _ in messages}
+        out = read_topics(broker.bootstrap, [topics.enriched], until=lambda o: wanted <= keys_seen(o), timeout=120)
+        assert wanted <= keys_seen(out)
+        # the limit, plus one fetch (at most 1 MiB per partition) that was under way when it was reached
+        assert 0 < held <= 2 * MIB + 3 * MIB, f"{held / MIB:.1f} MiB held"
+        assert taken < TICKETS, f"{taken} of {TICKETS} tickets taken while the model was stopped"
+        assert json.loads(worker.get("/health")[1])["status"] == "ready"
+    finally:
+        worker.stop()
