@@ -1,20 +1,16 @@
 """The Faust agent: take → pipeline → publish in order → ack in order. Nothing else happens here.
 
-Delivery is at-least-once, and a commit never passes a ticket that was not published. ``stream.noack_take``
-never acks by itself (plain ``take`` acks a batch as soon as the loop asks for the next one). A batch's events
-are acked only after the broker acknowledged every record built from them *and* every batch taken before it
-was acked, so acks, and with them commits, advance strictly in input-offset order whatever order the broker
-confirms in. The consumer's commit itself never steps over an unacked message (``worker.transport``).
-
-Batches overlap: while the model works on one, the next ones are validated and looked up, at most
-``max_inflight_batches`` at once. On a rebalance the in-flight batches are finished before the partitions move
-(or, past ``session_timeout_s``, dropped unacked: the new owner processes them again), so an old owner never
-publishes after the new one started.
+``stream.noack_take`` never acks by itself. A batch's events are acked only once the broker acknowledged every
+record built from them *and* every batch taken before it was acked: commits advance strictly in input-offset
+order, whatever order the broker confirms in. Up to ``max_inflight_batches`` overlap. A rebalance waits for the
+in-flight batches (or, past ``session_timeout_s``, drops them unacked), so an old owner never publishes after
+the new one started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -30,10 +26,9 @@ from schemas.enums import ErrorCode
 from schemas.messages import ErrorInfo
 from worker.metrics import WorkerMetrics
 from worker.pipeline import Outcome, TriagePipeline
-from worker.publisher import REFUSED_RECORD, BatchPublisher, Sent
+from worker.publisher import REFUSED_RECORD, BatchPublisher, Sent, ensure_output_topics
 from worker.records import InRecord, OutRecord
 from worker.settings import WorkerSettings
-from worker.topics import ensure_output_topics
 from worker.transport import InflightBytes
 
 __all__ = ["BatchRunner", "register_agent"]
@@ -103,7 +98,7 @@ class BatchRunner:
                 task.cancel()
 
     async def take(self, events: Sequence[EventT]) -> None:
-        """Start one batch through the pipeline; waits while ``max_inflight_batches`` are between take and ack."""
+        """Start one batch through the pipeline; waits while ``max_inflight_batches`` are in flight."""
         await self._slots.acquire()
         if self._stopping:
             self._slots.release()
@@ -202,13 +197,11 @@ class BatchRunner:
             self._idle.set()
 
     async def drain(self) -> None:
-        """Take no further batch and wait until every batch in flight is published and acked.
-
-        Events already fetched but not yet taken stay unacked, so their offsets are not committed and
-        whoever consumes the partition next processes them.
-        """
+        """Take no further batch; wait for the ones in flight unless the model is down (they stay uncommitted)."""
         self._stopping = True
-        await self._idle.wait()
+        while not self._idle.is_set() and self.pipeline.model.problem is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 0.5)
 
     async def on_partitions_revoked(self, sender: Any, revoked: Any = None, **kwargs: Any) -> None:
         """Before partitions move: finish the batches in flight and commit them, or drop them unacked.

@@ -1,22 +1,13 @@
 """The one model client: the checkpoint in its own process, calls with a deadline, restarts, merged batches.
 
-The model runs in a ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context whose initializer loads the
-checkpoint: in the worker process every torch op of a forward pass re-takes the GIL from the event loop and
-Faust's consumer thread, and each slows the other. The fork server has imported torch and transformers and
-nothing else (never the worker's Kafka threads), so a restart or a hot reload loads weights, not those imports.
-``TRIAGE_MODEL_PROCESS=false`` and the ``noop`` backend use one thread instead, through the same code.
-
-Micro-batches that wait while the model is busy go through it as one call, so forward passes grow with the
-load instead of the model working through many tiny batches while a queue builds behind it.
-
-Faults are sorted by whose they are:
-
-* the predictor raised → ``ModelFailed``: the texts' fault; the pipeline retries them one by one;
-* the model process died or missed ``model_call_timeout_s`` → it is killed, started again and the call retried
-  once; dying twice on the same call → ``ModelFailed`` (a poison text, isolated the same way);
-* a new model process cannot load the checkpoint (out of memory, folder gone, CUDA error) → the
-  infrastructure's fault: the call waits, retrying with backoff, while ``problem`` (and so ``/health``) says
-  why; it never fails a ticket. Waiting calls stop the pipeline, which stops the consumer: backpressure.
+A ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context loads the checkpoint in its initializer: in the
+worker process each torch op re-takes the GIL from the event loop and Faust's consumer thread. The fork server
+imported torch and transformers only, so a restart loads weights, not those imports. Batches that wait while
+the model is busy go through it as one call, so forward passes grow with the load. Faults, by whose they are:
+the predictor raised → ``ModelFailed`` (the texts'; the pipeline retries them one by one); the process died or
+missed ``model_call_timeout_s`` → killed, restarted, retried once, ``ModelFailed`` if it dies again; a new
+process cannot load (out of memory, folder gone) → the infrastructure's: the call waits with backoff while
+``problem`` (so ``/health``) says why, which stops the pipeline and the consumer. It never fails a ticket.
 """
 
 from __future__ import annotations
@@ -153,10 +144,9 @@ def _predict(texts: list[str]) -> list[Triage]:
 
 
 class Engine:
-    """One checkpoint loaded in one executor of one worker (a model process, or a thread).
+    """One checkpoint in one executor: a model process, or a thread (``noop``, ``TRIAGE_MODEL_PROCESS=false``).
 
-    ``start`` blocks until the model is loaded (run it off the event loop) and raises what loading raised,
-    e.g. ``CheckpointError``. ``restart`` replaces a dead or hung executor with a fresh one, same checkpoint.
+    Building one blocks until the model is loaded and raises what loading raised (``CheckpointError``).
     """
 
     def __init__(self, settings: WorkerSettings, checkpoint: Path | None) -> None:
@@ -165,13 +155,10 @@ class Engine:
         self._executor = self._spawn()
         self.version = self._loaded()
 
-    @property
-    def in_child(self) -> bool:
-        return self.settings.model_process and self.settings.model_backend != "noop"
-
     def _spawn(self) -> Executor:
-        args = (self.settings, self.checkpoint, os.getpid() if self.in_child else None)
-        if not self.in_child:
+        in_child = self.settings.model_process and self.settings.model_backend != "noop"
+        args = (self.settings, self.checkpoint, os.getpid() if in_child else None)
+        if not in_child:
             return ThreadPoolExecutor(1, thread_name_prefix="triage-model", initializer=_load, initargs=args)
         context = mp.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+import structlog
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import murmur2
 
 from worker.records import OutRecord
+from worker.settings import TopicSettings
 
-__all__ = ["REFUSED_RECORD", "BatchPublisher", "Sent"]
+__all__ = ["REFUSED_RECORD", "BatchPublisher", "Sent", "ensure_output_topics"]
+
+log = structlog.get_logger(__name__)
 
 # Errors that refuse one record batch for what is in it (not retriable, not the broker's state): the worker
 # resends the batch's records one by one, and a record still refused alone costs its ticket a dead letter.
@@ -31,6 +35,15 @@ class Sent:
 
     future: asyncio.Future[object]
     records: list[OutRecord]
+
+
+async def ensure_output_topics(app: faust.App, topics: TopicSettings) -> None:
+    """Create missing output topics through Faust's producer (so SSL/SASL settings apply); the agent declares
+    the incoming topic ``internal``, so Faust creates it before subscribing."""
+    await app.producer.maybe_start()
+    for name in topics.outputs():
+        await app.producer.create_topic(name, topics.partitions, topics.replication_factor)
+    log.info("topics_ready", topics=topics.outputs(), partitions=topics.partitions)
 
 
 class BatchPublisher:
