@@ -58,6 +58,30 @@ def _print_summary(title: str, metrics: dict[str, Any]) -> None:
     Console(stderr=True).print(table)
 
 
+def _print_scope(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    test = report["banking77_test"]
+    table = Table(title=(
+        f"Out of scope — Banking77 test: {100 * test['flagged']:.2f}% flagged, High recall "
+        f"{100 * test['high_recall']:.2f}% with the rule on"
+    ))
+    for column in ("set (vs Banking77 test)", "n", "flagged", "paged", "AUROC", "FPR@95%TPR", "best detector"):
+        table.add_column(column, justify="right")
+    rows = [(name, s) for name, s in report["sets"].items()] + [("held-out intents", report["held_out_intents"])]
+    for name, s in rows:
+        detectors = s.get("detectors", {"mahalanobis": s})
+        best = max(detectors, key=lambda d: detectors[d]["auroc"])
+        served = detectors["mahalanobis"]
+        table.add_row(name, str(s["n"]), f"{100 * s['flagged']:.1f}%",
+                      f"{100 * s['paged']:.1f}%" if "paged" in s else "–", f"{served['auroc']:.4f}",
+                      f"{100 * served['fpr_at_95_tpr']:.1f}%", f"{best} ({detectors[best]['auroc']:.4f})")
+    table.add_row("all off-topic", "", f"{100 * report['offtopic_flagged']:.1f}%",
+                  f"{100 * report['offtopic_paged']:.1f}%", "", "", "")
+    Console(stderr=True).print(table)
+
+
 @click.command("train")
 @click.option("--preset", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
               help="tiny: smoke tests (~1-2 min); quick: demo model (≤ 4 min on 2 cores); full: best model.")
@@ -88,6 +112,7 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
         "hub_dataset": settings.hub_dataset,
         "output": output or settings.models_dir,
         "results_dir": settings.results_dir,
+        "ood_dir": settings.ood_dir,
         **given,
     })
     with user_errors():
@@ -102,15 +127,26 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
 @click.option("--model", type=_PATH, default=None, help="Checkpoint folder [models/finetuned/latest].")
 @click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
 @click.option("--results", type=_PATH, default=None, help="Where metrics/ and plots/ go [results].")
-def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None) -> None:
-    """Score a checkpoint on the Banking77 test split beside a TF-IDF + LinearSVC baseline."""
+@click.option("--ood", "ood_files", type=click.Path(path_type=Path, exists=True, dir_okay=False), multiple=True,
+              help="JSONL file of out-of-scope texts ({\"text\": ...} per line) to score; repeatable "
+                   "[also every *.jsonl in TRIAGE_OOD_DIR].")
+def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None, ood_files: tuple[Path, ...]) -> None:
+    """Score a checkpoint on the Banking77 test split beside a TF-IDF + LinearSVC baseline, and its
+    out-of-scope detector on generated off-topic texts and any out-of-scope files given."""
     from trainer.evaluate import evaluate_checkpoint
+    from trainer.scope import ood_sets, read_ood_file
 
     settings = _settings()
     with user_errors():
+        try:
+            sets = ood_sets(settings.ood_dir) + [read_ood_file(path) for path in ood_files]
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
         path, report = evaluate_checkpoint(model or settings.models_dir / "latest", _load_data(data),
-                                           results or settings.results_dir)
+                                           results or settings.results_dir, sets)
     _print_summary(f"{report['version']} on the test split", report)
+    if "out_of_scope" in report:
+        _print_scope(report["out_of_scope"])
     click.echo(str(path))
 
 

@@ -70,6 +70,17 @@ class TrainArgs(BaseModel):
     review_accuracy_target: float = Field(
         default=0.99, gt=0, le=1, description="Category accuracy wanted on tickets not flagged for review."
     )
+    scope_flag_budget: float = Field(
+        default=0.02, gt=0, lt=0.5,
+        description="Share of in-scope validation tickets the out-of-scope detector may flag (its threshold).",
+    )
+    scope_page_budget: float = Field(
+        default=0.01, ge=0, lt=1,
+        description="Share of flagged off-topic tuning texts allowed to page (sets the stricter High threshold).",
+    )
+    ood_dir: Path | None = Field(
+        default=None, description="Folder of *.jsonl out-of-scope texts reported by the evaluation (never fitted)."
+    )
     evaluate: bool = Field(
         default=PRESETS["quick"]["evaluate"], description="Score the test split (and the baseline) before publishing."
     )
@@ -94,7 +105,9 @@ class TrainArgs(BaseModel):
 
     def hyperparameters(self) -> dict[str, Any]:
         """The values that change the trained weights (hashed into the version, written to the manifest)."""
-        return self.model_dump(mode="json", exclude={"data_dir", "output", "threads", "evaluate", "results_dir"})
+        return self.model_dump(
+            mode="json", exclude={"data_dir", "output", "threads", "evaluate", "results_dir", "ood_dir"}
+        )
 
 
 class TrainerSettings(BaseSettings):
@@ -106,3 +119,6 @@ class TrainerSettings(BaseSettings):
     hub_dataset: str = Field(default=HUB_DATASET, description="Hub dataset id tried when no local folder is set.")
     models_dir: Path = Field(default=DEFAULT_MODELS_DIR, description="Default checkpoint root for train/evaluate.")
     results_dir: Path = Field(default=Path("results"), description="Where metrics, plots and reports are written.")
+    ood_dir: Path | None = Field(
+        default=None, description="Folder of *.jsonl out-of-scope texts that the evaluation reports (e.g. CLINC150's)."
+    )

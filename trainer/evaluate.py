@@ -16,6 +16,7 @@ from trainer.baseline import tfidf_svm_probs
 from trainer.data import Banking77, Split, stratified_split, subsample
 from trainer.modelcard import write_model_card
 from trainer.plots import confusion_matrix_png, reliability_diagram
+from trainer.scope import OffTopicSet, ood_report
 from triage.checkpoint import read_manifest, resolve_checkpoint
 from triage.classifier import Classifier
 
@@ -34,18 +35,20 @@ def training_split(data: Banking77, hyperparameters: dict[str, Any]) -> Split:
 
 
 def evaluate_classifier(
-    classifier: Classifier, data: Banking77, train: Split, plots_dirs: list[Path]
+    classifier: Classifier, data: Banking77, train: Split, plots_dirs: list[Path], ood: list[OffTopicSet]
 ) -> dict[str, Any]:
-    """Score ``classifier`` on the test split, fit the baseline on ``train``, draw the plots.
+    """Score ``classifier`` on the test split, fit the baseline on ``train``, draw the plots, and measure the
+    out-of-scope detector (when the checkpoint has one) against ``ood`` and generated off-topic texts.
 
     Returns:
-        ``{"test": summary, "baseline_tfidf_svm": summary, "per_class": ..., "timing": ...}``.
+        ``{"test": summary, "baseline_tfidf_svm": summary, "per_class": ..., "timing": ...,
+        "out_of_scope": ...}``.
     """
     taxonomy = classifier.taxonomy
     started = time.perf_counter()
-    probs = classifier.predict_proba(data.test.texts)
+    probs, scope_scores = classifier.predict_scored(data.test.texts)
     infer_seconds = time.perf_counter() - started
-    pred = m.predictions(probs, data.test.intents, taxonomy, classifier.thresholds)
+    pred = m.predictions(probs, data.test.intents, taxonomy, classifier.thresholds, scope_scores)
     test = m.summary(pred)
     base_probs, base_seconds = tfidf_svm_probs(train, data.test.texts, taxonomy)
     baseline = m.summary(m.predictions(base_probs, data.test.intents, taxonomy, classifier.thresholds))
@@ -61,7 +64,9 @@ def evaluate_classifier(
     log.info("evaluation_done", version=classifier.version, n=test["n"],
              intent_accuracy=round(test["intent_accuracy"], 4),
              baseline_intent_accuracy=round(baseline["intent_accuracy"], 4))
+    scope = {"out_of_scope": ood_report(classifier, data.test, train, ood)} if classifier.scope else {}
     return {
+        **scope,
         "test": test,
         "baseline_tfidf_svm": baseline,
         "per_class": m.per_class(pred, taxonomy),
@@ -71,7 +76,9 @@ def evaluate_classifier(
     }
 
 
-def evaluate_checkpoint(model: Path, data: Banking77, results_dir: Path) -> tuple[Path, dict[str, Any]]:
+def evaluate_checkpoint(
+    model: Path, data: Banking77, results_dir: Path, ood: list[OffTopicSet]
+) -> tuple[Path, dict[str, Any]]:
     """``triage evaluate``: write the report to ``results_dir`` and into the checkpoint's metrics.json.
 
     Returns:
@@ -83,7 +90,7 @@ def evaluate_checkpoint(model: Path, data: Banking77, results_dir: Path) -> tupl
     version = classifier.version
     report = evaluate_classifier(
         classifier, data, training_split(data, manifest["hyperparameters"]),
-        [results_dir / "plots" / version, folder / "plots"],
+        [results_dir / "plots" / version, folder / "plots"], ood,
     )
     report = update_metrics(folder, {**report, "data_source": data.source})
     write_model_card(folder, manifest, report)

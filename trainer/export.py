@@ -19,7 +19,7 @@ import structlog
 from trainer.data import Banking77
 from trainer.evaluate import update_metrics
 from triage.checkpoint import resolve_checkpoint
-from triage.classifier import ONNX_FILES, Classifier
+from triage.classifier import ONNX_FILES, Classifier, classification_head
 
 __all__ = ["OPSET", "export_checkpoint", "export_onnx", "quantize_int8"]
 
@@ -30,7 +30,10 @@ _CHUNK = 25
 
 
 def export_onnx(folder: Path, target: Path) -> Path:
-    """Trace the classifier to ONNX with dynamic batch and sequence axes (TorchScript exporter, offline)."""
+    """Trace the classifier to ONNX with dynamic batch and sequence axes (TorchScript exporter, offline).
+
+    The graph outputs ``logits`` and ``features`` (the head's input), so every backend scores scope.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -39,13 +42,19 @@ def export_onnx(folder: Path, target: Path) -> Path:
     ).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
-    class Logits(torch.nn.Module):
+    class LogitsAndFeatures(torch.nn.Module):
+        """Logits plus the classification head's input, which the out-of-scope detector scores."""
+
         def __init__(self) -> None:
             super().__init__()
             self.model = model
+            self.features: list[torch.Tensor] = []
+            classification_head(model).register_forward_hook(lambda _m, args, _o: self.features.append(args[0]))
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            self.features.clear()
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            return logits, self.features[0]
 
     sample = tokenizer(["my card was stolen yesterday", "hi"], padding=True, return_tensors="pt")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -55,7 +64,7 @@ def export_onnx(folder: Path, target: Path) -> Path:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # The pooler's CLS gather indexes position 0, never a negative index.
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
-        _trace(Logits(), sample, tmp)
+        _trace(LogitsAndFeatures(), sample, tmp)
     os.replace(tmp, target)
     target.chmod(0o644)
     return target
@@ -70,8 +79,8 @@ def _trace(module: Any, sample: Any, tmp: Path) -> None:
         (sample["input_ids"], sample["attention_mask"]),
         str(tmp),
         input_names=["input_ids", "attention_mask"],
-        output_names=["logits"],
-        dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"}},
+        output_names=["logits", "features"],
+        dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"}, "features": {0: "batch"}},
         opset_version=OPSET,
         do_constant_folding=True,
         dynamo=False,

@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score, pre
 
 from schemas.enums import Priority
 from schemas.taxonomy import CATEGORIES, PRIORITIES, Taxonomy
-from triage.decision import Thresholds, marginalise, priority_ids
+from triage.decision import Thresholds, apply_rules, marginalise
 
 __all__ = ["Labels", "Predictions", "expected_calibration_error", "predictions", "summary", "per_class"]
 
@@ -37,27 +37,32 @@ class Predictions:
     category_confidence: np.ndarray
     p_high: np.ndarray
     needs_review: np.ndarray
+    out_of_scope: np.ndarray
 
 
 def predictions(
-    probs: np.ndarray, true_intents: Sequence[str], taxonomy: Taxonomy, thresholds: Thresholds
+    probs: np.ndarray,
+    true_intents: Sequence[str],
+    taxonomy: Taxonomy,
+    thresholds: Thresholds,
+    scope_scores: np.ndarray | None = None,
 ) -> Predictions:
     """Apply the worker's decision rules (``triage.decision``) to a split's intent probabilities."""
     index = {name: i for i, name in enumerate(taxonomy.intents)}
     true_intent = np.array([index[name] for name in true_intents])
     m = marginalise(probs, taxonomy)
+    decided = apply_rules(m, thresholds, scope_scores)
     cat_of = taxonomy.category_matrix.argmax(axis=1)
     pri_of = taxonomy.priority_matrix.argmax(axis=1)
-    cat_pred = m.categories.argmax(axis=1)
-    category_confidence = m.categories.max(axis=1)
     return Predictions(
         intent=Labels(true_intent, m.intents.argmax(axis=1)),
-        category=Labels(cat_of[true_intent], cat_pred),
-        priority=Labels(pri_of[true_intent], priority_ids(m.priorities, thresholds.high_priority)),
+        category=Labels(cat_of[true_intent], decided.categories),
+        priority=Labels(pri_of[true_intent], decided.priorities),
         intent_confidence=m.intents.max(axis=1),
-        category_confidence=category_confidence,
+        category_confidence=m.categories.max(axis=1),
         p_high=m.priorities[:, _HIGH],
-        needs_review=category_confidence < thresholds.review,
+        needs_review=decided.needs_review,
+        out_of_scope=decided.out_of_scope,
     )
 
 
@@ -93,6 +98,7 @@ def summary(p: Predictions) -> dict[str, Any]:
         "intent_ece": expected_calibration_error(p.intent_confidence, p.intent.true == p.intent.pred),
         "category_ece": expected_calibration_error(p.category_confidence, cat_correct),
         "review_rate": float(p.needs_review.mean()),
+        "out_of_scope_rate": float(p.out_of_scope.mean()),
         "routed_category_accuracy": float(cat_correct[routed].mean()) if routed.any() else None,
     }
 

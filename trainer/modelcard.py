@@ -41,6 +41,42 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The out-of-scope rule, the data it was set on, and its evaluation when there is one."""
+    fit = metrics.get("scope_fit")
+    if not fit:
+        return "\nNo out-of-scope detector: `out_of_scope` is never set by this checkpoint.\n"
+    tuning = fit["tuning_offtopic"]
+    text = f"""
+## Out of scope (tuned on validation and generated off-topic texts only)
+
+- Detector: {fit["method"]}, fitted on the training split's features (`scope.safetensors`). `scope_score`
+  is the share of in-scope validation tickets at least as far from every intent (1 = typical ticket).
+- **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}**: by construction that flags
+  {hp["scope_flag_budget"]:.0%} of in-scope validation tickets ({100 * fit["validation_flagged"]:.2f}% measured).
+  An out-of-scope ticket becomes General Inquiry, Low, needs_review (so it goes to the review queue).
+- It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**: the bar that at most
+  {hp["scope_page_budget"]:.0%} of the flagged generated off-topic texts reach ({tuning["texts"]} texts of
+  `trainer/offtopic.py`, seed {tuning["seed"]}: greetings, thanks, gibberish, single words, emoji, other
+  languages, other domains, spam; {100 * tuning["flagged"]:.1f}% flagged, {100 * tuning["paged"]:.1f}%
+  paged). High recall on validation with the rule on: {100 * fit["validation_high_recall"]:.2f}%
+  ({fit["validation_high_flagged"]} High validation tickets flagged out of scope).
+"""
+    ood = metrics.get("out_of_scope")
+    if ood:
+        rows = [f"| {name} | {s['n']} | {100 * s['flagged']:.1f}% | {100 * s['paged']:.1f}% | "
+                f"{s['detectors']['mahalanobis']['auroc']:.4f} | "
+                f"{100 * s['detectors']['mahalanobis']['fpr_at_95_tpr']:.1f}% |" for name, s in ood["sets"].items()]
+        test = ood["banking77_test"]
+        text += (
+            f"\nEvaluation (`triage evaluate`): Banking77 test {100 * test['flagged']:.2f}% flagged, High recall "
+            f"{100 * test['high_recall']:.2f}% with the rule on; off-topic sets vs Banking77 test:\n\n"
+            "| set | n | flagged | paged | AUROC | FPR at 95% TPR |\n|---|---:|---:|---:|---:|---:|\n"
+            + "\n".join(rows) + "\n"
+        )
+    return text
+
+
 def write_model_card(folder: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write ``README.md`` into ``folder`` from its manifest and metrics."""
     hp = manifest["hyperparameters"]
@@ -73,7 +109,7 @@ probabilities into a category (5) and a priority (3) by **summing** intent proba
   costs far more than a false page.
 - **needs_review** when the category probability < **{thresholds["review"]:.4f}**: the smallest threshold
   at which the remaining tickets are categorised with ≥ {hp["review_accuracy_target"]:.0%} accuracy.
-
+{_scope_section(thresholds, hp, metrics)}
 ## Metrics
 
 {_metrics_table(metrics)}

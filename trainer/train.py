@@ -25,6 +25,7 @@ from trainer.data import Banking77, Split, load_banking77, stratified_split, sub
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
+from trainer.scope import fit_scope, ood_sets
 from trainer.thresholds import tune_thresholds
 from triage.checkpoint import MANIFEST, new_version, publish, remove_staging
 from triage.decision import Thresholds
@@ -69,17 +70,28 @@ def run_training(args: TrainArgs) -> Path:
 
         classifier = Classifier(model, tokenizer, taxonomy, Thresholds(), version, device=device,
                                 max_length=args.max_length, batch_size=128)
-        val_probs = classifier.predict_proba(val_split.texts)
-        classifier.thresholds = _tune(args, val_probs, val_split, taxonomy)
+        val_probs, val_features = classifier.encode(val_split.texts)
+        assert val_features is not None, "the torch model always yields features"
+        tuned = _tune(args, val_probs, val_split, taxonomy)
+        scope = fit_scope(classifier, train_split, val_split, (val_probs, val_features), tuned.high_priority,
+                          flag_budget=args.scope_flag_budget, page_budget=args.scope_page_budget)
+        scope.detector.save(staging)
+        classifier.thresholds = tuned.model_copy(update={
+            "out_of_scope": scope.out_of_scope, "high_priority_out_of_scope": scope.high_priority_out_of_scope,
+        })
         classifier.thresholds.save(staging / "thresholds.json")
+        val_scores = scope.detector.scores(val_features)
         metrics: dict[str, Any] = {
             "version": version,
             "thresholds": classifier.thresholds.model_dump(),
-            "validation": summary(predictions(val_probs, val_split.intents, taxonomy, classifier.thresholds)),
+            "validation": summary(
+                predictions(val_probs, val_split.intents, taxonomy, classifier.thresholds, val_scores)
+            ),
+            "scope_fit": scope.report,
         }
         if args.evaluate:
             plots = [staging / "plots"] + ([args.results_dir / "plots" / version] if args.results_dir else [])
-            metrics.update(evaluate_classifier(classifier, data, train_split, plots))
+            metrics.update(evaluate_classifier(classifier, data, train_split, plots, ood_sets(args.ood_dir)))
             metrics["data_source"] = data.source
         manifest = _manifest(args, version, data, train_split, val_split, device.type, precision, seconds)
         _write_json(staging / METRICS_FILE, metrics)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import structlog
 import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
@@ -16,8 +17,13 @@ from schemas.messages import Triage
 from schemas.taxonomy import Taxonomy, load_taxonomy
 from triage.checkpoint import CheckpointError, read_manifest, resolve_checkpoint
 from triage.decision import Thresholds, decide
+from triage.scope import ScopeDetector
 
-__all__ = ["Backend", "Classifier", "ONNX_FILES", "OnnxModel", "default_batch_tokens", "pick_device"]
+__all__ = [
+    "Backend", "Classifier", "ONNX_FILES", "OnnxModel", "classification_head", "default_batch_tokens", "pick_device",
+]
+
+log = structlog.get_logger(__name__)
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 ONNX_FILES: dict[str, str] = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model.int8.onnx"}
@@ -54,10 +60,14 @@ class OnnxModel:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        self.output_names = [o.name for o in self.session.get_outputs() if o.name in ("logits", "features")]
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits, and the classification head's input when the export has it (older exports do not)."""
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
-        result: np.ndarray = self.session.run(["logits"], {k: v for k, v in feeds.items() if k in self.input_names})[0]
-        return result
+        outputs = self.session.run(self.output_names, {k: v for k, v in feeds.items() if k in self.input_names})
+        named = dict(zip(self.output_names, outputs, strict=True))
+        return named["logits"], named.get("features")
 
 
 class Classifier:
@@ -76,6 +86,7 @@ class Classifier:
         batch_size: int = 32,
         bucket_by_length: bool = True,
         max_batch_tokens: int | None = None,
+        scope: ScopeDetector | None = None,
     ) -> None:
         self.model = model.eval() if isinstance(model, torch.nn.Module) else model
         self.tokenizer = tokenizer
@@ -87,6 +98,10 @@ class Classifier:
         self.batch_size = batch_size
         self.bucket_by_length = bucket_by_length
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(device)
+        self.scope = scope
+        self._features: list[torch.Tensor] = []
+        if isinstance(model, torch.nn.Module):
+            classification_head(model).register_forward_hook(lambda _module, args, _out: self._features.append(args[0]))
 
     @classmethod
     def load(
@@ -129,6 +144,11 @@ class Classifier:
             raise CheckpointError(
                 f"cannot load model from {folder}: {exc} — retrain with `triage train --preset quick`"
             ) from exc
+        scope = ScopeDetector.load(folder)
+        if scope is not None and isinstance(model, OnnxModel) and "features" not in model.output_names:
+            log.warning("scope_needs_new_export", path=str(folder), backend=backend,
+                        detail="re-run `triage export`; out_of_scope is never set with this export")
+            scope = None
         try:
             taxonomy = load_taxonomy(folder / "taxonomy.csv").reorder(
                 [config.id2label[i] for i in range(len(config.id2label))]
@@ -146,20 +166,41 @@ class Classifier:
             batch_size=batch_size,
             bucket_by_length=bucket_by_length,
             max_batch_tokens=max_batch_tokens,
+            scope=scope,
         )
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Intent probabilities, shape (len(texts), n_intents), columns in ``taxonomy.intents`` order."""
+        return self.predict_scored(texts)[0]
+
+    def predict_scored(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Intent probabilities and, when the checkpoint has a detector, each text's ``scope_score``."""
+        probs, features = self.encode(texts)
+        if self.scope is None or features is None:
+            return probs, None
+        return probs, self.scope.scores(features)
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Intent probabilities and the classification head's input features, from the same passes.
+
+        Features are None only for an ONNX export made before they were exported.
+        """
+        n_intents = len(self.taxonomy.rules)
+        probs = np.empty((len(texts), n_intents), dtype=np.float32)
         if not texts:
-            return np.zeros((0, len(self.taxonomy.rules)), dtype=np.float32)
+            return probs, None
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
         ids: list[list[int]] = encoded["input_ids"]
-        out = np.empty((len(ids), len(self.taxonomy.rules)), dtype=np.float32)
+        features: np.ndarray | None = None
         with torch.inference_mode():
             for chunk in self._passes([len(i) for i in ids]):
                 batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="np")
-                out[chunk] = self._probs(batch["input_ids"], batch["attention_mask"])
-        return out
+                probs[chunk], chunk_features = self._forward(batch["input_ids"], batch["attention_mask"])
+                if chunk_features is not None:
+                    if features is None:
+                        features = np.empty((len(ids), chunk_features.shape[1]), dtype=np.float32)
+                    features[chunk] = chunk_features
+        return probs, features
 
     def _passes(self, lengths: list[int]) -> Iterator[list[int]]:
         """Text indices per forward pass.
@@ -182,24 +223,35 @@ class Classifier:
         if chunk:
             yield chunk
 
-    def _probs(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Softmax probabilities and the head's input features of one padded pass."""
         if isinstance(self.model, OnnxModel):
-            logits = self.model.logits(input_ids, attention_mask)
+            logits, features = self.model.run(input_ids, attention_mask)
             exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            return exp / exp.sum(axis=-1, keepdims=True)
+            return exp / exp.sum(axis=-1, keepdims=True), features
+        self._features.clear()
         logits_t = self.model(
             input_ids=torch.from_numpy(input_ids).to(self.device),
             attention_mask=torch.from_numpy(attention_mask).to(self.device),
         ).logits
         probs: np.ndarray = torch.softmax(logits_t.float(), dim=-1).cpu().numpy()
-        return probs
+        return probs, self._features[0].float().cpu().numpy() if self._features else None
 
     def predict(self, texts: Sequence[str]) -> list[Triage]:
         """Triage each text; ``latency_ms`` is the model time of the whole call."""
         started = time.perf_counter()
-        probs = self.predict_proba(texts)
+        probs, scope_scores = self.predict_scored(texts)
         elapsed = (time.perf_counter() - started) * 1000.0
-        return decide(probs, self.taxonomy, self.thresholds, self.version, latency_ms=elapsed)
+        return decide(probs, self.taxonomy, self.thresholds, self.version, latency_ms=elapsed,
+                      scope_scores=scope_scores)
+
+
+def classification_head(model: torch.nn.Module) -> torch.nn.Module:
+    """The classification head, whose input (pooled encoder features) the scope detector reads."""
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Module):
+        raise CheckpointError(f"{type(model).__name__} has no `classifier` head to read features from")
+    return head
 
 
 def _onnx_file(folder: Path, backend: str) -> Path:

@@ -12,9 +12,11 @@ from schemas.enums import Category, Priority
 from schemas.messages import Confidence, IntentScore, Triage
 from schemas.taxonomy import CATEGORIES, PRIORITIES, Taxonomy
 
-__all__ = ["Thresholds", "Marginals", "marginalise", "decide"]
+__all__ = ["Decisions", "Marginals", "Thresholds", "apply_rules", "decide", "marginalise", "priority_ids"]
 
 _HIGH = PRIORITIES.index(Priority.HIGH)
+_LOW = PRIORITIES.index(Priority.LOW)
+_GENERAL = CATEGORIES.index(Category.GENERAL_INQUIRY)
 
 
 class Thresholds(BaseModel):
@@ -25,6 +27,14 @@ class Thresholds(BaseModel):
     )
     review: float = Field(
         default=0.5, ge=0.0, le=1.0, description="needs_review when the category probability is below this."
+    )
+    out_of_scope: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="out_of_scope when scope_score is below this: the share of in-scope tickets flagged.",
+    )
+    high_priority_out_of_scope: float = Field(
+        default=1.0, ge=0.0, le=1.0,
+        description="An out-of-scope ticket is High (paged) only when P(High) is at least this.",
     )
 
     @classmethod
@@ -60,23 +70,61 @@ def priority_ids(priorities: np.ndarray, high_threshold: float) -> np.ndarray:
     return np.where(priorities[:, _HIGH] >= high_threshold, _HIGH, rest.argmax(axis=1))
 
 
+class Decisions(BaseModel, arbitrary_types_allowed=True):
+    """Per-text label ids and flags, as the worker publishes them."""
+
+    categories: np.ndarray
+    priorities: np.ndarray
+    needs_review: np.ndarray
+    out_of_scope: np.ndarray
+
+
+def apply_rules(m: Marginals, thresholds: Thresholds, scope_scores: np.ndarray | None = None) -> Decisions:
+    """Category, priority and flags from the marginals: the rules every consumer of the model shares.
+
+    In scope: the likeliest category; High when P(High) reaches ``high_priority`` (tuned for recall);
+    review when the category is unsure. Out of scope (``scope_score`` below ``out_of_scope``): a forced
+    guess between banking intents means little, so the ticket is General Inquiry, Low and reviewed, and
+    it pages only when P(High) reaches the stricter ``high_priority_out_of_scope`` — then it keeps the
+    model's category, because that evidence is strong enough to route on.
+    """
+    categories = m.categories.argmax(axis=1)
+    priorities = priority_ids(m.priorities, thresholds.high_priority)
+    needs_review = m.categories.max(axis=1) < thresholds.review
+    out_of_scope = np.zeros(categories.shape, dtype=bool)
+    if scope_scores is not None:
+        out_of_scope = np.asarray(scope_scores) < thresholds.out_of_scope
+        paged = m.priorities[:, _HIGH] >= thresholds.high_priority_out_of_scope
+        priorities = np.where(out_of_scope, np.where(paged, _HIGH, _LOW), priorities)
+        categories = np.where(out_of_scope & ~paged, _GENERAL, categories)
+        needs_review = needs_review | out_of_scope
+    return Decisions(
+        categories=categories, priorities=priorities, needs_review=needs_review, out_of_scope=out_of_scope
+    )
+
+
 def decide(
     intent_probs: np.ndarray,
     taxonomy: Taxonomy,
     thresholds: Thresholds,
     model_version: str,
     latency_ms: float = 0.0,
+    scope_scores: np.ndarray | None = None,
 ) -> list[Triage]:
-    """Build one ``Triage`` per row of intent probabilities (rows in ``taxonomy.intents`` order)."""
+    """Build one ``Triage`` per row of intent probabilities (rows in ``taxonomy.intents`` order).
+
+    Args:
+        scope_scores: Per-row ``scope_score`` from the checkpoint's detector; None when it has none.
+    """
     m = marginalise(intent_probs, taxonomy)
     intents = taxonomy.intents
-    pri_ids = priority_ids(m.priorities, thresholds.high_priority)
+    d = apply_rules(m, thresholds, scope_scores)
     results = []
     for row in range(m.intents.shape[0]):
         top = np.argsort(-m.intents[row])[:3]
-        cat_id = int(m.categories[row].argmax())
+        cat_id = int(d.categories[row])
         cat_conf = float(m.categories[row, cat_id])
-        pri_id = int(pri_ids[row])
+        pri_id = int(d.priorities[row])
         results.append(
             Triage(
                 category=Category(CATEGORIES[cat_id]),
@@ -91,7 +139,9 @@ def decide(
                     IntentScore(intent=intents[int(i)], probability=_unit(float(m.intents[row, i])))
                     for i in top
                 ],
-                needs_review=cat_conf < thresholds.review,
+                needs_review=bool(d.needs_review[row]),
+                out_of_scope=bool(d.out_of_scope[row]),
+                scope_score=None if scope_scores is None else _unit(float(scope_scores[row])),
                 model_version=model_version,
                 latency_ms=latency_ms,
             )

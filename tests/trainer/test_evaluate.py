@@ -20,7 +20,7 @@ SUMMARY_KEYS = {
 
 def test_evaluation_writes_all_files(checkpoint_copy: Path, thin_banking77: Banking77, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    path, report = evaluate_checkpoint(checkpoint_copy, thin_banking77, results)
+    path, report = evaluate_checkpoint(checkpoint_copy, thin_banking77, results, [])
     version = checkpoint_copy.name
     assert path == results / "metrics" / f"{version}.json"
     for folder in (results / "plots" / version, checkpoint_copy / "plots"):

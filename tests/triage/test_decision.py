@@ -63,3 +63,34 @@ def test_thresholds_round_trip(tmp_path) -> None:
     path = tmp_path / "thresholds.json"
     Thresholds(high_priority=0.123, review=0.77).save(path)
     assert Thresholds.load(path) == Thresholds(high_priority=0.123, review=0.77)
+
+
+OFF_TOPIC = Thresholds(high_priority=0.06, out_of_scope=0.02, high_priority_out_of_scope=0.6)
+
+
+def test_out_of_scope_ticket_is_general_low_reviewed_and_not_paged() -> None:
+    """A forced guess at a High intent on an off-topic text must not page: that is what the rule is for."""
+    probs = _one_intent("compromised_card", mass=0.4)
+    [inside] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.5]))
+    [outside] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.01]))
+    assert inside.priority is Priority.HIGH and not inside.out_of_scope and inside.scope_score == 0.5
+    assert outside.out_of_scope and outside.needs_review
+    assert outside.category is Category.GENERAL_INQUIRY
+    assert outside.priority is Priority.LOW
+    assert outside.intent == "compromised_card"
+
+
+def test_out_of_scope_ticket_with_strong_high_evidence_still_pages_with_its_category() -> None:
+    probs = _one_intent("lost_or_stolen_card", mass=0.9)
+    [triage] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.001]))
+    assert triage.out_of_scope and triage.needs_review
+    assert triage.priority is Priority.HIGH
+    assert triage.category is Category.ACCOUNT_LOGIN
+
+
+def test_scope_threshold_is_strict_and_absent_scores_never_flag() -> None:
+    probs = _one_intent("card_arrival", mass=0.9)
+    [at_threshold] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.02]))
+    [unscored] = decide(probs, TAXONOMY, OFF_TOPIC, "v1")
+    assert not at_threshold.out_of_scope
+    assert not unscored.out_of_scope and unscored.scope_score is None

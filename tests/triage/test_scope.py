@@ -1,0 +1,53 @@
+"""The out-of-scope detector on synthetic features: distances, calibrated scores, save and load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triage.scope import SCOPE_FILE, ScopeDetector
+
+
+def _clusters(seed: int, per_class: int = 200, dim: int = 16, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian clusters around well separated means, one per intent."""
+    rng = np.random.default_rng(seed)
+    means = np.eye(classes, dim) * 10.0
+    labels = np.repeat(np.arange(classes), per_class)
+    return means[labels] + rng.normal(size=(labels.size, dim)), labels
+
+
+def test_mahalanobis_distance_matches_the_textbook_formula() -> None:
+    features, labels = _clusters(0)
+    detector = ScopeDetector.fit(features, labels, features[:50])
+    means = np.stack([features[labels == c].mean(axis=0) for c in range(4)])
+    precision = np.linalg.inv(detector.whiten @ detector.whiten.T)  # W Wᵀ = Σ⁻¹, so this is Σ
+    probe = np.random.default_rng(1).normal(size=(5, 16)) * 4
+    expected = [min((x - m) @ np.linalg.inv(precision) @ (x - m) for m in means) for x in probe]
+    np.testing.assert_allclose(detector.distances(probe), expected, rtol=1e-3)
+
+
+def test_scores_are_calibrated_on_in_scope_texts_and_far_points_score_low() -> None:
+    features, labels = _clusters(0)
+    held_out, _ = _clusters(1)
+    detector = ScopeDetector.fit(features, labels, held_out)
+    fresh, _ = _clusters(2)
+    scores = detector.scores(fresh)
+    assert scores.min() > 0.0 and scores.max() <= 1.0
+    assert (scores < 0.05).mean() == pytest.approx(0.05, abs=0.03)  # the threshold is a share of in-scope texts
+    far = np.full((3, 16), 5.0) + np.random.default_rng(3).normal(size=(3, 16))  # between every cluster
+    assert (detector.scores(far) < 0.01).all()
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    features, labels = _clusters(0)
+    detector = ScopeDetector.fit(features, labels, features[:100])
+    detector.save(tmp_path)
+    loaded = ScopeDetector.load(tmp_path)
+    assert loaded is not None and (tmp_path / SCOPE_FILE).is_file()
+    np.testing.assert_array_equal(loaded.scores(features[:20]), detector.scores(features[:20]))
+
+
+def test_checkpoint_without_a_detector_loads_none(tmp_path: Path) -> None:
+    assert ScopeDetector.load(tmp_path) is None

@@ -1,0 +1,256 @@
+"""Fit and measure the out-of-scope detector: in-scope validation and generated off-topic texts only.
+
+The scope threshold is a share of in-scope validation tickets (``flag_budget``), so it is fitted to no
+off-topic data at all. The stricter High threshold for out-of-scope tickets is tuned on generated
+off-topic texts (``trainer.offtopic``, one seed) and reported on other ones: CLINC150's out-of-scope
+queries, another seed of the generator, Banking77 intents held out of the detector, and any file a
+user brings (``triage evaluate --ood``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from schemas.enums import Priority
+from schemas.taxonomy import PRIORITIES, Taxonomy
+from trainer.data import Split
+from trainer.offtopic import offtopic_texts
+from triage.classifier import Classifier
+from triage.decision import Thresholds, apply_rules, marginalise
+from triage.scope import ScopeDetector
+
+__all__ = [
+    "OffTopicSet",
+    "ScopeFit",
+    "detector_scores",
+    "fit_scope",
+    "ood_sets",
+    "ood_report",
+    "read_ood_file",
+    "separation",
+]
+
+log = structlog.get_logger(__name__)
+
+TUNING_SEED = 1
+"""Generator seed for tuning; reports use REPORT_SEED, so the texts differ."""
+REPORT_SEED = 2
+GENERATED = 800
+HELD_OUT_INTENTS = 7
+_PAGED = "high_priority_out_of_scope"
+_HIGH = PRIORITIES.index(Priority.HIGH)
+
+
+@dataclass(frozen=True)
+class ScopeFit:
+    """The fitted detector, both thresholds it needs, and what tuning saw (for the model card)."""
+
+    detector: ScopeDetector
+    out_of_scope: float
+    high_priority_out_of_scope: float
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OffTopicSet:
+    """Texts known to be out of scope, by name (``clinc_oos_val``, ``generated``, a user's file)."""
+
+    name: str
+    texts: list[str]
+
+
+def fit_scope(
+    classifier: Classifier,
+    train: Split,
+    val: Split,
+    val_encoded: tuple[np.ndarray, np.ndarray],
+    high_priority: float,
+    *,
+    flag_budget: float,
+    page_budget: float,
+) -> ScopeFit:
+    """Fit the detector on the training split and set both thresholds.
+
+    Args:
+        classifier: The fine-tuned model (its detector is replaced).
+        train: The examples the model was trained on: intent means and covariance come from them.
+        val: In-scope validation split, never trained on: calibrates ``scope_score``.
+        val_encoded: (probabilities, features) of ``val``, already computed for the other thresholds.
+        high_priority: The in-scope High threshold; the out-of-scope one is never lower.
+        flag_budget: Share of in-scope validation tickets the detector may flag (the scope threshold).
+        page_budget: Share of flagged off-topic tuning texts that may still page.
+    """
+    _, train_features = classifier.encode(train.texts)
+    assert train_features is not None, "the torch model always yields features"
+    labels = np.array([classifier.taxonomy.intents.index(i) for i in train.intents])
+    val_probs, val_features = val_encoded
+    classifier.scope = ScopeDetector.fit(train_features, labels, val_features)
+    offtopic = [text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)]
+    off_probs, off_scores = classifier.predict_scored(offtopic)
+    assert off_scores is not None
+    off_p_high = marginalise(off_probs, classifier.taxonomy).priorities[:, _HIGH]
+    flagged = off_scores < flag_budget
+    strict = high_priority
+    if flagged.any():
+        strict = max(high_priority, float(np.quantile(off_p_high[flagged], 1.0 - page_budget)) + 1e-6)
+    strict = min(strict, 1.0)
+    val_scores = classifier.scope.scores(val_features)
+    thresholds = Thresholds(high_priority=high_priority, out_of_scope=flag_budget, high_priority_out_of_scope=strict)
+    val_high = _is_high(val.intents, classifier.taxonomy)
+    decided = apply_rules(marginalise(val_probs, classifier.taxonomy), thresholds, val_scores)
+    flagged_high = val_high & decided.out_of_scope
+    report: dict[str, Any] = {
+        "method": "mahalanobis (classifier input, shared Ledoit-Wolf covariance)",
+        "flag_budget": flag_budget,
+        "page_budget": page_budget,
+        "validation_flagged": float(decided.out_of_scope.mean()),
+        "validation_high_recall": float((decided.priorities[val_high] == _HIGH).mean()),
+        "validation_high_flagged": int(flagged_high.sum()),
+        "tuning_offtopic": {"texts": len(offtopic), "seed": TUNING_SEED, "flagged": float(flagged.mean()),
+                            "paged": float(_paged(classifier, off_probs, off_scores, thresholds).mean())},
+    }
+    log.info("scope_fitted", out_of_scope=flag_budget, high_priority_out_of_scope=round(strict, 4),
+             validation_flagged=round(report["validation_flagged"], 4),
+             offtopic_flagged=round(report["tuning_offtopic"]["flagged"], 4))
+    return ScopeFit(classifier.scope, flag_budget, strict, report)
+
+
+def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, float]:
+    """AUROC and the in-scope share flagged when 95% of the out-of-scope texts are (higher = more unusual)."""
+    y = np.r_[np.zeros(in_scope.size), np.ones(out_of_scope.size)]
+    s = np.r_[in_scope, out_of_scope]
+    fpr, tpr, _ = roc_curve(y, s)
+    return {"auroc": float(roc_auc_score(y, s)), "fpr_at_95_tpr": float(fpr[np.searchsorted(tpr, 0.95)])}
+
+
+def detector_scores(
+    classifier: Classifier, probs: np.ndarray, features: np.ndarray, reference: np.ndarray
+) -> dict[str, np.ndarray]:
+    """How unusual each text is by three detectors (higher = more unusual), to compare on the same texts.
+
+    ``reference`` holds L2-normalised training features for the k-nearest-neighbour detector.
+    """
+    assert classifier.scope is not None
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+    nearest = np.sort(1.0 - unit @ reference.T, axis=1)[:, 9]
+    return {
+        "mahalanobis": classifier.scope.distances(features),
+        "max_softmax": -probs.max(axis=1),
+        "knn_cosine_k10": nearest,
+    }
+
+
+def ood_report(
+    classifier: Classifier,
+    test: Split,
+    train: Split,
+    sets: list[OffTopicSet],
+) -> dict[str, Any]:
+    """Out-of-scope figures of ``triage evaluate``: separation per set, flag and page rates, held-out intents."""
+    assert classifier.scope is not None
+    taxonomy = classifier.taxonomy
+    thresholds = classifier.thresholds
+    test_probs, test_features = classifier.encode(test.texts)
+    train_probs, train_features = classifier.encode(train.texts)
+    assert test_features is not None and train_features is not None
+    reference = train_features / np.linalg.norm(train_features, axis=1, keepdims=True).clip(1e-12)
+    test_scores = classifier.scope.scores(test_features)
+    in_scope = detector_scores(classifier, test_probs, test_features, reference)
+    decided = apply_rules(marginalise(test_probs, taxonomy), thresholds, test_scores)
+    is_high = _is_high(test.intents, taxonomy)
+    report: dict[str, Any] = {
+        "thresholds": {"out_of_scope": thresholds.out_of_scope,
+                       _PAGED: thresholds.high_priority_out_of_scope},
+        "banking77_test": {
+            "n": len(test),
+            "flagged": float(decided.out_of_scope.mean()),
+            "high_recall": float((decided.priorities[is_high] == _HIGH).mean()),
+        },
+        "sets": {},
+    }
+    every = [*sets, OffTopicSet("generated", [t for _, t in offtopic_texts(GENERATED, seed=REPORT_SEED)])]
+    all_flagged: list[np.ndarray] = []
+    all_paged: list[np.ndarray] = []
+    for named in every:
+        probs, features = classifier.encode(named.texts)
+        assert features is not None
+        scores = classifier.scope.scores(features)
+        paged = _paged(classifier, probs, scores, thresholds)
+        flagged = scores < thresholds.out_of_scope
+        out = detector_scores(classifier, probs, features, reference)
+        report["sets"][named.name] = {
+            "n": len(named.texts),
+            "flagged": float(flagged.mean()),
+            "paged": float(paged.mean()),
+            "detectors": {name: separation(in_scope[name], out[name]) for name in in_scope},
+        }
+        all_flagged.append(flagged)
+        all_paged.append(paged)
+    report["offtopic_flagged"] = float(np.concatenate(all_flagged).mean())
+    report["offtopic_paged"] = float(np.concatenate(all_paged).mean())
+    report["held_out_intents"] = _held_out(classifier, train, train_features, test, test_features)
+    return report
+
+
+def ood_sets(folder: Path | None) -> list[OffTopicSet]:
+    """Every ``*.jsonl`` file in ``folder`` as one out-of-scope set (none when no folder is given)."""
+    return [read_ood_file(path) for path in sorted(folder.glob("*.jsonl"))] if folder else []
+
+
+def read_ood_file(path: Path) -> OffTopicSet:
+    """A JSON-lines file of out-of-scope texts: one object with a ``text`` field per line."""
+    texts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            texts.append(str(json.loads(line)["text"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a JSON object with a text field ({type(exc).__name__})") from exc
+    if not texts:
+        raise ValueError(f"{path} holds no texts")
+    return OffTopicSet(path.stem, texts)
+
+
+def _held_out(
+    classifier: Classifier, train: Split, train_features: np.ndarray, test: Split, test_features: np.ndarray
+) -> dict[str, Any]:
+    """A detector fitted without a few intents, scoring their test texts against the others'.
+
+    The encoder did see these intents in training, which makes them easier to tell apart than an
+    intent no model has seen; a model retrained without them would be the stricter test.
+    """
+    intents = sorted(set(train.intents))
+    rng = np.random.default_rng(0)
+    held = set(rng.choice(intents, size=HELD_OUT_INTENTS, replace=False).tolist())
+    keep_train = np.array([i not in held for i in train.intents])
+    keep_test = np.array([i not in held for i in test.intents])
+    labels = np.array([intents.index(i) for i in train.intents])
+    half = keep_test & (np.arange(len(test)) % 2 == 0)
+    detector = ScopeDetector.fit(train_features[keep_train], labels[keep_train], test_features[half])
+    in_scope = detector.distances(test_features[keep_test & ~half])
+    held_scores = detector.scores(test_features[~keep_test])
+    return {
+        "intents": sorted(held),
+        "n": int((~keep_test).sum()),
+        "flagged": float((held_scores < classifier.thresholds.out_of_scope).mean()),
+        **separation(in_scope, detector.distances(test_features[~keep_test])),
+    }
+
+
+def _is_high(intents: list[str], taxonomy: Taxonomy) -> np.ndarray:
+    index = {name: i for i, name in enumerate(taxonomy.intents)}
+    pri_of = taxonomy.priority_matrix.argmax(axis=1)
+    return np.array([pri_of[index[name]] == _HIGH for name in intents], dtype=bool)
+
+
+def _paged(classifier: Classifier, probs: np.ndarray, scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """Texts the rule makes High, i.e. that page on-call."""
+    return apply_rules(marginalise(probs, classifier.taxonomy), thresholds, scores).priorities == _HIGH
