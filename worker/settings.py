@@ -145,6 +145,14 @@ class ThresholdOverrides(BaseModel):
         default=None, ge=0.0, le=1.0,
         description="needs_review when the category probability is below this (default: checkpoint's).",
     )
+    out_of_scope: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="out_of_scope when scope_score is below this (default: the checkpoint's).",
+    )
+    high_priority_out_of_scope: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="An out-of-scope ticket pages only when P(High) is at least this (default: the checkpoint's).",
+    )
 
 
 class WorkerSettings(BaseSettings):
