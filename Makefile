@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED_DATA := $(wildcard ../shared/data/banking77/train.csv)
 export TRIAGE_DATA_DIR ?= $(if $(SHARED_DATA),$(abspath ../shared/data/banking77),)
+SHARED_OOD := $(wildcard ../shared/data/clinc_oos/oos_val.jsonl)
+# Out-of-scope validation texts that `triage evaluate` (and training's evaluation) report; never fitted on.
+export TRIAGE_OOD_DIR ?= $(if $(SHARED_OOD),$(abspath ../shared/data/clinc_oos),)
 # Installs come from requirements.lock (every package pinned with its hashes; `make lock` rewrites it from
 # pyproject.toml), through uv: a fresh install took 19-24 s here against 113 s with pip (README, Quick start).
 LOCK := requirements.lock
