@@ -15,7 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import faust
 import structlog
@@ -29,7 +29,7 @@ from worker.pipeline import Outcome, TriagePipeline
 from worker.publisher import REFUSED_RECORD, BatchPublisher, Sent, ensure_output_topics
 from worker.records import InRecord, OutRecord
 from worker.settings import WorkerSettings
-from worker.transport import InflightBytes
+from worker.transport import InflightBytes, TriageApp
 
 __all__ = ["BatchRunner", "register_agent"]
 
@@ -80,6 +80,8 @@ class BatchRunner:
         self._to_ack: asyncio.Queue[_Batch] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._open = asyncio.Event()  # cleared while a rebalance waits for the batches in flight
+        self._open.set()
         self._stopping = False
         self._stream: StreamT | None = None
 
@@ -99,10 +101,17 @@ class BatchRunner:
 
     async def take(self, events: Sequence[EventT]) -> None:
         """Start one batch through the pipeline; waits while ``max_inflight_batches`` are in flight."""
+        epoch = self.epoch
         await self._slots.acquire()
+        await self._open.wait()
         if self._stopping:
             self._slots.release()
             await asyncio.Event().wait()  # shutting down: leave the batch unacked until the agent is stopped
+        generation = self.app.consumer_generation_id
+        events = [event for event in events if event.message.generation_id == generation]
+        if epoch != self.epoch or not events:  # taken before a rebalance: the partitions' owner reads it again
+            self._slots.release()
+            return
         records = [_in_record(event) for event in events]
         self.metrics.batch_size.observe(len(records))
         for topic, count in Counter(record.topic for record in records).items():
@@ -203,20 +212,24 @@ class BatchRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 0.5)
 
-    async def on_partitions_revoked(self, sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+    async def before_revoke(self) -> None:
         """Before partitions move: finish the batches in flight and commit them, or drop them unacked.
 
-        Faust has stopped fetching and cleared its buffers by now; nothing taken before this returns is
-        published afterwards, so the next owner, which starts from the committed offset, never races us.
+        Nothing taken before this returns is published afterwards, so the next owner, which starts from the
+        committed offset, never races this worker and republishes nothing it published.
         """
-        if self._batches:
-            try:
-                await asyncio.wait_for(self._idle.wait(), self.settings.session_timeout_s)
-            except TimeoutError:
-                log.warning("rebalance_dropped_batches", batches=len(self._batches))
-        self.epoch += 1
-        self.inflight.reset(sum(batch.size for batch in self._batches))
-        await self.app.consumer.commit()
+        self._open.clear()
+        try:
+            if self._batches:
+                try:
+                    await asyncio.wait_for(self._idle.wait(), self.settings.session_timeout_s)
+                except TimeoutError:
+                    log.warning("rebalance_dropped_batches", batches=len(self._batches))
+            await self.app.consumer.commit()
+        finally:
+            self.epoch += 1
+            self.inflight.reset(sum(batch.size for batch in self._batches))
+            self._open.set()
 
     async def _give_up(self, exc: BaseException) -> None:
         log.error("publish_failed", error=type(exc).__name__, detail=str(exc)[:300])
@@ -243,4 +256,4 @@ def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner
         await runner.pipeline.model.ready.wait()
         await runner.run(stream)
 
-    app.on_partitions_revoked.connect(runner.on_partitions_revoked)  # type: ignore[arg-type]
+    cast(TriageApp, app).before_revoke = runner.before_revoke

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import aiokafka
@@ -76,6 +77,13 @@ class TriageConsumer(driver.Consumer):
             return None, None  # full: fetch nothing this round (getmany yields nothing for None)
         return await super()._wait_next_records(timeout)
 
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Let the app finish and commit its in-flight work first: Faust drops the partitions' acks right away."""
+        hook = cast("TriageApp", self.app).before_revoke
+        if hook is not None:
+            await hook()
+        await super().on_partitions_revoked(revoked)
+
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's new offset, capped below the lowest message of ``tp`` still being processed.
 
@@ -106,6 +114,7 @@ class TriageApp(faust.App):
 
     fetch_wait_ms: int = 1500
     inflight: InflightBytes  # set by create_app, before the consumer starts
+    before_revoke: Callable[[], Awaitable[None]] | None = None
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self, loop=self.loop)

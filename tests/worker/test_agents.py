@@ -36,6 +36,7 @@ class FakeApp:
 
     crashed: list[BaseException] = field(default_factory=list)
     commits: int = 0
+    consumer_generation_id: int = 1
 
     def __post_init__(self) -> None:
         self.consumer = SimpleNamespace(commit=self._commit)
@@ -88,7 +89,7 @@ class Broker:
 def event(offset: int, ticket_id: str, text: str = "my card is lost") -> Any:
     value = json.dumps({"ticket_id": ticket_id, "text": text}).encode()
     message = SimpleNamespace(
-        topic="tickets.incoming", partition=0, offset=offset, key=b"k", value=value, timestamp=None
+        topic="tickets.incoming", partition=0, offset=offset, key=b"k", value=value, timestamp=None, generation_id=1
     )
     return SimpleNamespace(message=message)
 
@@ -176,7 +177,7 @@ def test_a_rebalance_finishes_the_batches_in_flight_before_the_partitions_move()
         run.pipeline = cast(TriagePipeline, stalled)
         tasks = [asyncio.create_task(run._publish_in_order()), asyncio.create_task(run._ack_in_order())]
         await run.take([event(0, "a"), event(1, "b")])
-        revoke = asyncio.create_task(run.on_partitions_revoked(app, {"tp"}))
+        revoke = asyncio.create_task(run.before_revoke())
         await settle()
         assert not revoke.done(), "the revocation waits for the batch in flight"
         stalled.go.set()
@@ -202,7 +203,7 @@ def test_a_batch_that_cannot_finish_in_time_is_never_published_after_the_rebalan
         run.pipeline = cast(TriagePipeline, stalled)
         tasks = [asyncio.create_task(run._publish_in_order()), asyncio.create_task(run._ack_in_order())]
         await run.take([event(0, "a")])
-        await run.on_partitions_revoked(app, {"tp"})
+        await run.before_revoke()
         stalled.go.set()
         await settle()
         for task in tasks:

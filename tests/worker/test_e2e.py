@@ -72,9 +72,11 @@ def test_every_ticket_reaches_its_routes_keyed_by_id_with_headers(running: Runni
     messages = [ticket(f"route-{i}", text, channel="email", crm_ref=f"C{i}") for i, (_, text) in enumerate(texts)]
     produce(running.bootstrap, running.topics.incoming, messages)
     wanted = {key for key, _ in messages}
+    routes = {running.topics.route(category) for category in Category}
     records = read_topics(
         running.bootstrap, all_outputs(running.topics),
-        until=lambda out: wanted <= keys_seen(out, running.topics.enriched),
+        until=lambda out: wanted <= keys_seen(out, running.topics.enriched)
+        and wanted <= {r.key for r in out if r.topic in routes},
     )
     enriched = {r.key: r for r in records if r.topic == running.topics.enriched and r.key in wanted}
     assert set(enriched) == wanted
