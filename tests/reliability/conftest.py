@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 import redis
@@ -21,6 +22,12 @@ from tests.workers import WorkerProcess
 from triage.broker import EmbeddedBroker
 
 _HERE = Path(__file__).resolve().parent
+BACKEND: Final = "torch"
+"""The serving path of the model workers these scenarios start, and of the reference they are checked against.
+
+Pinned on both sides, because each enriched record's triage must equal the reference's: ``auto`` may pick the
+int8 ONNX export on one side and not the other, and its probabilities differ from torch's by up to ~0.05.
+"""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -70,7 +77,7 @@ def source_records(data_dir: Path) -> list[SourceRecord]:
 
 @pytest.fixture(scope="session")
 def reference(tiny_checkpoint: Path) -> Callable[[list[str]], list[Triage]]:
-    """The checkpoint the workers serve, run in this process: what each enriched record must say.
+    """The checkpoint the workers serve, on the same ``BACKEND``, run in this process: what each record must say.
 
     One torch thread (many threads on shared cores are several times slower), results memoised per text.
     """
@@ -78,7 +85,7 @@ def reference(tiny_checkpoint: Path) -> Callable[[list[str]], list[Triage]]:
 
     from triage.classifier import Classifier
 
-    classifier = Classifier.load(tiny_checkpoint, device="cpu")
+    classifier = Classifier.load(tiny_checkpoint, device="cpu", backend=BACKEND)
     known: dict[str, Triage] = {}
 
     def predict(texts: list[str]) -> list[Triage]:
@@ -114,7 +121,7 @@ def spawn(tmp_path: Path, redis_url: str, key_prefix: str) -> Iterator[Callable[
         settings = {
             "TRIAGE_BROKERS": brokers,
             **stage.worker_env(),
-            "TRIAGE_MODEL_BACKEND": "torch" if model_dir is not None else "noop",
+            "TRIAGE_MODEL_BACKEND": BACKEND if model_dir is not None else "noop",
             "TRIAGE_MODEL_DIR": str(model_dir or tmp_path / "no-model"),
             "TRIAGE_REDIS__URL": redis_url,
             "TRIAGE_REDIS__KEY_PREFIX": key_prefix,
