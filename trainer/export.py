@@ -1,11 +1,16 @@
-"""``triage export``: ONNX (fp32) and dynamically quantised int8 ONNX beside the safetensors weights.
+"""ONNX (fp32) and dynamically quantised int8 ONNX beside the safetensors weights.
 
-Both are measured against torch fp32 in the same run: intent accuracy on the whole test split and
-one-text-at-a-time throughput (the worker's worst case), interleaved so shared-CPU noise hits all alike.
+``triage train`` writes both into every new checkpoint (``export_for_serving``) and judges each against
+torch on the validation split: an export that loses more than ``MAX_ACCURACY_LOSS_POINTS`` of intent
+accuracy, or changes High recall under the checkpoint's thresholds, is marked unfit and never served by
+backend ``auto``. ``triage export`` does the same for older checkpoints, and also measures every engine
+on the test split and one text at a time (the worker's worst case), interleaved so shared-CPU noise hits
+all alike.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -16,16 +21,21 @@ from typing import Any
 import numpy as np
 import structlog
 
-from trainer.data import Banking77
+from trainer.data import Banking77, Split, stratified_split
 from trainer.evaluate import update_metrics
-from triage.checkpoint import resolve_checkpoint
-from triage.classifier import ONNX_FILES, Classifier, classification_head
+from trainer.metrics import predictions, summary
+from trainer.modelcard import write_model_card
+from triage.checkpoint import read_manifest, resolve_checkpoint
+from triage.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel, classification_head
+from triage.scope import ScopeDetector
 
-__all__ = ["OPSET", "export_checkpoint", "export_onnx", "quantize_int8"]
+__all__ = ["MAX_ACCURACY_LOSS_POINTS", "OPSET", "export_checkpoint", "export_for_serving", "export_onnx",
+           "quantize_int8", "serving_verdict"]
 
 log = structlog.get_logger(__name__)
 
 OPSET = 17
+MAX_ACCURACY_LOSS_POINTS = 0.5
 _CHUNK = 25
 
 
@@ -104,10 +114,99 @@ def quantize_int8(source: Path, target: Path) -> Path:
     return target
 
 
+def export_for_serving(
+    folder: Path, reference: Classifier, validation: Split, scored: tuple[np.ndarray, np.ndarray | None]
+) -> dict[str, Any]:
+    """Write both ONNX files into ``folder``, judge each against torch on ``validation``, write the verdicts.
+
+    The verdicts file (``onnx/serving.json``) is written last, so a reader never sees a verdict without its
+    model. ``folder`` needs the weights, tokenizer and ``scope.safetensors`` (when the checkpoint has a detector).
+
+    Args:
+        folder: The checkpoint (or its staging folder before publishing).
+        reference: The torch classifier with the checkpoint's thresholds.
+        validation: The split the thresholds were tuned on.
+        scored: ``reference``'s probabilities and scope scores on ``validation``.
+
+    Returns:
+        ``{"split", "n", "max_accuracy_loss_points", "torch": figures, "backends": {name: figures + fit,
+        reason}, "files", "sizes_mb"}``; the same dict is stored in ``onnx/serving.json``.
+    """
+    import torch
+
+    (folder / "onnx").mkdir(exist_ok=True)
+    fp32 = export_onnx(folder, folder / ONNX_FILES["onnx"])
+    quantize_int8(fp32, folder / ONNX_FILES["onnx-int8"])
+    scope = ScopeDetector.load(folder)
+    torch_row = _figures(reference, validation, scored, scored)
+    backends = {}
+    for backend in ONNX_FILES:
+        onnx = Classifier(OnnxModel(folder / ONNX_FILES[backend]), reference.tokenizer, reference.taxonomy,
+                          reference.thresholds, reference.version, device=torch.device("cpu"),
+                          max_length=reference.max_length, batch_size=reference.batch_size, scope=scope)
+        row = _figures(onnx, validation, onnx.predict_scored(validation.texts), scored)
+        backends[backend] = {**row, **serving_verdict(row, torch_row)}
+    files = {"torch": "model.safetensors", **ONNX_FILES}
+    report: dict[str, Any] = {
+        "split": "validation",
+        "n": len(validation.texts),
+        "max_accuracy_loss_points": MAX_ACCURACY_LOSS_POINTS,
+        "torch": torch_row,
+        "backends": backends,
+        "files": files,
+        "sizes_mb": {name: round((folder / rel).stat().st_size / 1e6, 1) for name, rel in files.items()},
+    }
+    path = folder / SERVING_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    log.info("export_judged", **{f"{name}_fit": row["fit"] for name, row in backends.items()},
+             **{f"{name}_delta_points": row["accuracy_delta_points"] for name, row in backends.items()})
+    return report
+
+
+def _figures(
+    classifier: Classifier,
+    split: Split,
+    scored: tuple[np.ndarray, np.ndarray | None],
+    reference: tuple[np.ndarray, np.ndarray | None],
+) -> dict[str, Any]:
+    """Decisions under the checkpoint's thresholds and scope rule, and agreement with the reference engine."""
+    probs, scores = scored
+    figures = summary(predictions(probs, split.intents, classifier.taxonomy, classifier.thresholds, scores))
+    row: dict[str, Any] = {key: figures[key] for key in ("intent_accuracy", "high_recall", "out_of_scope_rate")}
+    row["agreement"] = float((probs.argmax(axis=1) == reference[0].argmax(axis=1)).mean())
+    if scores is not None and reference[1] is not None:
+        gap = np.abs(scores - reference[1])
+        row["scope_score_mean_abs_diff"], row["scope_score_max_abs_diff"] = float(gap.mean()), float(gap.max())
+    return row
+
+
+def serving_verdict(row: dict[str, Any], torch_row: dict[str, Any]) -> dict[str, Any]:
+    """Fit to serve unless it loses more than the allowed accuracy or changes High recall; says why."""
+    delta = 100 * (row["intent_accuracy"] - torch_row["intent_accuracy"])
+    recall, torch_recall = row["high_recall"], torch_row["high_recall"]
+    problems = []
+    if delta < -MAX_ACCURACY_LOSS_POINTS:
+        problems.append(f"loses {-delta:.2f} points of validation intent accuracy (> {MAX_ACCURACY_LOSS_POINTS:g})")
+    if recall != torch_recall:
+        problems.append(f"changes validation High recall {100 * torch_recall:.2f}% → {100 * recall:.2f}%")
+    reason = "; ".join(problems) or (
+        f"validation intent accuracy {100 * row['intent_accuracy']:.2f}% ({delta:+.2f} points vs torch), "
+        f"High recall unchanged ({100 * recall:.2f}%), {100 * row['agreement']:.1f}% same intent as torch"
+    )
+    return {"accuracy_delta_points": round(delta, 2), "fit": not problems, "reason": reason}
+
+
 def export_checkpoint(
     model: Path, data: Banking77, bench_texts: int = 300, threads: int | None = None
 ) -> dict[str, Any]:
-    """Export both ONNX files into ``<checkpoint>/onnx/``, measure them against torch, store in metrics.json.
+    """``triage export`` for a checkpoint trained before exports were part of it (or to redo them).
+
+    Writes and judges both exports like ``triage train`` (on the same validation split, rebuilt from the
+    manifest's seed and share), then measures every engine on the test split and one text at a time; all of
+    it goes to metrics.json and the model card.
 
     Args:
         model: Checkpoint folder or ``latest``.
@@ -120,20 +219,21 @@ def export_checkpoint(
     if threads:
         torch.set_num_threads(threads)
     folder = resolve_checkpoint(model)
-    onnx_dir = folder / "onnx"
-    onnx_dir.mkdir(exist_ok=True)
-    fp32 = export_onnx(folder, folder / ONNX_FILES["onnx"])
-    quantize_int8(fp32, folder / ONNX_FILES["onnx-int8"])
-    engines = {name: Classifier.load(folder, backend=name, batch_size=64) for name in ("torch", "onnx", "onnx-int8")}
-    files = {"torch": "model.safetensors", **ONNX_FILES}
+    manifest = read_manifest(folder)
+    hyperparameters = manifest["hyperparameters"]
+    _, validation = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
+    reference = Classifier.load(folder, backend="torch", batch_size=64)
+    serving = export_for_serving(folder, reference, validation, reference.predict_scored(validation.texts))
+    engines = {"torch": reference, "onnx": Classifier.load(folder, backend="onnx", batch_size=64),
+               "onnx-int8": Classifier.load(folder, backend="onnx-int8", batch_size=64)}
     report: dict[str, Any] = {
+        **serving,
         "engines": _measure(engines, data, bench_texts),
-        "files": files,
-        "sizes_mb": {name: round((folder / rel).stat().st_size / 1e6, 1) for name, rel in files.items()},
         "bench_texts": bench_texts,
         "threads": torch.get_num_threads(),
     }
-    update_metrics(folder, {"export": report})
+    metrics = update_metrics(folder, {"export": report})
+    write_model_card(folder, manifest, metrics)
     log.info("export_done", folder=str(folder), **{
         f"{name}_single_tps": row["single_texts_per_second"] for name, row in report["engines"].items()
     })

@@ -77,6 +77,32 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
     return text
 
 
+def _export_section(metrics: dict[str, Any]) -> str:
+    """The ONNX exports beside the weights, how each did against torch, and which ones may serve."""
+    export = metrics.get("export")
+    if not export or "backends" not in export:
+        return "\n## Exports\n\nNo measured ONNX export: run `triage export --model <this folder>`.\n"
+    torch_row = export["torch"]
+    rows = [f"| torch fp32 (`{export['files']['torch']}`) | {100 * torch_row['intent_accuracy']:.2f}% | – | 100.0% | "
+            f"{100 * torch_row['high_recall']:.2f}% | {export['sizes_mb']['torch']} MB | reference |"]
+    for name, row in export["backends"].items():
+        rows.append(
+            f"| {name} (`{export['files'][name]}`) | {100 * row['intent_accuracy']:.2f}% | "
+            f"{row['accuracy_delta_points']:+.2f} | {100 * row['agreement']:.1f}% | {100 * row['high_recall']:.2f}% | "
+            f"{export['sizes_mb'][name]} MB | {'**fit**' if row['fit'] else '**unfit**'}: {row['reason']} |"
+        )
+    return f"""
+## Exports (judged on the {export["n"]} validation tickets, the checkpoint's thresholds and scope rule)
+
+An export is fit to serve unless it loses more than {export["max_accuracy_loss_points"]:g} points of intent
+accuracy or changes High recall. The worker's default backend `auto` serves the int8 export on CPU when it is
+fit, else the fp32 one when fit, else torch; on CUDA, torch in bf16/fp16. Verdicts: `onnx/serving.json`.
+
+| engine | intent accuracy | Δ points | same intent as torch | High recall | size | serving |
+|---|---:|---:|---:|---:|---:|---|
+""" + "\n".join(rows) + "\n"
+
+
 def write_model_card(folder: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write ``README.md`` into ``folder`` from its manifest and metrics."""
     hp = manifest["hyperparameters"]
@@ -109,7 +135,7 @@ probabilities into a category (5) and a priority (3) by **summing** intent proba
   costs far more than a false page.
 - **needs_review** when the category probability < **{thresholds["review"]:.4f}**: the smallest threshold
   at which the remaining tickets are categorised with ≥ {hp["review_accuracy_target"]:.0%} accuracy.
-{_scope_section(thresholds, hp, metrics)}
+{_scope_section(thresholds, hp, metrics)}{_export_section(metrics)}
 ## Metrics
 
 {_metrics_table(metrics)}

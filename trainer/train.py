@@ -1,7 +1,8 @@
-"""``run_training``: seed → load data → split → tokenize → train → tune thresholds → evaluate → publish.
+"""``run_training``: seed → load data → split → tokenize → train → tune thresholds → export → evaluate → publish.
 
 Reads top to bottom like HF ``run_classification.py``. The checkpoint is staged in a hidden folder
-under the output root and only becomes ``latest`` once every file, the manifest last, is written.
+under the output root and only becomes ``latest`` once every file, the ONNX exports included, the manifest
+last, is written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from schemas.taxonomy import PRIORITIES, Taxonomy, load_taxonomy
 from trainer.config import TrainArgs
 from trainer.data import Banking77, Split, load_banking77, stratified_split, subsample
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
+from trainer.export import export_for_serving
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.scope import fit_scope, ood_sets
@@ -88,6 +90,7 @@ def run_training(args: TrainArgs) -> Path:
                 predictions(val_probs, val_split.intents, taxonomy, classifier.thresholds, val_scores)
             ),
             "scope_fit": scope.report,
+            "export": export_for_serving(staging, classifier, val_split, (val_probs, val_scores)),
         }
         if args.evaluate:
             plots = [staging / "plots"] + ([args.results_dir / "plots" / version] if args.results_dir else [])

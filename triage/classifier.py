@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import structlog
@@ -20,14 +22,78 @@ from triage.decision import Thresholds, decide
 from triage.scope import ScopeDetector
 
 __all__ = [
-    "Backend", "Classifier", "ONNX_FILES", "OnnxModel", "classification_head", "default_batch_tokens", "pick_device",
+    "Backend", "Classifier", "ONNX_FILES", "OnnxModel", "SERVING_FILE", "ServedBackend", "Serving",
+    "classification_head", "default_batch_tokens", "pick_device", "resolve_backend",
 ]
 
 log = structlog.get_logger(__name__)
 
-Backend = Literal["torch", "onnx", "onnx-int8"]
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
+ServedBackend = Literal["torch", "onnx", "onnx-int8"]
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
 ONNX_FILES: dict[str, str] = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model.int8.onnx"}
-"""Where ``triage export`` writes each ONNX variant inside a checkpoint folder."""
+"""Where ``triage train`` (and ``triage export``, for older checkpoints) writes each ONNX variant."""
+SERVING_FILE = "onnx/serving.json"
+"""The exports' validation verdicts (``fit`` and ``reason`` per backend), written after the ONNX files."""
+_CPU_PREFERENCE: tuple[Literal["onnx-int8", "onnx"], ...] = ("onnx-int8", "onnx")
+_ONNX_PRECISION: dict[str, Precision] = {"onnx-int8": "int8", "onnx": "fp32"}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a classifier runs on, and why: shown by ``/health``, the worker's log and the demo."""
+
+    backend: ServedBackend
+    device: str
+    precision: Precision
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"backend": self.backend, "device": self.device, "precision": self.precision, "reason": self.reason}
+
+
+def resolve_backend(folder: Path, requested: Backend = "auto", device: str | None = None) -> Serving:
+    """The engine that serves ``folder``: ``requested`` when explicit, else the fastest one fit to serve.
+
+    ``auto``: on CUDA, torch in bf16 (fp16 where bf16 is unsupported); on CPU, the int8 export when its
+    validation verdict (``onnx/serving.json``) says fit, else the fp32 export when fit, else torch fp32.
+    """
+    if requested == "onnx-int8" or requested == "onnx":
+        return Serving(requested, "cpu", _ONNX_PRECISION[requested], "set explicitly")
+    target = pick_device(device)
+    if requested == "torch":
+        return Serving("torch", str(target), "fp32", "set explicitly")
+    if requested != "auto":
+        raise ValueError(f"unknown backend {requested!r}; use auto, torch, onnx or onnx-int8")
+    if target.type == "cuda":
+        half: Literal["bf16", "fp16"] = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return Serving("torch", str(target), half, f"auto: CUDA device {torch.cuda.get_device_name(target)}")
+    verdicts = _serving_verdicts(folder)
+    passed_over = []
+    for backend in _CPU_PREFERENCE:
+        verdict = verdicts.get(backend)
+        if verdict is None:
+            passed_over.append(f"{backend} not measured (run `triage export --model {folder}`)")
+        elif not (folder / ONNX_FILES[backend]).is_file():
+            passed_over.append(f"{backend} file {ONNX_FILES[backend]} missing")
+        elif not verdict["fit"]:
+            passed_over.append(f"{backend} unfit: {verdict['reason']}")
+        else:
+            reason = "; ".join([f"auto: CPU, {backend} fit: {verdict['reason']}", *passed_over])
+            return Serving(backend, "cpu", _ONNX_PRECISION[backend], reason)
+    return Serving("torch", str(target), "fp32", "; ".join(["auto: CPU, no export fit to serve", *passed_over]))
+
+
+def _serving_verdicts(folder: Path) -> dict[str, dict[str, Any]]:
+    """Per ONNX backend, its verdict; empty for a checkpoint exported before verdicts were written."""
+    path = folder / SERVING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        backends: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["backends"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"unreadable {path}: {exc} — re-run `triage export --model {folder}`") from exc
+    return backends
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -87,6 +153,7 @@ class Classifier:
         bucket_by_length: bool = True,
         max_batch_tokens: int | None = None,
         scope: ScopeDetector | None = None,
+        serving: Serving | None = None,
     ) -> None:
         self.model = model.eval() if isinstance(model, torch.nn.Module) else model
         self.tokenizer = tokenizer
@@ -99,6 +166,9 @@ class Classifier:
         self.bucket_by_length = bucket_by_length
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(device)
         self.scope = scope
+        self.serving = serving or Serving(
+            "onnx" if isinstance(model, OnnxModel) else "torch", str(device), "fp32", "built in process"
+        )
         self._features: list[torch.Tensor] = []
         if isinstance(model, torch.nn.Module):
             classification_head(model).register_forward_hook(lambda _module, args, _out: self._features.append(args[0]))
@@ -124,29 +194,31 @@ class Classifier:
             bucket_by_length: Sort texts by length and cut passes at ``max_batch_tokens`` to save padding.
             max_batch_tokens: Most padded tokens in one forward pass when bucketing; default by device.
             thresholds: Override the thresholds stored with the checkpoint.
-            backend: ``torch`` (safetensors weights), or ``onnx`` / ``onnx-int8`` (ONNX Runtime on CPU,
-                files written by ``triage export``).
+            backend: ``torch`` (safetensors weights, fp32: the checkpoint itself, what evaluation measures),
+                ``onnx`` / ``onnx-int8`` (ONNX Runtime on CPU, files written by ``triage train`` or ``triage
+                export``), or ``auto``, the serving entry points' default (see ``resolve_backend``).
         """
         folder = resolve_checkpoint(path)
         manifest = read_manifest(folder)
-        torch_device = pick_device(device) if backend == "torch" else torch.device("cpu")
+        serving = resolve_backend(folder, backend, device)
+        torch_device = torch.device(serving.device)
         model: torch.nn.Module | OnnxModel
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
             config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-            if backend == "torch":
+            if serving.backend == "torch":
                 model = AutoModelForSequenceClassification.from_pretrained(
-                    folder, use_safetensors=True, trust_remote_code=False
+                    folder, use_safetensors=True, trust_remote_code=False, dtype=_DTYPES[serving.precision]
                 ).to(torch_device)
             else:
-                model = OnnxModel(_onnx_file(folder, backend))
+                model = OnnxModel(_onnx_file(folder, serving.backend))
         except (OSError, ValueError, SafetensorError) as exc:
             raise CheckpointError(
                 f"cannot load model from {folder}: {exc} — retrain with `triage train --preset quick`"
             ) from exc
         scope = ScopeDetector.load(folder)
         if scope is not None and isinstance(model, OnnxModel) and "features" not in model.output_names:
-            log.warning("scope_needs_new_export", path=str(folder), backend=backend,
+            log.warning("scope_needs_new_export", path=str(folder), backend=serving.backend,
                         detail="re-run `triage export`; out_of_scope is never set with this export")
             scope = None
         try:
@@ -167,6 +239,7 @@ class Classifier:
             bucket_by_length=bucket_by_length,
             max_batch_tokens=max_batch_tokens,
             scope=scope,
+            serving=serving,
         )
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -254,9 +327,10 @@ def classification_head(model: torch.nn.Module) -> torch.nn.Module:
     return head
 
 
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def _onnx_file(folder: Path, backend: str) -> Path:
-    if backend not in ONNX_FILES:
-        raise CheckpointError(f"unknown backend {backend!r}; use torch, onnx or onnx-int8")
     path = folder / ONNX_FILES[backend]
     if not path.is_file():
         raise CheckpointError(

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data import Banking77, Split
-from trainer.export import export_checkpoint
-from triage.classifier import ONNX_FILES, Classifier
+from trainer.export import export_checkpoint, serving_verdict
+from triage.classifier import ONNX_FILES, SERVING_FILE, Classifier
 
 
 def test_export_measures_and_serves_onnx(checkpoint_copy: Path, thin_banking77: Banking77) -> None:
@@ -24,12 +24,31 @@ def test_export_measures_and_serves_onnx(checkpoint_copy: Path, thin_banking77: 
     assert engines["onnx"]["intent_accuracy"] == engines["torch"]["intent_accuracy"]
     assert abs(engines["onnx-int8"]["accuracy_delta_points"]) < 5
     assert json.loads((checkpoint_copy / "metrics.json").read_text(encoding="utf-8"))["export"] == report
+    verdicts = json.loads((checkpoint_copy / SERVING_FILE).read_text(encoding="utf-8"))
+    assert verdicts["split"] == "validation" and set(verdicts["backends"]) == {"onnx", "onnx-int8"}
+    assert report["backends"] == verdicts["backends"]
+    assert "## Exports" in (checkpoint_copy / "README.md").read_text(encoding="utf-8")
 
     texts = sample.test.texts[:16]
-    torch_probs = Classifier.load(checkpoint_copy).predict_proba(texts)
+    torch_probs = Classifier.load(checkpoint_copy, backend="torch").predict_proba(texts)
     onnx = Classifier.load(checkpoint_copy, backend="onnx", batch_size=5)
     np.testing.assert_allclose(onnx.predict_proba(texts), torch_probs, atol=1e-4)
     int8 = Classifier.load(checkpoint_copy, backend="onnx-int8")
     assert (int8.predict_proba(texts).argmax(axis=1) == torch_probs.argmax(axis=1)).mean() >= 0.8
-    torch_triage = Classifier.load(checkpoint_copy).predict(texts)
+    torch_triage = Classifier.load(checkpoint_copy, backend="torch").predict(texts)
     assert [t.category for t in onnx.predict(texts)] == [t.category for t in torch_triage]
+
+
+def _row(accuracy: float, recall: float) -> dict[str, float]:
+    return {"intent_accuracy": accuracy, "high_recall": recall, "agreement": 0.99}
+
+
+def test_an_export_that_loses_accuracy_or_changes_high_recall_is_unfit() -> None:
+    torch_row = _row(0.900, 0.98)
+    fit = serving_verdict(_row(0.896, 0.98), torch_row)
+    assert fit["fit"] and fit["accuracy_delta_points"] == -0.4 and "High recall unchanged" in fit["reason"]
+    lossy = serving_verdict(_row(0.894, 0.98), torch_row)
+    assert not lossy["fit"] and lossy["reason"] == "loses 0.60 points of validation intent accuracy (> 0.5)"
+    for recall in (0.97, 0.99):
+        changed = serving_verdict(_row(0.900, recall), torch_row)
+        assert not changed["fit"] and changed["reason"].startswith("changes validation High recall 98.00%")

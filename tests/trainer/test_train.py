@@ -12,6 +12,7 @@ from schemas.taxonomy import load_taxonomy
 from trainer.config import TrainArgs
 from trainer.train import BaseModelError, run_training
 from triage.checkpoint import REQUIRED_FILES, resolve_checkpoint
+from triage.classifier import ONNX_FILES, SERVING_FILE
 from triage.cli import main
 from triage.decision import Thresholds
 
@@ -38,6 +39,22 @@ def test_thresholds_and_validation_metrics_are_stored(tiny_checkpoint: Path) -> 
     assert 0.0 < thresholds.high_priority <= 0.5
     assert metrics["validation"]["high_recall"] >= 0.98, "the High threshold is tuned for recall on validation"
     assert metrics["validation"]["intent_accuracy"] > 0.5
+
+
+def test_training_ships_judged_onnx_exports_in_the_checkpoint(tiny_checkpoint: Path) -> None:
+    folder = tiny_checkpoint.resolve()
+    for rel in ONNX_FILES.values():
+        assert (folder / rel).is_file(), rel
+    verdicts = json.loads((folder / SERVING_FILE).read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["export"] == verdicts
+    assert verdicts["n"] == metrics["validation"]["n"]
+    assert verdicts["torch"]["intent_accuracy"] == metrics["validation"]["intent_accuracy"]
+    for row in verdicts["backends"].values():
+        assert isinstance(row["fit"], bool) and row["reason"]
+        assert 0.9 <= row["agreement"] <= 1.0 and "scope_score_max_abs_diff" in row
+    assert verdicts["backends"]["onnx"]["agreement"] >= 0.99
+    assert "## Exports" in (folder / "README.md").read_text(encoding="utf-8")
 
 
 def test_model_card_has_attribution_and_figures(tiny_checkpoint: Path) -> None:
