@@ -156,8 +156,9 @@ def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None, oo
 @click.option("--input", "input_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="JSON lines of tickets ('-' not supported; use TEXT arguments for ad-hoc text).")
 @click.option("--output", "output_path", type=_PATH, default=None, help="Write EnrichedTicket lines here [stdout].")
-@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True,
-              help="Inference engine (onnx ones need `triage export` first).")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), default="auto",
+              show_default=True, help="Inference engine; auto: torch bf16/fp16 on CUDA, else the int8 export when "
+              "judged fit, else fp32 ONNX when fit, else torch (says which on stderr).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Tickets per forward pass.")
 def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | None, output_path: Path | None,
                  backend: str, batch_size: int) -> None:
@@ -174,6 +175,7 @@ def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | 
     with user_errors():
         classifier = Classifier.load(model or _settings().models_dir / "latest", batch_size=batch_size,
                                      backend=cast(Backend, backend))
+    click.echo(f"backend {classifier.serving.backend} ({classifier.serving.reason})", err=True)
     out = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
     try:
         if texts:

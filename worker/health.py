@@ -67,6 +67,7 @@ class HealthCheck:
             "reason": reason,
             "model_loaded": loaded,
             "model_version": self.model.version,
+            "model_serving": engine.serving if engine is not None else None,
             "model_pid": engine.pid if engine is not None else None,
             "kafka_reachable": kafka,
             "cache_available": self.cache.available,

@@ -56,6 +56,9 @@ class ModelFailed(Exception):
     """The model failed on these texts (it raised, or its process died twice on them)."""
 
 
+NOOP_SERVING = {"backend": "noop", "reason": "set explicitly: a constant answer without a model"}
+
+
 class NoopPredictor:
     """A constant answer without a model, so benchmarks can measure the pipeline's own ceiling."""
 
@@ -120,7 +123,7 @@ def _load(settings: WorkerSettings, checkpoint: Path | None, worker: int | None)
         threading.Thread(target=_exit_with_worker, args=(worker,), name="triage-model-watch", daemon=True).start()
     try:
         _local.predictor, _local.error = load_predictor(settings, checkpoint), None
-    except Exception as exc:  # noqa: BLE001 - raised again by _version/_predict, in the worker
+    except Exception as exc:  # noqa: BLE001 - raised again by _loaded_model/_predict, in the worker
         _local.predictor, _local.error = None, exc
 
 
@@ -130,10 +133,13 @@ def _exit_with_worker(worker: int) -> None:
     os._exit(0)
 
 
-def _version() -> str:
+def _loaded_model() -> tuple[str, dict[str, str]]:
+    """The loaded model's version and what serves it (backend, device, precision, and why that one)."""
     if _local.error is not None:
         raise _local.error
-    return str(_local.predictor.version)
+    predictor = _local.predictor
+    serving = NOOP_SERVING if isinstance(predictor, NoopPredictor) else predictor.serving.as_dict()
+    return str(predictor.version), serving
 
 
 def _predict(texts: list[str]) -> list[Triage]:
@@ -153,7 +159,7 @@ class Engine:
         self.settings = settings
         self.checkpoint = checkpoint
         self._executor = self._spawn()
-        self.version = self._loaded()
+        self.version, self.serving = self._loaded()
 
     def _spawn(self) -> Executor:
         in_child = self.settings.model_process and self.settings.model_backend != "noop"
@@ -170,10 +176,10 @@ class Engine:
         processes = getattr(self._executor, "_processes", None) or {}
         return next(iter(processes), None)
 
-    def _loaded(self) -> str:
+    def _loaded(self) -> tuple[str, dict[str, str]]:
         """Wait for the model to load; on failure stop the executor and raise what loading raised."""
         try:
-            return self._executor.submit(_version).result()
+            return self._executor.submit(_loaded_model).result()
         except BaseException:
             self.close(kill=True)
             raise
@@ -185,7 +191,7 @@ class Engine:
         """Kill the model process (a thread cannot be killed: it is abandoned) and load the checkpoint anew."""
         self.close(kill=True)
         self._executor = self._spawn()
-        self.version = self._loaded()
+        self.version, self.serving = self._loaded()
         log.info("model_process_started", pid=self.pid, version=self.version)
 
     def close(self, kill: bool = False) -> None:

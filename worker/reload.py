@@ -51,7 +51,7 @@ class ModelReloader:
         seen = fingerprint(self.settings.model_dir)
         engine = await self.client.load(Path(seen[0]) if self.watching else None)
         self.fingerprint = seen
-        log.info("model_loaded", version=engine.version, backend=self.settings.model_backend)
+        log.info("model_loaded", version=engine.version, requested=self.settings.model_backend, **engine.serving)
 
     async def check(self) -> bool:
         """Reload when ``model_dir`` changed since the last load; True when a new model was swapped in."""
@@ -72,5 +72,5 @@ class ModelReloader:
         self._rejected = None
         self.fingerprint = seen
         self.metrics.model_reloads.labels(result="ok").inc()
-        log.info("model_reloaded", previous=old, version=engine.version)
+        log.info("model_reloaded", previous=old, version=engine.version, **engine.serving)
         return True

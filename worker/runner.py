@@ -87,7 +87,7 @@ def run_worker(settings: WorkerSettings) -> NoReturn:
     """
     from worker.app import create_app
 
-    if settings.model_backend == "torch":
+    if settings.model_backend != "noop":
         from triage.checkpoint import resolve_checkpoint
 
         resolve_checkpoint(settings.model_dir)

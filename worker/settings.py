@@ -171,10 +171,12 @@ class WorkerSettings(BaseSettings):
         default=Path("models/finetuned/latest"),
         description="Checkpoint folder or the `latest` link, watched for reloads.",
     )
-    model_backend: Literal["torch", "onnx", "onnx-int8", "noop"] = Field(
-        default="torch",
-        description="torch: the fine-tuned checkpoint; onnx/onnx-int8: its ONNX export (`triage export`); "
-        "noop: a constant answer without a model (pipeline benchmarks).",
+    model_backend: Literal["auto", "torch", "onnx", "onnx-int8", "noop"] = Field(
+        default="auto",
+        description="auto: on CUDA torch in bf16/fp16, on CPU the checkpoint's int8 ONNX export when its "
+        "validation verdict says fit, else the fp32 export, else torch (/health says which and why); "
+        "torch: the safetensors weights in fp32; onnx/onnx-int8: that export; noop: a constant answer without "
+        "a model (pipeline benchmarks).",
     )
     device: str | None = Field(
         default=None, description="Torch device (cpu, cuda, cuda:1); default: CUDA when present."

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from schemas.enums import Category, Priority
+from schemas.taxonomy import load_taxonomy
+from trainer.data import load_banking77
 from triage.checkpoint import CheckpointError
-from triage.classifier import Classifier
+from triage.classifier import SERVING_FILE, Classifier
 
 OBVIOUS = {
     "my card was stolen": (Category.ACCOUNT_LOGIN, Priority.HIGH),
@@ -21,6 +23,8 @@ OBVIOUS = {
     "my new card still hasn't arrived": (Category.ORDER_DELIVERY, None),
     "is there an age limit to open an account?": (Category.GENERAL_INQUIRY, None),
 }
+
+OFF_TOPIC = ["asdkjh qwpoeiru zmxncb", "what's the best pizza topping in Naples?", "thanks, bye!"]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +91,30 @@ def test_corrupt_weights_are_refused_with_a_fix(tiny_checkpoint: Path, tmp_path:
         Classifier.load(broken)
 
 
-def test_onnx_backend_needs_an_export(tiny_checkpoint: Path) -> None:
+def test_onnx_backend_needs_an_export(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    older = tmp_path / "older"
+    shutil.copytree(tiny_checkpoint.resolve(), older, ignore=shutil.ignore_patterns("onnx"))
     with pytest.raises(CheckpointError, match="triage export"):
-        Classifier.load(tiny_checkpoint, backend="onnx-int8")
+        Classifier.load(older, backend="onnx-int8")
+    assert Classifier.load(older, backend="auto", device="cpu").serving.backend == "torch"
+
+
+def test_onnx_backends_score_scope_like_torch(tiny_checkpoint: Path, classifier: Classifier, data_dir: Path) -> None:
+    texts = load_banking77(data_dir, "PolyAI/banking77", load_taxonomy()).test.texts[::15] + OFF_TOPIC
+    torch_scores = classifier.predict_scored(texts)[1]
+    assert torch_scores is not None
+    fp32 = Classifier.load(tiny_checkpoint, backend="onnx").predict_scored(texts)[1]
+    assert fp32 is not None
+    np.testing.assert_allclose(fp32, torch_scores, atol=0.005)
+    int8 = Classifier.load(tiny_checkpoint, backend="onnx-int8").predict(texts)
+    assert abs(np.array([t.scope_score for t in int8]) - torch_scores).mean() < 0.05
+    flags = [t.out_of_scope for t in classifier.predict(texts)]
+    assert np.mean([t.out_of_scope == f for t, f in zip(int8, flags, strict=True)]) >= 0.95
+
+
+def test_auto_serves_what_the_training_run_judged(tiny_checkpoint: Path) -> None:
+    verdicts = json.loads((tiny_checkpoint / SERVING_FILE).read_text(encoding="utf-8"))["backends"]
+    served = Classifier.load(tiny_checkpoint, backend="auto", device="cpu").serving
+    fit = [name for name in ("onnx-int8", "onnx") if verdicts[name]["fit"]]
+    assert served.backend == (fit[0] if fit else "torch")
+    assert served.reason.startswith("auto: CPU")
