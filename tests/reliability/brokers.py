@@ -3,7 +3,8 @@
 Tansu is memory-only: a restart loses every topic, record and committed offset. So the partition
 scenario puts a ``FaultProxy`` in front of a broker that keeps running (every client connection,
 bootstrap and advertised, goes through the proxy), and the restart scenario only claims what a
-memory-only broker can show: clients reconnect on their own and new tickets are triaged.
+memory-only broker can show: clients reconnect on their own and new tickets are triaged. The produce
+scenarios put a ``KafkaProxy`` there instead, which holds or answers chosen requests in the broker's place.
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.reliability.proxy import FaultProxy
+from tests.reliability.proxy import FaultProxy, KafkaProxy, OnRequest
 from triage.broker import BrokerUnavailable, free_port
 
 __all__ = ["PartitionedBroker"]
 
 
 class PartitionedBroker:
-    """A Tansu broker that advertises a proxy's port, so ``cut()`` severs every client from it."""
+    """A Tansu broker that advertises a proxy's port, so ``cut()`` severs every client from it.
 
-    def __init__(self, log_path: Path) -> None:
+    With ``on_request``, the proxy is a ``KafkaProxy`` that shows that hook every request first.
+    """
+
+    def __init__(self, log_path: Path, on_request: OnRequest | None = None) -> None:
         self.listen_port = free_port()
-        self.proxy = FaultProxy("127.0.0.1", self.listen_port)
+        self.proxy = (
+            FaultProxy("127.0.0.1", self.listen_port)
+            if on_request is None
+            else KafkaProxy("127.0.0.1", self.listen_port, on_request)
+        )
         self._log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 

@@ -1,24 +1,37 @@
-"""A TCP proxy that can cut a live link: the network fault the reliability scenarios inject.
+"""TCP proxies that inject the network and broker faults of the reliability scenarios.
 
-Put it between a client (the worker, a producer) and a server (Redis, the broker). ``cut()`` resets every
-open connection and refuses new ones until ``restore()``; from the client's side the server has crashed.
-It runs its own event loop in a thread, so sync tests and async tests drive it the same way.
+Put one between a client (the worker, a producer) and a server (Redis, the broker). ``FaultProxy.cut()``
+resets every open connection and refuses new ones until ``restore()``; from the client's side the server has
+crashed. ``KafkaProxy`` also reads the Kafka frames clients send and lets a scenario hold a request back or
+answer it in the broker's place (``ProduceHold``, ``RefuseLargeProduce``). Both run their own event loop in a
+thread, so sync tests and async tests drive them the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import threading
-from collections.abc import Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Coroutine
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from aiokafka.protocol import produce as produce_api
+from aiokafka.record.memory_records import MemoryRecords
+
 from triage.broker import free_port
 
-__all__ = ["FaultProxy"]
+__all__ = [
+    "MESSAGE_TOO_LARGE", "FaultProxy", "KafkaProxy", "KafkaRequest", "OnRequest", "ProduceHold", "RefuseLargeProduce",
+]
 
 _CHUNK = 256 * 1024
+PRODUCE = 0
+MESSAGE_TOO_LARGE = 10
+"""Kafka's error code for a record batch over the broker's ``max.message.bytes`` (not retriable)."""
 
 
 class FaultProxy:
@@ -92,11 +105,20 @@ class FaultProxy:
         self.connections += 1
         self._live.update((client_w, server_w))
         try:
-            await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
+            await self._relay(client_r, client_w, server_r, server_w)
         finally:
             for writer in (client_w, server_w):
                 self._live.discard(writer)
                 writer.transport.abort()
+
+    async def _relay(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> None:
+        await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -114,3 +136,206 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.transport.abort()
+
+
+@dataclass(frozen=True)
+class KafkaRequest:
+    """One request frame of a client: the request header's fields and the body after it."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body: bytes
+
+    @classmethod
+    def parse(cls, frame: bytes) -> KafkaRequest:
+        api_key, api_version, correlation_id, id_length = struct.unpack_from(">hhih", frame)
+        client_id = None if id_length < 0 else frame[10 : 10 + id_length].decode("utf-8", "replace")
+        return cls(api_key, api_version, correlation_id, client_id, frame[10 + max(id_length, 0) :])
+
+    def produce(self) -> Any | None:
+        """A Produce request's body, decoded; None for another request or a version this proxy does not decode.
+
+        aiokafka (the worker) sends v3-v8, whose layout ``aiokafka.protocol`` knows; kafka-python (the replay tool)
+        sends the flexible v9+, which the hooks leave alone.
+        """
+        if self.api_key != PRODUCE or self.api_version not in _PARTITION_FIELDS:
+            return None
+        return getattr(produce_api, f"ProduceRequest_v{self.api_version}").decode(self.body)
+
+    def expects_response(self) -> bool:
+        """False only for a Produce with ``acks=0``, which the broker never answers."""
+        if self.api_key != PRODUCE:
+            return True
+        if self.api_version <= 8:  # after an int16-length transactional id
+            (length,) = struct.unpack_from(">h", self.body)
+            at = 2 + max(length, 0)
+        else:  # flexible: after the header's tagged fields (a count, 0) and a varint-length transactional id
+            assert self.body[0] == 0, "tagged fields in a Produce request header"
+            length, at = _varint(self.body, 1)
+            at += max(length - 1, 0)
+        (acks,) = struct.unpack_from(">h", self.body, at)
+        return bool(acks)
+
+
+OnRequest = Callable[[KafkaRequest], Awaitable[bytes | None]]
+"""A scenario's hook: may wait before the request goes on (None), or return the response frame to answer with."""
+
+
+class KafkaProxy(FaultProxy):
+    """A ``FaultProxy`` that reads each Kafka request frame and passes it to ``on_request`` first.
+
+    Clients pipeline requests and match responses by order, so responses go back in request order whether
+    the broker or the hook answered, and a request held by the hook holds back the ones after it on the same
+    connection, as a slow broker would.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int, on_request: OnRequest) -> None:
+        super().__init__(upstream_host, upstream_port)
+        self.on_request = on_request
+
+    async def _relay(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[asyncio.Future[bytes]] = asyncio.Queue()  # one per request, in request order
+        from_broker: deque[asyncio.Future[bytes]] = deque()
+
+        async def requests() -> None:
+            while (frame := await _read_frame(client_r)) is not None:
+                request = KafkaRequest.parse(frame)
+                reply: asyncio.Future[bytes] = loop.create_future()
+                if request.expects_response():
+                    replies.put_nowait(reply)
+                answer = await self.on_request(request)
+                if answer is not None:
+                    reply.set_result(answer)
+                    continue
+                if request.expects_response():
+                    from_broker.append(reply)
+                server_w.write(_framed(frame))
+                await server_w.drain()
+
+        async def responses() -> None:
+            while (frame := await _read_frame(server_r)) is not None:
+                from_broker.popleft().set_result(frame)
+
+        async def send_back() -> None:
+            while True:
+                client_w.write(_framed(await (await replies.get())))
+                await client_w.drain()
+
+        tasks = [loop.create_task(job()) for job in (requests, responses, send_back)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:  # a link that went away ends the connection; a fault of the proxy is raised (logged)
+            if not isinstance(task.exception(), OSError | None):
+                task.result()
+
+
+class ProduceHold:
+    """``on_request`` hook: holds every ``every``-th Produce request to ``topics`` for ``hold_s`` seconds.
+
+    While one is held, ``held`` names the keys of its records: outputs the broker has not written, so the
+    producer cannot have had them acknowledged.
+    """
+
+    def __init__(self, topics: Collection[str], every: int, hold_s: float) -> None:
+        self.topics = set(topics)
+        self.every = every
+        self.hold_s = hold_s
+        self.requests = 0
+        self.holds = 0
+        self.held: frozenset[bytes] = frozenset()
+
+    async def __call__(self, request: KafkaRequest) -> bytes | None:
+        produce = request.produce()
+        if produce is None or not {topic for topic, _ in produce.topics} <= self.topics:
+            return None
+        self.requests += 1
+        if self.requests % self.every:
+            return None
+        self.holds += 1
+        self.held = frozenset(key for _, _, data in _batches(produce) for key in _keys(data))
+        try:
+            await asyncio.sleep(self.hold_s)
+        finally:
+            self.held = frozenset()
+        return None
+
+
+class RefuseLargeProduce:
+    """``on_request`` hook: a broker whose ``max.message.bytes`` is ``limit``, for Produce requests to ``topics``.
+
+    A request carrying any record batch over the limit is answered ``MESSAGE_TOO_LARGE`` for every partition
+    in it (nothing is written), as Apache Kafka answers a batch it refuses; the others go to the broker.
+    """
+
+    def __init__(self, topics: Collection[str], limit: int) -> None:
+        self.topics = set(topics)
+        self.limit = limit
+        self.refused: list[bytes] = []
+
+    async def __call__(self, request: KafkaRequest) -> bytes | None:
+        produce = request.produce()
+        if produce is None:
+            return None
+        batches = _batches(produce)
+        if not {topic for topic, _, _ in batches} <= self.topics or all(len(d) <= self.limit for *_, d in batches):
+            return None
+        self.refused.extend(key for *_, data in batches for key in _keys(data))
+        partitions: dict[str, list[tuple[object, ...]]] = {}
+        for topic, partition, _ in batches:
+            answer: tuple[object, ...] = (partition, MESSAGE_TOO_LARGE, -1, -1, -1, [], f"over {self.limit} bytes")
+            partitions.setdefault(topic, []).append(answer[: _PARTITION_FIELDS[request.api_version]])
+        response = produce.RESPONSE_TYPE(list(partitions.items()), 0)
+        return struct.pack(">i", request.correlation_id) + response.encode()
+
+
+_PARTITION_FIELDS = {3: 4, 4: 4, 5: 5, 6: 5, 7: 5, 8: 7}
+"""Fields of a partition's answer in ProduceResponse v3-v8 (v5 adds log_start_offset, v8 the record errors)."""
+
+
+def _batches(produce: Any) -> list[tuple[str, int, bytes]]:
+    return [(topic, partition, data) for topic, partitions in produce.topics for partition, data in partitions]
+
+
+def _keys(data: bytes) -> list[bytes]:
+    """Keys of the records in a Produce request's record batches (decompressed as the broker would)."""
+    records, keys = MemoryRecords(data), list[bytes]()
+    while (batch := records.next_batch()) is not None:
+        keys.extend(record.key for record in batch if record.key is not None)
+    return keys
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """An unsigned varint at ``at``: its value and where the next field starts."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if not byte & 0x80:
+            return value, at
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """One size-prefixed Kafka frame without its size; None at the end of the stream."""
+    try:
+        (size,) = struct.unpack(">i", await reader.readexactly(4))
+        return await reader.readexactly(size)
+    except asyncio.IncompleteReadError:
+        return None
+
+
+def _framed(frame: bytes) -> bytes:
+    return struct.pack(">i", len(frame)) + frame

@@ -1,0 +1,207 @@
+"""The broker's answers to the worker's Produce requests, faulted by a Kafka-aware proxy (``KafkaProxy``).
+
+Holes 1 and 2 of issue 15 at the broker level: the unit tests in ``tests/worker`` check the ack order and the
+refusal path against a fake producer; here a real worker talks to a real broker, and the proxy holds its
+Produce requests back or answers them ``MESSAGE_TOO_LARGE`` as Apache Kafka would (Tansu enforces no size
+limit). These scenarios test plumbing, not the model, so the worker runs the no-op backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from loadtest.replay import ReplayConfig
+from loadtest.source import SourceRecord
+from schemas import DeadLetter
+from schemas.enums import ErrorCode
+from tests.reliability.brokers import PartitionedBroker
+from tests.reliability.proxy import ProduceHold, RefuseLargeProduce
+from tests.reliability.summary import report, report_line
+from tests.reliability.traffic import Stage, Tap, Traffic, create_topics
+from tests.workers import WorkerProcess
+
+HOLD_S = 3.0
+BROKER_LIMIT = 256 * 1024  # the refusing broker's max.message.bytes, well under the worker's max_output_bytes
+
+
+class CommittedOffsets:
+    """Reads a consumer group's committed offsets on one topic from the broker, without joining the group.
+
+    (aiokafka's admin client cannot decode Tansu's OffsetFetch answer; a group-less consumer's ``committed`` can.)
+    """
+
+    def __init__(self, brokers: str, group: str, topic: str, partitions: int) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=brokers, group_id=group, enable_auto_commit=False)
+        self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
+
+    async def __aenter__(self) -> CommittedOffsets:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def read(self) -> dict[int, int]:
+        """Partition → committed offset (the next one to read), for partitions with a commit."""
+        offsets = {tp.partition: await self._consumer.committed(tp) for tp in self._partitions}
+        return {partition: offset for partition, offset in offsets.items() if offset is not None}
+
+
+def test_commits_never_pass_a_ticket_whose_outputs_the_broker_has_not_acknowledged(
+    tmp_path: Path,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    source_records: list[SourceRecord],
+) -> None:
+    """Every 4th Produce request of the worker is held 3 s before it reaches the broker.
+
+    While one is held its records are not in the log, so none of its tickets is published. The consumer group's
+    committed offsets on the incoming topic, read again and again while the hold lasts (and only counted when the
+    same hold lasted through the read), must never pass the lowest input offset of those tickets; at the end
+    nothing is lost.
+    """
+    hold = ProduceHold(stage.topics.outputs(), every=4, hold_s=HOLD_S)
+    with PartitionedBroker(tmp_path / "tansu-held.log", on_request=hold) as broker:
+        worker = spawn("held", broker.bootstrap, stage, None, batch_size="16")
+        reads: list[tuple[frozenset[bytes], dict[int, int]]] = []
+
+        async def watch(offsets: CommittedOffsets) -> None:
+            while True:
+                held = hold.held
+                committed = await offsets.read()
+                if held and hold.held is held:
+                    reads.append((held, committed))
+                await asyncio.sleep(0.05)
+
+        async def scenario() -> tuple[Traffic, dict[bytes, tuple[int, int]]]:
+            await create_topics(broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            worker.start()
+            await asyncio.to_thread(worker.wait_ready)
+            inputs = Tap(broker.bootstrap, [stage.topics.incoming], stage.partitions)
+            await inputs.start()
+            try:
+                async with CommittedOffsets(broker.bootstrap, stage.group, stage.topics.incoming, 4) as offsets:
+                    watcher = asyncio.create_task(watch(offsets))
+                    async with Traffic("produce_held", broker.bootstrap, stage, source_records) as t:
+                        t.send(ReplayConfig(count=600, rate=150, duplicate_ratio=0.1, seed=21))
+                        await t.settle(180)
+                    watcher.cancel()
+                while await inputs.poll():
+                    pass
+                return t, {r.key: (r.partition, r.offset) for r in inputs.records if r.key is not None}
+            finally:
+                await inputs.stop()
+
+        traffic, offset_of = asyncio.run(scenario())
+        alive = worker.running and worker.starts == 1
+
+    passed: list[str] = []
+    at_the_head = 0
+    for held, committed in reads:
+        lowest: dict[int, int] = {}
+        for key in held:
+            partition, offset = offset_of[key]
+            lowest[partition] = min(offset, lowest.get(partition, offset))
+        for partition, offset in lowest.items():
+            at = committed.get(partition, 0)
+            if at > offset:
+                passed.append(f"partition {partition} committed at {at} while offset {offset} was unpublished")
+            at_the_head += at == offset
+    outcome = traffic.outcome()
+    outcome.extra.update(holds=hold.holds, commit_reads_while_held=len(reads), at_the_held_offset=at_the_head)
+    report(outcome)
+    assert alive, f"the worker did not ride out the held requests:\n{worker.tail()}"
+    assert hold.holds >= 3 and reads, f"too few holds observed ({hold.holds} holds, {len(reads)} reads)"
+    assert not passed, f"{len(passed)} commits passed unpublished tickets, first: {passed[:3]}"
+    outcome.assert_clean()
+
+
+def _ticket(ticket_id: str, text: str, **extra: object) -> bytes:
+    fields = {"ticket_id": ticket_id, "text": text, "channel": "email", "created_at": "2026-12-01T09:30:00Z"}
+    return json.dumps({**fields, **extra}).encode()
+
+
+def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
+    tmp_path: Path,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    source_records: list[SourceRecord],
+) -> None:
+    """The broker refuses record batches over 256 KiB (``MESSAGE_TOO_LARGE``, not retriable); one valid ticket
+    carries a 600 KB attachment field (incompressible), its 40 neighbours are ordinary, all on one partition.
+
+    That ticket gets an ``output_too_large`` dead letter (whole payload refused too, so cut like an invalid one's),
+    every neighbour is triaged exactly once, the worker never restarts, and the partition's committed offset
+    reaches its end: no crash loop.
+    """
+    refuse = RefuseLargeProduce(stage.topics.outputs(), BROKER_LIMIT)
+    big = "big-" + stage.base
+    neighbours = [f"n{i:02d}-{stage.base}" for i in range(40)]
+    payloads = {i: _ticket(i, r.text) for i, r in zip(neighbours, source_records, strict=False)}
+    payloads[big] = _ticket(big, source_records[40].text, attachment=base64.b64encode(os.urandom(450_000)).decode())
+    order = [*neighbours[:20], big, *neighbours[20:]]
+    with PartitionedBroker(tmp_path / "tansu-refusing.log", on_request=refuse) as broker:
+        worker = spawn("refused", broker.bootstrap, stage, None)
+
+        async def scenario() -> tuple[list[tuple[str, bytes | None, bytes]], dict[int, int]]:
+            await create_topics(broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            worker.start()
+            await asyncio.to_thread(worker.wait_ready)
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2 << 20, linger_ms=50)
+            await producer.start()
+            try:
+                sends = [
+                    await producer.send(stage.topics.incoming, payloads[i], key=i.encode(), partition=0) for i in order
+                ]
+                await asyncio.gather(*sends)
+            finally:
+                await producer.stop()
+            tap = Tap(broker.bootstrap, [stage.topics.enriched, stage.topics.deadletter], stage.partitions)
+            await tap.start()
+            try:
+                async with CommittedOffsets(broker.bootstrap, stage.group, stage.topics.incoming, 4) as offsets:
+                    committed: dict[int, int] = {}
+                    for _ in range(1200):
+                        await tap.poll()
+                        committed = await offsets.read()
+                        if committed.get(0) == len(order) and len({r.key for r in tap.records}) >= len(order):
+                            break
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1.5)  # late duplicates, if any
+                await tap.poll()
+                return [(r.topic, r.key, r.value) for r in tap.records], committed
+            finally:
+                await tap.stop()
+
+        records, committed = asyncio.run(scenario())
+        alive = worker.running and worker.starts == 1
+        log = worker.output()
+
+    enriched = Counter(key.decode() for topic, key, _ in records if topic == stage.topics.enriched and key)
+    letters = [DeadLetter.model_validate_json(value) for topic, _, value in records if topic == stage.topics.deadletter]
+    resolved = set(enriched) | {letter.ticket_id for letter in letters}
+    lost = sorted(set(order) - resolved)
+    duplicates = sum(n - 1 for n in enriched.values()) + len(letters) - len({letter.ticket_id for letter in letters})
+    report_line(
+        f"scenario=produce_too_large sent={len(order)} enriched={len(enriched)} dead={len(letters)} lost={len(lost)} "
+        f"duplicates={duplicates} refused_records={len(refuse.refused)} committed={committed.get(0)} "
+        f"worker_starts={worker.starts}"
+    )
+    assert big.encode() in refuse.refused, "the proxy never refused the large ticket's records"
+    assert alive and "publish_failed" not in log, f"the worker crashed on a refused record:\n{worker.tail()}"
+    assert not lost, f"{len(lost)} tickets lost: {lost[:5]}"
+    assert duplicates == 0 and big not in enriched, f"duplicates {duplicates}, enriched {enriched.get(big)}"
+    assert set(enriched) == set(order) - {big}, "a neighbour of the refused ticket was not triaged"
+    (letter,) = letters
+    assert letter.ticket_id == big and letter.error.code == ErrorCode.OUTPUT_TOO_LARGE, letter.error
+    assert letter.payload_sha256 == hashlib.sha256(payloads[big]).hexdigest()
+    assert committed.get(0) == len(order), f"partition 0 committed at {committed.get(0)}, not past every ticket"
