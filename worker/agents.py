@@ -173,12 +173,13 @@ class BatchRunner:
         error = ErrorInfo(code=ErrorCode.OUTPUT_TOO_LARGE, message=f"the broker refused its record: {exc}")
         whole = record.topic != self.settings.topics.deadletter
         ticket_id = record.key.decode("utf-8", "surrogatepass") if whole and record.key is not None else None
-        try:
-            await self._publish_alone(self.pipeline.dead_letter(record.source, error, ticket_id, valid=whole))
-        except REFUSED_RECORD:
-            if not whole:
-                raise
-            await self._publish_alone(self.pipeline.dead_letter(record.source, error, ticket_id, valid=False))
+        for valid in dict.fromkeys((whole, False)):
+            letter = self.pipeline.dead_letter(record.source, error, ticket_id, valid=valid)
+            try:
+                return await self._publish_alone(letter)
+            except REFUSED_RECORD:
+                if not valid:
+                    raise
 
     async def _publish_alone(self, record: OutRecord) -> None:
         for item in await self.publisher.send([record]):

@@ -7,7 +7,6 @@ their own app from their own settings without a second, environment-built one ap
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -25,23 +24,9 @@ from worker.reload import ModelReloader
 from worker.settings import KafkaSecuritySettings, WorkerSettings
 from worker.transport import InflightBytes, TriageApp
 
-__all__ = ["WorkerComponents", "create_app", "kafka_credentials"]
+__all__ = ["create_app", "kafka_credentials"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class WorkerComponents:
-    """Everything ``create_app`` built, reachable from the app as ``app.triage``."""
-
-    settings: WorkerSettings
-    metrics: WorkerMetrics
-    cache: TriageCache
-    model: ModelClient
-    reloader: ModelReloader
-    pipeline: TriagePipeline
-    health: HealthCheck
-    runner: BatchRunner
 
 
 def kafka_credentials(kafka: KafkaSecuritySettings) -> CredentialsT | None:
@@ -99,7 +84,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # the no-op pipeline's ceiling, and this roughly doubled Faust's delivery rate to the stream here.
         cython_optimizations=True,
     )
-    app.fetch_wait_ms = settings.fetch_wait_ms
+    app.triage_settings = settings
     app.inflight = InflightBytes(settings.max_inflight_bytes)
     metrics = WorkerMetrics()
     cache = TriageCache(settings.redis, metrics)
@@ -108,9 +93,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     pipeline = TriagePipeline(settings, cache, model, metrics)
     health = HealthCheck(app, model, cache)
     runner = BatchRunner(app, settings, pipeline, app.inflight, metrics)
-    app.triage = WorkerComponents(  # type: ignore[attr-defined]
-        settings, metrics, cache, model, reloader, pipeline, health, runner
-    )
+    app.drain = runner.drain
     register_agent(app, settings, runner)
     register_pages(app, health, metrics, settings.topics.incoming, app.inflight)
 

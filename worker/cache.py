@@ -1,4 +1,8 @@
-"""Cache of triage results for repeated texts: one round trip per batch, never in the way."""
+"""Cache of triage results for repeated texts: one round trip per batch, never in the way.
+
+The store is Redis (shared by every worker) or this process's memory (no Redis at all); every store call may
+raise, and ``TriageCache`` decides what a failure means.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,87 @@ from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 import structlog
+from cachetools import TTLCache
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 
 from schemas.messages import Triage
-from worker.cache_stores import CacheStore, open_store
 from worker.metrics import WorkerMetrics
 from worker.settings import RedisSettings
 
-__all__ = ["TriageCache", "cache_key", "ticket_key"]
+__all__ = ["MemoryStore", "RedisStore", "TriageCache", "cache_key", "ticket_key"]
 
 log = structlog.get_logger(__name__)
 
 _STORE_FAILURES = (aioredis.RedisError, OSError, asyncio.TimeoutError)
+
+# SET with a TTL for every key in one command: a pipeline of SETs costs a command per ticket. The first
+# ARGV[3] keys live ARGV[1] seconds (answers by text), the rest ARGV[2] (idempotency records of tickets).
+_SET_MANY = """
+local texts = tonumber(ARGV[3])
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 3], 'EX', i <= texts and ARGV[1] or ARGV[2])
+end
+return #KEYS
+"""
+
+
+class RedisStore:
+    """One MGET per lookup and one scripted command per store, so a batch costs two round trips."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        timeout = settings.timeout_ms / 1000.0
+        self._ttls = (settings.ttl_s, settings.ticket_ttl_s)
+        self.client = aioredis.Redis.from_url(
+            settings.url,
+            password=settings.password_value(),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._set_many: AsyncScript = self.client.register_script(_SET_MANY)
+        self.description = "redis"
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        values = await self.client.mget(keys)  # bytes, or None for a missing key (no decode_responses)
+        return [value if isinstance(value, bytes) else None for value in values]
+
+    async def set_many(self, texts: Mapping[str, str], tickets: Mapping[str, bytes]) -> None:
+        await self._set_many(
+            keys=[*texts, *tickets], args=[*self._ttls, len(texts), *texts.values(), *tickets.values()]
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class MemoryStore:
+    """Bounded LRUs with the same TTLs, private to this process: lost on restart, not shared between workers."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        size = settings.memory_max_entries
+        self._texts: TTLCache[str, bytes] = TTLCache(maxsize=size, ttl=settings.ttl_s)
+        self._tickets: TTLCache[str, bytes] = TTLCache(maxsize=size, ttl=settings.ticket_ttl_s)
+        self.description = f"memory (at most {size} entries of each kind)"
+
+    async def ping(self) -> None:
+        return None
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._texts.get(key) or self._tickets.get(key) for key in keys]
+
+    async def set_many(self, texts: Mapping[str, str], tickets: Mapping[str, bytes]) -> None:
+        for key, value in texts.items():
+            self._texts[key] = value.encode()
+        self._tickets.update(tickets)
+
+    async def close(self) -> None:
+        self._texts.clear()
+        self._tickets.clear()
 
 
 def cache_key(prefix: str, model_version: str, text: str) -> str:
@@ -55,7 +129,7 @@ class TriageCache:
         self.settings = settings
         self._metrics = metrics
         self._timeout = settings.timeout_ms / 1000.0
-        self._store: CacheStore | None = None
+        self._store: RedisStore | MemoryStore | None = None
         self._down_until = 0.0
         self._answered = False
         metrics.cache_available.set(1 if settings.enabled else 0)
@@ -76,9 +150,10 @@ class TriageCache:
         """Enabled and the last store call succeeded."""
         return self.settings.enabled and self._answered
 
-    def _opened(self) -> CacheStore:
+    def _opened(self) -> RedisStore | MemoryStore:
+        """The store ``settings.backend`` names, built on first use (building one does no I/O)."""
         if self._store is None:
-            self._store = open_store(self.settings)
+            self._store = MemoryStore(self.settings) if self.settings.backend == "memory" else RedisStore(self.settings)
         return self._store
 
     async def connect(self) -> None:

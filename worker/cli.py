@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import click
-from pydantic import BaseModel
 
+from triage.settings_doc import env_vars
 from worker.settings import WorkerSettings
 
 __all__ = ["COMMANDS", "settings_help"]
 
 
-def _env_names(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str]]:
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _env_names(annotation, f"{prefix}{name.upper()}__")
-        else:
-            yield f"{prefix}{name.upper()}", field.description or ""
-
-
 def settings_help() -> str:
     """One line per environment variable of ``WorkerSettings``, for ``triage worker --help``."""
-    return "\n".join(f"  {env}: {text}" for env, text in _env_names(WorkerSettings, "TRIAGE_"))
+    return "\n".join(f"  {var.name}: {var.description}" for var in env_vars(WorkerSettings))
 
 
 @click.command("worker", epilog="\b\nSettings (environment variables):\n" + settings_help())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["WorkerMetrics"]
@@ -15,75 +17,63 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.tickets_in = Counter("triage_tickets_in", "Messages consumed, by topic.", ["topic"], registry=r)
-        self.records_out = Counter(
-            "triage_records_out", "Records published and acknowledged by the broker, by topic.", ["topic"],
-            registry=r,
+        counter, gauge = partial(Counter, registry=self.registry), partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.tickets_in = counter("triage_tickets_in", "Messages consumed, by topic.", ["topic"])
+        self.records_out = counter(
+            "triage_records_out", "Records published and acknowledged by the broker, by topic.", ["topic"]
         )
-        self.tickets_triaged = Counter(
-            "triage_tickets_triaged", "Tickets triaged, by category and priority.", ["category", "priority"],
-            registry=r,
+        self.tickets_triaged = counter(
+            "triage_tickets_triaged", "Tickets triaged, by category and priority.", ["category", "priority"]
         )
-        self.out_of_scope = Counter(
-            "triage_out_of_scope", "Tickets triaged as outside the taxonomy (triage.out_of_scope).", registry=r
+        self.out_of_scope = counter(
+            "triage_out_of_scope", "Tickets triaged as outside the taxonomy (triage.out_of_scope)."
         )
-        self.dead_letters = Counter(
-            "triage_dead_letters", "Messages sent to the dead-letter topic, by reason.", ["reason"], registry=r
+        self.dead_letters = counter(
+            "triage_dead_letters", "Messages sent to the dead-letter topic, by reason.", ["reason"]
         )
-        self.batch_size = Histogram(
-            "triage_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+        self.batch_size = histogram("triage_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS)
+        self.inference_seconds = histogram(
+            "triage_inference_seconds", "Model time per model call (cache misses only).", buckets=_LATENCY_BUCKETS
         )
-        self.inference_seconds = Histogram(
-            "triage_inference_seconds", "Model time per model call (cache misses only).",
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )
-        self.model_call_texts = Histogram(
+        self.model_call_texts = histogram(
             "triage_model_call_texts",
             "Texts per model call: the cache misses of one micro-batch, or of several merged while the model "
             "was busy.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         )
-        self.end_to_end_seconds = Histogram(
+        self.end_to_end_seconds = histogram(
             "triage_end_to_end_seconds",
             "From a ticket's Kafka timestamp to the broker acknowledging its enriched record.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            buckets=_LATENCY_BUCKETS,
         )
-        self.cache_hits = Counter("triage_cache_hits", "Tickets answered from the cache.", registry=r)
-        self.cache_misses = Counter("triage_cache_misses", "Tickets looked up in the cache and not found.", registry=r)
-        self.cache_errors = Counter(
-            "triage_cache_errors", "Redis calls that failed or timed out (the batch went on uncached).",
-            ["operation"], registry=r,
+        self.cache_hits = counter("triage_cache_hits", "Tickets answered from the cache.")
+        self.cache_misses = counter("triage_cache_misses", "Tickets looked up in the cache and not found.")
+        self.cache_errors = counter(
+            "triage_cache_errors", "Redis calls that failed or timed out (the batch went on uncached).", ["operation"]
         )
-        self.cache_available = Gauge(
-            "triage_cache_available", "1 while the cache answers, 0 while the worker runs without it.",
-            registry=r,
+        self.cache_available = gauge(
+            "triage_cache_available", "1 while the cache answers, 0 while the worker runs without it."
         )
-        self.cache_hit_ratio = Gauge(
-            "triage_cache_hit_ratio", "Hits / lookups since start (use rate() of the counters for windows).",
-            registry=r,
+        self.cache_hit_ratio = gauge(
+            "triage_cache_hit_ratio", "Hits / lookups since start (use rate() of the counters for windows)."
         )
-        self.consumer_lag = Gauge(
+        self.consumer_lag = gauge(
             "triage_consumer_lag", "Messages not yet committed, by partition of the incoming topic.",
-            ["topic", "partition"], registry=r,
+            ["topic", "partition"],
         )
-        self.model_info = Gauge(
-            "triage_model_info", "1 for the model version being served.", ["version"], registry=r
-        )
-        self.model_reloads = Counter(
-            "triage_model_reloads", "Hot reload attempts, by result (ok, failed).", ["result"], registry=r
-        )
-        self.model_restarts = Counter(
+        self.model_info = gauge("triage_model_info", "1 for the model version being served.", ["version"])
+        self.model_reloads = counter("triage_model_reloads", "Hot reload attempts, by result (ok, failed).", ["result"])
+        self.model_restarts = counter(
             "triage_model_restarts",
             "Model processes killed and started again, by reason (died, timeout: a call past its deadline).",
-            ["reason"], registry=r,
+            ["reason"],
         )
-        self.inflight_bytes = Gauge(
-            "triage_inflight_bytes", "Bytes of fetched messages not yet committed (buffered or in flight).",
-            registry=r,
+        self.inflight_bytes = gauge(
+            "triage_inflight_bytes", "Bytes of fetched messages not yet committed (buffered or in flight)."
         )
-        self.publish_failures = Counter(
-            "triage_publish_failures", "Batches whose records the broker did not acknowledge.", registry=r
+        self.publish_failures = counter(
+            "triage_publish_failures", "Batches whose records the broker did not acknowledge."
         )
         self._hits = 0
         self._lookups = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from pydantic import ValidationError
@@ -143,15 +144,19 @@ class TriagePipeline:
 
     def _outcome(self, item: Item, published: dict[str, bytes]) -> Outcome:
         """A triaged ticket's records (the same bytes for the same ticket all batch long), or its dead letter."""
+        records: list[OutRecord] = []
         if item.error is None:
             try:
-                return self._enriched(item, published)
+                records = self._enriched(item, published)
             except Exception as exc:  # noqa: BLE001 - a record that cannot be built is dead-lettered alone
                 item.error = _failed("routing", exc)
-        assert item.error is not None
-        return Outcome(item.record, [self._dead_letter(item)])
+        if item.error is None:
+            return Outcome(item.record, records)
+        ticket_id = item.ticket.ticket_id if item.ticket is not None else None
+        return Outcome(item.record, [self.dead_letter(item.record, item.error, ticket_id, valid=ticket_id is not None)])
 
-    def _enriched(self, item: Item, published: dict[str, bytes]) -> Outcome:
+    def _enriched(self, item: Item, published: dict[str, bytes]) -> list[OutRecord]:
+        """The ticket's records; none, and ``item.error`` set, when they are too large to publish."""
         ticket, triage = item.ticket, item.triage
         if ticket is None or not isinstance(triage, Triage):
             raise TypeError(f"no triage for a valid ticket: {type(triage).__name__}")
@@ -163,18 +168,13 @@ class TriagePipeline:
                 message=f"enriched record of {len(records[0].value)} bytes is over the brokers' "
                 f"{self.settings.max_output_bytes} bytes, even compressed ({self.settings.output_compression})",
             )
-            return Outcome(item.record, [self._dead_letter(item)])
+            return []
         if item.triage_json is None:
             published.setdefault(item.ticket_key, triage_json)
         self.metrics.tickets_triaged.labels(category=triage.category.value, priority=triage.priority.value).inc()
         if triage.out_of_scope:
             self.metrics.out_of_scope.inc()
-        return Outcome(item.record, records)
-
-    def _dead_letter(self, item: Item) -> OutRecord:
-        assert item.error is not None
-        ticket_id = item.ticket.ticket_id if item.ticket is not None else None
-        return self.dead_letter(item.record, item.error, ticket_id, valid=item.ticket is not None)
+        return records
 
     def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, *, valid: bool) -> OutRecord:
         """The dead letter of one input, counted and logged (without its text).
@@ -184,15 +184,16 @@ class TriagePipeline:
         ticket id, or by the input's own key when the id cannot be one: building it must never fail.
         """
         self.metrics.dead_letters.labels(reason=error.code.value).inc()
+        build = partial(dead_letter_record, record, error, self.settings.topics.deadletter)
         cut = self.settings.deadletter_payload_bytes
         keep = len(record.value or b"") if valid else cut
         try:
-            letter = self._letter(record, error, ticket_id, keep)
+            letter = build(ticket_id=ticket_id, max_payload_bytes=keep)
         except Exception:  # noqa: BLE001 - an id that cannot be encoded: fall back to the record's key
             ticket_id = None
-            letter = self._letter(record, error, None, keep)
+            letter = build(ticket_id=None, max_payload_bytes=keep)
         if keep > cut and not letter.fits(self.settings.max_output_bytes, self.settings.output_compression):
-            letter = self._letter(record, error, ticket_id, cut)
+            letter = build(ticket_id=ticket_id, max_payload_bytes=cut)
         log.info(
             "dead_letter",
             reason=error.code.value,
@@ -203,11 +204,6 @@ class TriagePipeline:
             size=len(record.value or b""),
         )
         return letter
-
-    def _letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, keep: int) -> OutRecord:
-        return dead_letter_record(
-            record, error, self.settings.topics.deadletter, ticket_id=ticket_id, max_payload_bytes=keep
-        )
 
 
 def _failed(stage: str, exc: BaseException) -> ErrorInfo:

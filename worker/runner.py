@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import faust
 import structlog
 
 from triage.logging import configure_logging
 from worker.settings import WorkerSettings
+from worker.transport import TriageApp
 
 __all__ = ["EXIT_GRACE_EXPIRED", "TriageWorker", "main", "run_worker"]
 
@@ -37,20 +38,20 @@ class TriageWorker(faust.Worker):
         self._draining = False
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        configure_logging(self.app.triage.settings.log_level)  # type: ignore[attr-defined]
+        configure_logging(cast(TriageApp, self.app).triage_settings.log_level)
 
     async def stop(self) -> None:
         if not self._stopped.is_set() and not self._draining:
             self._draining = True
-            components = self.app.triage  # type: ignore[attr-defined]
-            grace = components.settings.shutdown_grace_s
+            app = cast(TriageApp, self.app)
+            grace = app.triage_settings.shutdown_grace_s
             log.info("worker_stopping", grace_s=grace)
             watchdog = threading.Timer(grace, _grace_expired, args=(grace,))
             watchdog.daemon = True
             watchdog.start()
             if not self.crash_reason:
-                await components.runner.drain()
-                await self.app.consumer.commit()
+                await app.drain()
+                await app.consumer.commit()
         await super().stop()
 
     def execute_from_commandline(self) -> NoReturn:

@@ -24,10 +24,7 @@ __all__ = [
 
 def available_cores() -> int:
     """CPU cores this process may run on (respects taskset/cgroup affinity, unlike ``os.cpu_count``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, len(os.sched_getaffinity(0)))  # Linux only, like the model process's pidfd watch
 
 
 class TopicSettings(BaseModel):
@@ -63,15 +60,8 @@ class TopicSettings(BaseModel):
     @classmethod
     def namespaced(cls, namespace: str, **overrides: Any) -> TopicSettings:
         """Topics ``<namespace>.incoming``, ``<namespace>.route.<slug>``, ...: one private set per test or run."""
-        names = {
-            "incoming": f"{namespace}.incoming",
-            "enriched": f"{namespace}.enriched",
-            "route_prefix": f"{namespace}.route.",
-            "oncall": f"{namespace}.oncall",
-            "review": f"{namespace}.review",
-            "deadletter": f"{namespace}.deadletter",
-        }
-        return cls(**{**names, **overrides})
+        names = {name: f"{namespace}.{name}" for name in ("incoming", "enriched", "oncall", "review", "deadletter")}
+        return cls(**{**names, "route_prefix": f"{namespace}.route.", **overrides})
 
 
 class RedisSettings(BaseModel):

@@ -20,6 +20,8 @@ import faust
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 
+from worker.settings import WorkerSettings
+
 __all__ = ["InflightBytes", "TriageApp"]
 
 
@@ -58,7 +60,7 @@ class InflightBytes:
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = cast("TriageApp", self.app).fetch_wait_ms  # read by the fetcher start() makes
+        consumer._fetch_max_wait_ms = cast("TriageApp", self.app).triage_settings.fetch_wait_ms  # read by its fetcher
         return consumer
 
 
@@ -110,10 +112,14 @@ class _Transport(driver.Transport):
 
 
 class TriageApp(faust.App):
-    """A Faust app whose consumer uses ``fetch_wait_ms``, bounds ``inflight`` bytes and commits in order."""
+    """A Faust app whose consumer uses ``fetch_wait_ms``, bounds ``inflight`` bytes and commits in order.
 
-    fetch_wait_ms: int = 1500
-    inflight: InflightBytes  # set by create_app, before the consumer starts
+    ``create_app`` sets the attributes below before the app starts.
+    """
+
+    triage_settings: WorkerSettings
+    inflight: InflightBytes
+    drain: Callable[[], Awaitable[None]]  # finishes the batches in flight, before a clean stop commits
     before_revoke: Callable[[], Awaitable[None]] | None = None
 
     def _new_transport(self) -> TransportT:
