@@ -110,7 +110,18 @@ FAMILIES: dict[str, Callable[[random.Random], str]] = {
 
 
 def offtopic_texts(count: int, seed: int = 0) -> list[tuple[str, str]]:
-    """``count`` (family, text) pairs, the families in turn, reproducible from ``seed``."""
+    """Up to ``count`` distinct (family, text) pairs, the families in turn, reproducible from ``seed``.
+
+    Repeats are dropped (small families run out first), so no single text weighs more than once in a rate.
+    """
     rng = random.Random(seed)
     names = list(FAMILIES)
-    return [(names[i % len(names)], FAMILIES[names[i % len(names)]](rng)) for i in range(count)]
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for i in range(count):
+        family = names[i % len(names)]
+        text = FAMILIES[family](rng)
+        if text not in seen:
+            seen.add(text)
+            out.append((family, text))
+    return out

@@ -34,6 +34,7 @@ __all__ = [
     "ood_sets",
     "ood_report",
     "read_ood_file",
+    "reported_offtopic",
     "separation",
 ]
 
@@ -175,7 +176,7 @@ def ood_report(
         },
         "sets": {},
     }
-    every = [*sets, OffTopicSet("generated", [t for _, t in offtopic_texts(GENERATED, seed=REPORT_SEED)])]
+    every = [*sets, OffTopicSet("generated", reported_offtopic())]
     all_flagged: list[np.ndarray] = []
     all_paged: list[np.ndarray] = []
     for named in every:
@@ -202,6 +203,12 @@ def ood_report(
 def ood_sets(folder: Path | None) -> list[OffTopicSet]:
     """Every ``*.jsonl`` file in ``folder`` as one out-of-scope set (none when no folder is given)."""
     return [read_ood_file(path) for path in sorted(folder.glob("*.jsonl"))] if folder else []
+
+
+def reported_offtopic() -> list[str]:
+    """Generated off-topic texts for reports: another seed, minus every text the tuning saw."""
+    tuned = {text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)}
+    return [text for _, text in offtopic_texts(GENERATED, seed=REPORT_SEED) if text not in tuned]
 
 
 def read_ood_file(path: Path) -> OffTopicSet:
