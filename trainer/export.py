@@ -2,10 +2,10 @@
 
 ``triage train`` writes both into every new checkpoint (``export_for_serving``) and judges each against
 torch on the validation split: an export that loses more than ``MAX_ACCURACY_LOSS_POINTS`` of intent
-accuracy, or changes High recall under the checkpoint's thresholds, is marked unfit and never served by
-backend ``auto``. ``triage export`` does the same for older checkpoints, and also measures every engine
-on the test split and one text at a time (the worker's worst case), interleaved so shared-CPU noise hits
-all alike.
+accuracy, or changes High recall under the checkpoint's thresholds by more than the one ticket that sits
+on a threshold, is marked unfit and never served by backend ``auto``. ``triage export`` does the same for
+older checkpoints, and also measures every engine on the test split and one text at a time (the worker's
+worst case), interleaved so shared-CPU noise hits all alike.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import structlog
 
+from schemas.enums import Priority
+from schemas.taxonomy import PRIORITIES
 from trainer.data import Banking77, Split, stratified_split
 from trainer.evaluate import update_metrics
 from trainer.metrics import predictions, summary
@@ -174,8 +176,10 @@ def _figures(
 ) -> dict[str, Any]:
     """Decisions under the checkpoint's thresholds and scope rule, and agreement with the reference engine."""
     probs, scores = scored
-    figures = summary(predictions(probs, split.intents, classifier.taxonomy, classifier.thresholds, scores))
+    decided = predictions(probs, split.intents, classifier.taxonomy, classifier.thresholds, scores)
+    figures = summary(decided)
     row: dict[str, Any] = {key: figures[key] for key in ("intent_accuracy", "high_recall", "out_of_scope_rate")}
+    row["high_support"] = int((decided.priority.true == PRIORITIES.index(Priority.HIGH)).sum())
     row["agreement"] = float((probs.argmax(axis=1) == reference[0].argmax(axis=1)).mean())
     if scores is not None and reference[1] is not None:
         gap = np.abs(scores - reference[1])
@@ -184,17 +188,26 @@ def _figures(
 
 
 def serving_verdict(row: dict[str, Any], torch_row: dict[str, Any]) -> dict[str, Any]:
-    """Fit to serve unless it loses more than the allowed accuracy or changes High recall; says why."""
+    """Fit to serve unless it loses more than the allowed accuracy or changes High recall; says why.
+
+    High recall may move by one ticket: the thresholds were tuned on this split, so one High ticket sits
+    exactly on a threshold by construction, and float noise alone flips it (fp32 ONNX, same intent as torch
+    on every ticket, did so in two of three quick-preset runs). More than one is a change.
+    """
     delta = 100 * (row["intent_accuracy"] - torch_row["intent_accuracy"])
     recall, torch_recall = row["high_recall"], torch_row["high_recall"]
+    tickets = round(abs(recall - torch_recall) * row["high_support"])
     problems = []
     if delta < -MAX_ACCURACY_LOSS_POINTS:
         problems.append(f"loses {-delta:.2f} points of validation intent accuracy (> {MAX_ACCURACY_LOSS_POINTS:g})")
-    if recall != torch_recall:
-        problems.append(f"changes validation High recall {100 * torch_recall:.2f}% → {100 * recall:.2f}%")
+    if tickets > 1:
+        problems.append(
+            f"changes validation High recall {100 * torch_recall:.2f}% → {100 * recall:.2f}% ({tickets} tickets)"
+        )
+    same = "unchanged" if tickets == 0 else "within one ticket of torch's"
     reason = "; ".join(problems) or (
         f"validation intent accuracy {100 * row['intent_accuracy']:.2f}% ({delta:+.2f} points vs torch), "
-        f"High recall unchanged ({100 * recall:.2f}%), {100 * row['agreement']:.1f}% same intent as torch"
+        f"High recall {100 * recall:.2f}% ({same}), {100 * row['agreement']:.1f}% same intent as torch"
     )
     return {"accuracy_delta_points": round(delta, 2), "fit": not problems, "reason": reason}
 

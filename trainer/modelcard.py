@@ -95,8 +95,9 @@ def _export_section(metrics: dict[str, Any]) -> str:
 ## Exports (judged on the {export["n"]} validation tickets, the checkpoint's thresholds and scope rule)
 
 An export is fit to serve unless it loses more than {export["max_accuracy_loss_points"]:g} points of intent
-accuracy or changes High recall. The worker's default backend `auto` serves the int8 export on CPU when it is
-fit, else the fp32 one when fit, else torch; on CUDA, torch in bf16/fp16. Verdicts: `onnx/serving.json`.
+accuracy or changes High recall by more than one ticket (the one on a tuned threshold). The worker's default
+backend `auto` serves the int8 export on CPU when it is fit, else the fp32 one when fit, else torch; on CUDA,
+torch in bf16/fp16. Verdicts: `onnx/serving.json`.
 
 | engine | intent accuracy | Δ points | same intent as torch | High recall | size | serving |
 |---|---:|---:|---:|---:|---:|---|

@@ -40,15 +40,22 @@ def test_export_measures_and_serves_onnx(checkpoint_copy: Path, thin_banking77: 
 
 
 def _row(accuracy: float, recall: float) -> dict[str, float]:
-    return {"intent_accuracy": accuracy, "high_recall": recall, "agreement": 0.99}
+    return {"intent_accuracy": accuracy, "high_recall": recall, "high_support": 100, "agreement": 0.99}
 
 
 def test_an_export_that_loses_accuracy_or_changes_high_recall_is_unfit() -> None:
     torch_row = _row(0.900, 0.98)
     fit = serving_verdict(_row(0.896, 0.98), torch_row)
-    assert fit["fit"] and fit["accuracy_delta_points"] == -0.4 and "High recall unchanged" in fit["reason"]
+    assert fit["fit"] and fit["accuracy_delta_points"] == -0.4 and "High recall 98.00% (unchanged)" in fit["reason"]
     lossy = serving_verdict(_row(0.894, 0.98), torch_row)
     assert not lossy["fit"] and lossy["reason"] == "loses 0.60 points of validation intent accuracy (> 0.5)"
-    for recall in (0.97, 0.99):
+    for recall in (0.96, 1.0):
         changed = serving_verdict(_row(0.900, recall), torch_row)
         assert not changed["fit"] and changed["reason"].startswith("changes validation High recall 98.00%")
+        assert changed["reason"].endswith("(2 tickets)")
+
+
+def test_one_high_ticket_on_a_threshold_may_flip() -> None:
+    for recall in (0.97, 0.99):
+        verdict = serving_verdict(_row(0.900, recall), _row(0.900, 0.98))
+        assert verdict["fit"] and "within one ticket of torch's" in verdict["reason"]
