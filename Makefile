@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
-.PHONY: install lock demo test lint reliability bench clean compose-smoke
+.PHONY: install lock demo test lint reliability bench gpu-check clean compose-smoke
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: install
 
 bench: install
 	$(BIN)/triage bench all
+
+# On a machine with CUDA (and a CUDA build of torch in .venv), no network: trains the quick preset on the GPU,
+# drains a backlog through the worker on backend auto (torch bf16/fp16) and prints one JSON line; exits 2 without CUDA.
+gpu-check: install
+	$(BIN)/python -m loadtest.bench.gpu_check
 
 reliability: install
 	$(PYTEST) -m reliability $(PYTEST_ARGS)

@@ -19,7 +19,6 @@ REFERENCE = {
     "model_fp32_one_at_a_time_texts_per_s": 164,
     "model_fp32_batch8_texts_per_s": 258,
     "model_fp32_batch32_texts_per_s": 218,
-    "worker_one_at_a_time_aiokafka_tickets_per_s": 159,
     "noop_faust_relay_take500_tickets_per_s": 4900,
 }
 """Figures quoted in issue #6, measured earlier on the same kind of 2-core machine."""

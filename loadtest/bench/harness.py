@@ -60,7 +60,7 @@ class Drained:
 
 @dataclass(frozen=True)
 class RelayDrained:
-    """The bare Faust relay's drain of the same kind of backlog: records forwarded, and the rate."""
+    """A peer's drain of the same kind of backlog (bare Faust relay, naive consumer): records out, and the rate."""
 
     produced: int
     forwarded: int
@@ -238,24 +238,37 @@ class BenchStack:
         self, records: list[SourceRecord], config: ReplayConfig, timeout_s: float = 300.0
     ) -> RelayDrained:
         """The same backlog drain through ``loadtest.bench.relay`` (plain Faust, ``take(500)``, no pipeline)."""
-        prefix = f"bench-relay-{secrets.token_hex(3)}"
+        return self._drain_peer("relay", "loadtest.bench.relay", [], records, config, timeout_s)
+
+    def drain_naive(
+        self, records: list[SourceRecord], config: ReplayConfig, timeout_s: float = 600.0
+    ) -> RelayDrained:
+        """The same backlog drain through ``loadtest.bench.naive`` (aiokafka, one ticket at a time, torch fp32)."""
+        return self._drain_peer("naive", "loadtest.bench.naive", [str(self.model_dir)], records, config, timeout_s)
+
+    def _drain_peer(
+        self, name: str, module: str, extra: list[str], records: list[SourceRecord], config: ReplayConfig,
+        timeout_s: float,
+    ) -> RelayDrained:
+        """Preload a backlog, run ``python -m module BROKERS IN OUT EXPECTED DONE *extra`` until DONE exists."""
+        prefix = f"bench-{name}-{secrets.token_hex(3)}"
         topics = TopicSettings.namespaced(prefix)
         partitions = topics.partitions
         create_topics(self.brokers, {topics.incoming: partitions, topics.enriched: partitions})
         expected = self._preload(topics.incoming, records, config, Ledger())
         done = self.out_dir / f"{prefix}.done"
         child = ChildProcess(
-            "relay",
-            [sys.executable, "-m", "loadtest.bench.relay", self.brokers, topics.incoming, topics.enriched,
-             str(expected), str(done)],
+            name,
+            [sys.executable, "-m", module, self.brokers, topics.incoming, topics.enriched, str(expected), str(done),
+             *extra],
             {**os.environ, "PYTHONUNBUFFERED": "1"},
-            self.out_dir / "relay.log",
+            self.out_dir / f"{name}.log",
         ).start()
         try:
             deadline = time.monotonic() + timeout_s
             while not done.exists():
                 if not child.running or time.monotonic() > deadline:
-                    raise RuntimeError(f"the Faust relay did not forward {expected} records; see {child.log_path}")
+                    raise RuntimeError(f"{module} did not forward {expected} records; see {child.log_path}")
                 time.sleep(0.2)
         finally:
             child.stop()

@@ -5,15 +5,20 @@ No speed is asserted (the machines are shared); only that each benchmark measure
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
+from click.testing import CliRunner
 
 from loadtest.bench.common import BenchResult
+from loadtest.bench.gpu_check import main as gpu_check_main
 from loadtest.bench.harness import BenchStack, steady_rate
 from loadtest.bench.pipeline import bench_batching, bench_latency, bench_noop, measure_saturation
 from loadtest.source import SourceRecord, load_source
 from triage.broker import EmbeddedBroker
+from triage.classifier import resolve_backend
 
 
 def test_steady_rate_leaves_out_start_and_tail() -> None:
@@ -47,16 +52,25 @@ def test_noop_drains_through_the_worker_and_the_bare_relay(stack: BenchStack, re
     assert ratio == pytest.approx(worker["tickets_per_s"] / relay["tickets_per_s"], abs=0.01)
 
 
-def test_batching_compares_one_at_a_time_with_micro_batches(stack: BenchStack, records: list[SourceRecord]) -> None:
+def test_batching_compares_the_default_worker_with_a_naive_consumer(
+    stack: BenchStack, records: list[SourceRecord]
+) -> None:
     with stack:
         result = bench_batching(stack, records, count_single=100, count_batched=300, batch_size=32)
-    single, batched = result.rows
+    naive, single, batched, default = result.rows
+    assert naive["config"] == "naive consumer" and naive["tickets"] == 100 and naive["tickets_per_s"] > 0
     assert (single["batch_size"], single["mean_batch"]) == (1, 1.0)
-    assert batched["mean_batch"] > 1
-    assert single["lost"] == batched["lost"] == 0
+    assert batched["mean_batch"] > 1 and default["mean_batch"] > 1 and default["backend"] == "auto"
+    assert single["lost"] == batched["lost"] == default["lost"] == 0
+    served = result.params["default_backend"]["backend"]
+    assert default["config"] == f"default (auto: {served})"
+    assert result.ratios[f"{default['config']} / naive consumer"] == pytest.approx(
+        default["tickets_per_s"] / naive["tickets_per_s"], abs=0.01
+    )
     assert result.ratios["micro-batched / one at a time"] == pytest.approx(
         batched["tickets_per_s"] / single["tickets_per_s"], abs=0.01
     )
+    assert any("≥ 6× the naive per-ticket fp32 consumer" in note for note in result.notes)
 
 
 def test_latency_is_measured_at_each_load_level(stack: BenchStack, records: list[SourceRecord]) -> None:
@@ -82,3 +96,28 @@ def test_saturation_is_searched_down_from_the_burst_rate(stack: BenchStack, reco
     else:
         assert saturation == pytest.approx(min(offers[-1]["sustained_per_s"], offers[-1]["offered_per_s"]))
     assert 0 < saturation <= burst["tickets_per_s"]
+
+
+def test_gpu_check_without_cuda_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(gpu_check_main, [])
+    assert result.exit_code == 2
+    assert "needs a CUDA device" in result.output and "--device cpu" in result.output
+
+
+def test_gpu_check_rehearses_every_step_on_cpu(
+    tiny_checkpoint: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(gpu_check_main, [
+        "--device", "cpu", "--model", str(tiny_checkpoint), "--work", str(tmp_path), "--count", "200",
+        "--duration", "5", "--batch-size", "32",
+    ])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["device"] == "cpu" and figures["version"] == tiny_checkpoint.resolve().name
+    assert figures["served"] == resolve_backend(tiny_checkpoint.resolve(), "auto", "cpu").as_dict()
+    assert figures["drain_tickets"] == 200 and figures["drain_tickets_per_s"] > 0
+    assert 0 < figures["p50_ms_at_50pct"] <= figures["p99_ms_at_50pct"]
+    assert figures["offered_per_s"] == pytest.approx(figures["drain_tickets_per_s"] / 2, abs=0.1)
+    assert 0 < figures["served_intent_accuracy"] <= 1

@@ -1,0 +1,126 @@
+"""``make gpu-check``: the GPU path measured in one call, on the first machine that has one.
+
+Trains the quick preset on CUDA (the checkpoint ships its ONNX exports like any other), drains a backlog of
+Banking77 test tickets through a fresh worker on backend ``auto`` (torch in bf16/fp16 on CUDA), offers half
+that rate live for the p99, and prints one JSON line: train seconds, test accuracy, the backend that served
+and why, drain throughput, p99 at 50% of it, and the served tickets' accuracy. No network: the base model
+ships as a package, Banking77 comes from ``TRIAGE_DATA_DIR``, the broker is the embedded one.
+
+``--device cpu`` (with ``--model`` to skip training, or ``--preset tiny``) runs the same steps without a GPU,
+which is how the tests check the script; without CUDA and without that override it exits 2 and says why.
+Training takes whatever device ``triage train`` picks (CUDA when present).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["gpu_check", "main"]
+
+
+def _no_cuda_message() -> str | None:
+    """Why CUDA cannot be used here, or None when it can."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    build = f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none (CPU wheel)'}"
+    return (
+        f"gpu-check needs a CUDA device and found none ({build}). Run it on a machine with an NVIDIA GPU and a "
+        "CUDA build of torch (the locked install is the CPU wheel: install torch from "
+        "https://download.pytorch.org/whl/cu128 into .venv there), or pass --device cpu to rehearse the steps."
+    )
+
+
+def gpu_check(
+    device: str, preset: str, model: Path | None, work: Path, count: int, duration_s: float, batch_size: int
+) -> dict[str, Any]:
+    """Train (unless ``model`` is given), drain, measure p99; returns the figures printed as one line."""
+    from loadtest.bench.harness import BenchStack
+    from loadtest.bench.pipeline import bench_latency
+    from loadtest.replay import ReplayConfig
+    from loadtest.settings import LoadtestSettings
+    from loadtest.source import SourceRecord, load_source
+    from trainer.config import TrainArgs
+    from trainer.train import run_training
+    from triage.checkpoint import read_manifest, resolve_checkpoint
+    from triage.classifier import resolve_backend
+    from worker.settings import WorkerSettings
+
+    settings = LoadtestSettings()
+    if model is None:
+        model = run_training(TrainArgs.model_validate({
+            "preset": preset, "data_dir": settings.data_dir, "hub_dataset": settings.hub_dataset,
+            "output": work / "models",
+        }))
+    folder = resolve_checkpoint(model)
+    manifest = read_manifest(folder)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    serving = resolve_backend(folder, "auto", device)
+    test = load_source("test", settings.data_dir, settings.hub_dataset)
+    warmup = [SourceRecord(f"warm-up {r.text}", r.truth, {}) for r in test[:300]]
+    with BenchStack(work / "bench", folder, WorkerSettings().redis.url, warmup) as stack:
+        drained = stack.drain("gpu-check", test, ReplayConfig(source="test", rate=None, count=count, seed=1),
+                              cache=False, device=device, batch_size=batch_size, model_backend="auto")
+        lost = drained.report.counts.lost
+        rate = drained.tickets_per_s
+        if lost or not rate:
+            raise click.ClickException(f"the drain lost {lost} tickets or was too short to time (rate {rate})")
+        latency = bench_latency(stack, test, saturation=rate, duration_s=duration_s, levels=(0.5,))
+    (row,) = latency.rows
+    return {
+        "device": device,
+        "device_name": _device_name(device),
+        "version": manifest["version"],
+        "train_seconds": manifest["train_seconds"],
+        "precision_trained": manifest["precision"],
+        "test_intent_accuracy": metrics.get("test", {}).get("intent_accuracy"),
+        "served": serving.as_dict(),
+        "drain_tickets": count,
+        "drain_tickets_per_s": rate,
+        "p99_ms_at_50pct": row["p99_ms"],
+        "p50_ms_at_50pct": row["p50_ms"],
+        "offered_per_s": row["offered_per_s"],
+        "served_intent_accuracy": drained.report.accuracy.intent,
+        "served_high_recall": drained.report.accuracy.high_recall,
+    }
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+
+@click.command()
+@click.option("--device", default="cuda", show_default=True, help="Torch device; cpu rehearses without a GPU.")
+@click.option("--preset", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Skip training: use this checkpoint.")
+@click.option("--work", type=click.Path(path_type=Path), default=None, help="Scratch folder [a temp folder].")
+@click.option("--count", type=click.IntRange(min=100), default=5000, show_default=True, help="Backlog tickets.")
+@click.option("--duration", type=click.FloatRange(min=5), default=20.0, show_default=True,
+              help="Seconds of live traffic at 50% of the drain rate, for the p99.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Worker micro-batch (a GPU wants bigger batches than the CPU default of 64).")
+def main(device: str, preset: str, model: Path | None, work: Path | None, count: int, duration: float,
+         batch_size: int) -> None:
+    """Train on CUDA, drain through the worker on the GPU, print one JSON line."""
+    from triage.logging import configure_logging
+
+    configure_logging("WARNING")
+    if device.startswith("cuda") and (problem := _no_cuda_message()):
+        click.echo(problem, err=True)
+        sys.exit(2)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
+        figures = gpu_check(device, preset, model, work or Path(scratch), count, duration, batch_size)
+    click.echo(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
