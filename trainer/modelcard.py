@@ -53,10 +53,10 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
 - Detector: {fit["method"]}, fitted on the training split's features (`scope.safetensors`). `scope_score`
   is the share of in-scope validation tickets at least as far from every intent (1 = typical ticket).
 - **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}**: by construction that flags
-  {hp["scope_flag_budget"]:.0%} of in-scope validation tickets ({100 * fit["validation_flagged"]:.2f}% measured).
+  {fit["flag_budget"]:.0%} of in-scope validation tickets ({100 * fit["validation_flagged"]:.2f}% measured).
   An out-of-scope ticket becomes General Inquiry, Low, needs_review (so it goes to the review queue).
 - It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**: the bar that at most
-  {hp["scope_page_budget"]:.0%} of the flagged generated off-topic texts reach ({tuning["texts"]} texts of
+  {fit["page_budget"]:.0%} of the flagged generated off-topic texts reach ({tuning["texts"]} texts of
   `trainer/offtopic.py`, seed {tuning["seed"]}: greetings, thanks, gibberish, single words, emoji, other
   languages, other domains, spam; {100 * tuning["flagged"]:.1f}% flagged, {100 * tuning["paged"]:.1f}%
   paged). High recall on validation with the rule on: {100 * fit["validation_high_recall"]:.2f}%
