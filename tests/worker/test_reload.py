@@ -46,9 +46,10 @@ def publish_version(source: Path, root: Path, version: str, *, corrupt: bool = F
     manifest["version"] = version
     (staging / MANIFEST).unlink()
     (staging / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-    if corrupt:
-        (staging / "model.safetensors").unlink()
-        (staging / "model.safetensors").write_bytes(b"not a safetensors file")
+    if corrupt:  # every engine's weights: backend auto may serve the ONNX export instead of the safetensors
+        for weights in (staging / "model.safetensors", *staging.glob("onnx/*.onnx")):
+            weights.unlink()
+            weights.write_bytes(b"not a model file")
     publish(staging, root, version)
 
 
