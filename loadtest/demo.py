@@ -202,9 +202,10 @@ def run_demo(
         stack.callback(_stop, child, console)
         console.print(f"Worker: starting (pid {child.pid}, log {out_dir / 'worker.log'})…")
         health = wait_ready(child, port)
+        serving = health.get("model_serving") or {}
         console.print(
-            f"Worker: ready, model {health.get('model_version')} "
-            f"({time.monotonic() - started:.0f}s since the demo started)"
+            f"Worker: ready, model {health.get('model_version')} on {serving.get('backend')} "
+            f"({serving.get('reason')}; {time.monotonic() - started:.0f}s since the demo started)"
         )
         records = load_source("test", settings.data_dir, settings.hub_dataset)
         console.print(
