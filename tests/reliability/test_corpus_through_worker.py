@@ -202,11 +202,11 @@ def test_each_corpus_message_meets_its_outcome_through_the_worker(
         assert copies[0].key == sent.ticket_id.encode()
         assert got.model_dump(mode="json", exclude={"triage"}) == sent.model_dump(mode="json")
         (want,) = reference([sent.text])
-        assert (got.triage.category, got.triage.priority, got.triage.intent) == (
-            want.category,
-            want.priority,
-            want.intent,
-        )
+        if (got.triage.category, got.triage.priority, got.triage.intent) != (want.category, want.priority, want.intent):
+            # Batch-mates change float rounding, so a label may differ only where two labels tie within that noise.
+            assert got.triage.confidence.model_dump() == pytest.approx(want.confidence.model_dump(), abs=1e-3), (
+                f"{case.name}: {got.triage} vs {want}"
+            )
         assert not _dead_letters_of(run, case.raw), f"{case.name} was also dead-lettered"
     else:
         letters = _dead_letters_of(run, case.raw)

@@ -23,7 +23,7 @@ from redis.asyncio.connection import SSLConnection
 
 from triage.checkpoint import CheckpointError, resolve_checkpoint
 from worker.app import create_app
-from worker.cache_stores import RedisStore, open_store
+from worker.cache import RedisStore
 from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,8 +88,7 @@ def test_redis_tls_url_and_password_reach_the_redis_client(env: pytest.MonkeyPat
     env.setenv("TRIAGE_REDIS__PASSWORD", "redis-secret-456")
     settings = WorkerSettings()
     assert "redis-secret-456" not in repr(settings)
-    store = open_store(settings.redis)
-    assert isinstance(store, RedisStore)
+    store = RedisStore(settings.redis)
     pool = store.client.connection_pool
     assert pool.connection_class is SSLConnection, "rediss:// must connect over TLS"
     assert pool.connection_kwargs["password"] == "redis-secret-456"
