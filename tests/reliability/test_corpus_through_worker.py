@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import DeadLetter, EnrichedTicket, Triage, decode_ticket, text_hash
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
+from tests.reliability.conftest import BACKEND
 from tests.reliability.corpus import CORPUS, MARKER, NEAR_LIMIT, NEIGHBOURS, POISON, TRIAGED, BadInput
 from tests.reliability.summary import report_line
 from tests.reliability.traffic import Stage, Tap, TapRecord, check_routes, create_topics
@@ -112,6 +113,7 @@ def corpus_run(
             {
                 "TRIAGE_BROKERS": broker.bootstrap,
                 **stage.worker_env(),
+                "TRIAGE_MODEL_BACKEND": BACKEND,
                 "TRIAGE_MODEL_DIR": str(tiny_checkpoint),
                 "TRIAGE_REDIS__URL": redis_url,
                 "TRIAGE_REDIS__KEY_PREFIX": key_prefix,
