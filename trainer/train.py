@@ -112,19 +112,23 @@ def run_training(args: TrainArgs) -> Path:
 
 
 def _set_threads(args: TrainArgs, device_type: str) -> None:
-    """On CPU: ``--threads``, else one thread per core that is not already busy (at least one).
+    """On CPU: ``--threads``, else one thread per core that other processes leave idle (at least one).
 
-    More threads than free cores makes OpenMP workers spin against other processes; on a shared
-    2-core box that slowed training several-fold, while results do not depend on the thread count.
+    More threads than free cores makes OpenMP workers spin against other processes; on a shared 2-core box
+    that slowed training several-fold, while results do not depend on the thread count. Idle cores are sampled
+    over half a second: the 1-minute load average still counts an install that has just finished, and
+    halved the threads of a fresh machine's first training.
     """
+    import psutil
     import torch
 
     if device_type != "cpu":
         return
     cores = len(os.sched_getaffinity(0))
-    threads = args.threads or max(1, min(cores, int(cores - os.getloadavg()[0] + 0.5)))
+    busy = psutil.cpu_percent(interval=0.5) / 100 * (psutil.cpu_count() or cores)
+    threads = args.threads or max(1, min(cores, round(cores - busy)))
     torch.set_num_threads(threads)
-    log.info("cpu_threads", threads=threads, cores=cores, load=round(os.getloadavg()[0], 2))
+    log.info("cpu_threads", threads=threads, cores=cores, busy_cores=round(busy, 2))
 
 
 def _fine_tune(

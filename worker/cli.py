@@ -18,19 +18,9 @@ def settings_help() -> str:
 @click.command("worker", epilog="\b\nSettings (environment variables):\n" + settings_help())
 def worker_cmd() -> None:
     """Run the streaming worker: tickets.incoming → triage → routing topics, until SIGTERM."""
-    from pydantic import ValidationError
+    from worker.runner import main
 
-    from triage.checkpoint import CheckpointError
-    from worker.runner import run_worker
-
-    try:
-        settings = WorkerSettings()
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid TRIAGE_* worker settings:\n{exc}") from exc
-    try:
-        run_worker(settings)
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+    main()
 
 
 COMMANDS: list[click.Command] = [worker_cmd]

@@ -16,8 +16,9 @@ from triage.logging import configure_logging
 from worker.settings import WorkerSettings
 from worker.transport import TriageApp
 
-__all__ = ["EXIT_GRACE_EXPIRED", "TriageWorker", "main", "run_worker"]
+__all__ = ["EXIT_GRACE_EXPIRED", "EXIT_SETUP", "TriageWorker", "main", "run_worker"]
 
+EXIT_SETUP = 2  # invalid settings or no usable checkpoint: a restart alone cannot fix it
 EXIT_GRACE_EXPIRED = 70
 
 log = structlog.get_logger(__name__)
@@ -109,7 +110,7 @@ def run_worker(settings: WorkerSettings) -> NoReturn:
 
 
 def main() -> NoReturn:
-    """``python -m worker``: settings from ``TRIAGE_*`` environment variables; exit 2 on a setup error."""
+    """The one entry point (``python -m worker`` and ``triage worker``): settings from ``TRIAGE_*``."""
     from pydantic import ValidationError
 
     from triage.checkpoint import CheckpointError
@@ -117,10 +118,11 @@ def main() -> NoReturn:
     try:
         settings = WorkerSettings()
     except ValidationError as exc:
-        raise SystemExit(f"invalid TRIAGE_* worker settings:\n{exc}") from exc
+        print(f"invalid TRIAGE_* worker settings:\n{exc}", file=sys.stderr)
+        _exit(EXIT_SETUP)
     configure_logging(settings.log_level)
     try:
         run_worker(settings)
     except CheckpointError as exc:
         log.error("model_missing", detail=str(exc))
-        raise SystemExit(2) from exc
+        _exit(EXIT_SETUP)

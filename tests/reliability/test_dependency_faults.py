@@ -54,7 +54,9 @@ def test_redis_outage_worker_keeps_triaging_and_cache_resumes(
             None,
             redis__url=f"redis://{proxy.address}{upstream.path}",
             redis__retry_interval_s="0.5",
-            redis__timeout_ms="250",
+            # Long enough that a loaded CI machine does not time a healthy Redis out after the outage; a cut
+            # connection fails at once (reset), a refused one within this.
+            redis__timeout_ms="1000",
         )
 
         async def scenario() -> tuple[Traffic, str, int]:

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from triage.cli import main
+from worker.runner import EXIT_SETUP
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,20 +23,25 @@ def test_help_lists_the_settings() -> None:
         assert name in result.output
 
 
-def test_missing_checkpoint_exits_2_with_the_fix(tmp_path: Path) -> None:
+# Both entry points run the same main(): one exit code per cause.
+ENTRY_POINTS = {
+    "python -m worker": [sys.executable, "-m", "worker"],
+    "triage worker": [sys.executable, "-c", "from triage.cli import main; main()", "worker"],
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_missing_checkpoint_exits_2_with_the_fix(entry: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
     env.update({"TRIAGE_MODEL_DIR": str(tmp_path / "nothing"), "TRIAGE_BROKERS": "127.0.0.1:1"})
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 2
+    proc = subprocess.run(ENTRY_POINTS[entry], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_SETUP, proc.stderr[-2000:]
     assert "no checkpoint at" in proc.stderr and "triage train" in proc.stderr
 
 
-def test_invalid_settings_are_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_invalid_settings_exit_2_naming_the_setting(entry: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
     env["TRIAGE_BATCH_SIZE"] = "0"
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode != 0 and "batch_size" in proc.stderr
+    proc = subprocess.run(ENTRY_POINTS[entry], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_SETUP and "batch_size" in proc.stderr
