@@ -9,11 +9,13 @@ checkpoint, and a threshold on it is the share of real tickets one accepts to fl
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import structlog
 from safetensors.numpy import load_file, save_file
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["SCOPE_FILE", "ScopeDetector"]
 
@@ -21,6 +23,12 @@ log = structlog.get_logger(__name__)
 
 SCOPE_FILE = "scope.safetensors"
 """Inside a checkpoint: whitening matrix, whitened intent means and calibration distances."""
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """Found once: inspecting the loaded BLAS libraries costs more than the products themselves."""
+    return ThreadpoolController()
 
 
 class ScopeDetector:
@@ -61,9 +69,15 @@ class ScopeDetector:
         return detector
 
     def distances(self, features: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance of each row to its nearest intent mean."""
-        z = np.asarray(features, dtype=np.float32) @ self.whiten
-        squared = (z**2).sum(axis=1, keepdims=True) - 2.0 * z @ self.centres.T + self._centre_norms
+        """Squared Mahalanobis distance of each row to its nearest intent mean.
+
+        On one BLAS thread: these products are small, and OpenBLAS's threads spin after each call, taking
+        the cores from the model's own threads: multi-threaded, they cut a 2-core worker's int8 throughput by
+        about 40% (``triage bench batching``, README performance section).
+        """
+        with _blas().limit(limits=1, user_api="blas"):
+            z = np.asarray(features, dtype=np.float32) @ self.whiten
+            squared = (z**2).sum(axis=1, keepdims=True) - 2.0 * z @ self.centres.T + self._centre_norms
         result: np.ndarray = np.maximum(squared.min(axis=1), 0.0)
         return result
 
