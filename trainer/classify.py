@@ -8,10 +8,10 @@ from typing import TextIO
 
 import structlog
 
+from inference.classifier import Classifier
 from schemas.enums import ErrorCode
 from schemas.messages import EnrichedTicket, Ticket
 from schemas.validation import TicketRejected, decode_ticket
-from triage.classifier import Classifier
 
 __all__ = ["ClassifyStats", "InvalidLine", "classify_lines", "classify_texts"]
 

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import click
 
-__all__ = ["COMMANDS", "user_errors"]
+__all__ = ["COMMANDS"]
 
 _PATH = click.Path(path_type=Path)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the errors a user can fix (no data, bad checkpoint) into a one-line message, exit status 1."""
-    from trainer.data import DataNotFoundError
-    from trainer.train import BaseModelError
-    from triage.checkpoint import CheckpointError
-
-    try:
-        yield
-    except (DataNotFoundError, CheckpointError, BaseModelError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _settings() -> Any:
@@ -115,8 +100,7 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
         "ood_dir": settings.ood_dir,
         **given,
     })
-    with user_errors():
-        folder = run_training(args)
+    folder = run_training(args)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
     _print_summary(f"{manifest['version']} ({preset}, {manifest['train_seconds']:.0f} s training)", metrics)
@@ -137,13 +121,12 @@ def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None, oo
     from trainer.scope import ood_sets, read_ood_file
 
     settings = _settings()
-    with user_errors():
-        try:
-            sets = ood_sets(settings.ood_dir) + [read_ood_file(path) for path in ood_files]
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-        path, report = evaluate_checkpoint(model or settings.models_dir / "latest", _load_data(data),
-                                           results or settings.results_dir, sets)
+    try:
+        sets = ood_sets(settings.ood_dir) + [read_ood_file(path) for path in ood_files]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path, report = evaluate_checkpoint(model or settings.models_dir / "latest", _load_data(data),
+                                       results or settings.results_dir, sets)
     _print_summary(f"{report['version']} on the test split", report)
     if "out_of_scope" in report:
         _print_scope(report["out_of_scope"])
@@ -167,14 +150,13 @@ def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | 
     Invalid input lines are reported on stderr by line number and reason code (never their text) and
     skipped; the exit status is then 1 after every valid line has been written.
     """
+    from inference.classifier import Backend, Classifier
     from trainer.classify import classify_lines, classify_texts
-    from triage.classifier import Backend, Classifier
 
     if bool(texts) == bool(input_path):
         raise click.UsageError("give either TEXT arguments or --input FILE.jsonl")
-    with user_errors():
-        classifier = Classifier.load(model or _settings().models_dir / "latest", batch_size=batch_size,
-                                     backend=cast(Backend, backend))
+    classifier = Classifier.load(model or _settings().models_dir / "latest", batch_size=batch_size,
+                                 backend=cast(Backend, backend))
     click.echo(f"backend {classifier.serving.backend} ({classifier.serving.reason})", err=True)
     out = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
     try:
@@ -205,9 +187,8 @@ def export_cmd(model: Path | None, data: Path | None, bench_texts: int, threads:
     """Export ONNX (fp32) and ONNX int8 next to the weights, and compare speed/accuracy with torch fp32."""
     from trainer.export import export_checkpoint
 
-    with user_errors():
-        report = export_checkpoint(model or _settings().models_dir / "latest", _load_data(data), bench_texts,
-                                   threads)
+    report = export_checkpoint(model or _settings().models_dir / "latest", _load_data(data), bench_texts,
+                               threads)
     from rich.console import Console
     from rich.table import Table
 
@@ -234,8 +215,7 @@ def data_report_cmd(data: Path | None, results: Path | None) -> None:
     from schemas.taxonomy import load_taxonomy
     from trainer.report import data_report
 
-    with user_errors():
-        path = data_report(_load_data(data), load_taxonomy(), results or _settings().results_dir)
+    path = data_report(_load_data(data), load_taxonomy(), results or _settings().results_dir)
     click.echo(str(path))
 
 

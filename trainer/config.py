@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from triage.checkpoint import DEFAULT_MODELS_DIR
+from inference.checkpoint import DEFAULT_MODELS_DIR
 
 __all__ = ["HUB_DATASET", "PRESETS", "Preset", "TrainArgs", "TrainerSettings", "default_base_model"]
 

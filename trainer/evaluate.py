@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
 
+from inference.checkpoint import read_manifest, resolve_checkpoint
+from inference.classifier import Classifier
 from schemas.taxonomy import CATEGORIES
 from trainer import metrics as m
 from trainer.baseline import tfidf_svm_probs
@@ -17,10 +20,8 @@ from trainer.data import Banking77, Split, stratified_split, subsample
 from trainer.modelcard import write_model_card
 from trainer.plots import confusion_matrix_png, reliability_diagram
 from trainer.scope import OffTopicSet, ood_report
-from triage.checkpoint import read_manifest, resolve_checkpoint
-from triage.classifier import Classifier
 
-__all__ = ["METRICS_FILE", "PLOTS", "evaluate_checkpoint", "evaluate_classifier", "training_split", "update_metrics"]
+__all__ = ["METRICS_FILE", "PLOTS", "evaluate_checkpoint", "evaluate_classifier", "seen_splits", "update_metrics"]
 
 log = structlog.get_logger(__name__)
 
@@ -28,17 +29,23 @@ METRICS_FILE = "metrics.json"
 PLOTS = ("confusion_intent.png", "confusion_category.png", "reliability.png")
 
 
-def training_split(data: Banking77, hyperparameters: dict[str, Any]) -> Split:
-    """Rebuild the exact training examples a checkpoint saw (same seed, validation share and cap)."""
-    train, _ = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
-    return subsample(train, hyperparameters.get("max_train_examples"), hyperparameters["seed"])
+def seen_splits(data: Banking77, hyperparameters: dict[str, Any]) -> tuple[Split, Split]:
+    """Rebuild the exact training and validation examples a checkpoint saw (same seed, validation share, cap)."""
+    train, val = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
+    return subsample(train, hyperparameters.get("max_train_examples"), hyperparameters["seed"]), val
 
 
 def evaluate_classifier(
-    classifier: Classifier, data: Banking77, train: Split, plots_dirs: list[Path], ood: list[OffTopicSet]
+    classifier: Classifier,
+    data: Banking77,
+    seen: tuple[Split, Split],
+    plots_dirs: list[Path],
+    ood: list[OffTopicSet],
+    seen_features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Score ``classifier`` on the test split, fit the baseline on ``train``, draw the plots, and measure the
-    out-of-scope detector (when the checkpoint has one) against ``ood`` and generated off-topic texts.
+    """Score ``classifier`` on the test split, fit the baseline on the training split of ``seen`` (training,
+    validation), draw the plots, and measure the out-of-scope detector (when the checkpoint has one) against
+    ``ood`` and generated off-topic texts. ``seen_features``: those splits' features, when already encoded.
 
     Returns:
         ``{"test": summary, "baseline_tfidf_svm": summary, "per_class": ..., "timing": ...,
@@ -50,7 +57,7 @@ def evaluate_classifier(
     infer_seconds = time.perf_counter() - started
     pred = m.predictions(probs, data.test.intents, taxonomy, classifier.thresholds, scope_scores)
     test = m.summary(pred)
-    base_probs, base_seconds = tfidf_svm_probs(train, data.test.texts, taxonomy)
+    base_probs, base_seconds = tfidf_svm_probs(seen[0], data.test.texts, taxonomy)
     baseline = m.summary(m.predictions(base_probs, data.test.intents, taxonomy, classifier.thresholds))
     for key in ("intent_ece", "category_ece", "review_rate", "routed_category_accuracy"):
         baseline[key] = None  # one-hot scores carry no confidence to calibrate or threshold
@@ -64,7 +71,7 @@ def evaluate_classifier(
     log.info("evaluation_done", version=classifier.version, n=test["n"],
              intent_accuracy=round(test["intent_accuracy"], 4),
              baseline_intent_accuracy=round(baseline["intent_accuracy"], 4))
-    scope = {"out_of_scope": ood_report(classifier, data.test, train, ood)} if classifier.scope else {}
+    scope = {"out_of_scope": ood_report(classifier, data.test, seen, ood, seen_features)} if classifier.scope else {}
     return {
         **scope,
         "test": test,
@@ -89,7 +96,7 @@ def evaluate_checkpoint(
     classifier = Classifier.load(folder, batch_size=128)
     version = classifier.version
     report = evaluate_classifier(
-        classifier, data, training_split(data, manifest["hyperparameters"]),
+        classifier, data, seen_splits(data, manifest["hyperparameters"]),
         [results_dir / "plots" / version, folder / "plots"], ood,
     )
     report = update_metrics(folder, {**report, "data_source": data.source})

@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 import structlog
 
+from inference.checkpoint import read_manifest, resolve_checkpoint
+from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel, classification_head
+from inference.scope import ScopeDetector
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES
 from trainer.data import Banking77, Split, stratified_split
 from trainer.evaluate import update_metrics
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
-from triage.checkpoint import read_manifest, resolve_checkpoint
-from triage.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel, classification_head
-from triage.scope import ScopeDetector
 
 __all__ = ["MAX_ACCURACY_LOSS_POINTS", "OPSET", "export_checkpoint", "export_for_serving", "export_onnx",
            "quantize_int8", "serving_verdict"]

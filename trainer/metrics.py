@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
 
+from inference.decision import Thresholds, apply_rules, marginalise
 from schemas.enums import Priority
 from schemas.taxonomy import CATEGORIES, PRIORITIES, Taxonomy
-from triage.decision import Thresholds, apply_rules, marginalise
 
 __all__ = ["Labels", "Predictions", "expected_calibration_error", "predictions", "summary", "per_class"]
 
@@ -47,7 +47,7 @@ def predictions(
     thresholds: Thresholds,
     scope_scores: np.ndarray | None = None,
 ) -> Predictions:
-    """Apply the worker's decision rules (``triage.decision``) to a split's intent probabilities."""
+    """Apply the worker's decision rules (``inference.decision``) to a split's intent probabilities."""
     index = {name: i for i, name in enumerate(taxonomy.intents)}
     true_intent = np.array([index[name] for name in true_intents])
     m = marginalise(probs, taxonomy)

@@ -18,13 +18,13 @@ import numpy as np
 import structlog
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from inference.classifier import Classifier
+from inference.decision import Thresholds, apply_rules, marginalise
+from inference.scope import ScopeDetector
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
 from trainer.data import Split
 from trainer.offtopic import offtopic_texts
-from triage.classifier import Classifier
-from triage.decision import Thresholds, apply_rules, marginalise
-from triage.scope import ScopeDetector
 
 __all__ = [
     "OffTopicSet",
@@ -57,6 +57,7 @@ class ScopeFit:
     out_of_scope: float
     high_priority_out_of_scope: float
     report: dict[str, Any]
+    train_features: np.ndarray  # reused by the evaluation that follows training, instead of a second encode
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def fit_scope(
     log.info("scope_fitted", out_of_scope=flag_budget, high_priority_out_of_scope=round(strict, 4),
              validation_flagged=round(report["validation_flagged"], 4),
              offtopic_flagged=round(report["tuning_offtopic"]["flagged"], 4))
-    return ScopeFit(classifier.scope, flag_budget, strict, report)
+    return ScopeFit(classifier.scope, flag_budget, strict, report, train_features)
 
 
 def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, float]:
@@ -151,16 +152,26 @@ def detector_scores(
 def ood_report(
     classifier: Classifier,
     test: Split,
-    train: Split,
+    seen: tuple[Split, Split],
     sets: list[OffTopicSet],
+    seen_features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Out-of-scope figures of ``triage evaluate``: separation per set, flag and page rates, held-out intents."""
+    """Out-of-scope figures of ``triage evaluate``: separation per set, flag and page rates, held-out intents.
+
+    Args:
+        seen: The checkpoint's (training, validation) splits: the only texts any detector here is fitted
+            or calibrated on; test texts are only scored.
+        seen_features: Their features when the caller has them already (training has), else encoded here.
+    """
     assert classifier.scope is not None
     taxonomy = classifier.taxonomy
     thresholds = classifier.thresholds
     test_probs, test_features = classifier.encode(test.texts)
-    train_probs, train_features = classifier.encode(train.texts)
-    assert test_features is not None and train_features is not None
+    train, val = seen
+    train_features, val_features = seen_features if seen_features is not None else (
+        classifier.encode(train.texts)[1], classifier.encode(val.texts)[1]
+    )
+    assert test_features is not None and train_features is not None and val_features is not None
     reference = train_features / np.linalg.norm(train_features, axis=1, keepdims=True).clip(1e-12)
     test_scores = classifier.scope.scores(test_features)
     in_scope = detector_scores(classifier, test_probs, test_features, reference)
@@ -196,7 +207,9 @@ def ood_report(
         all_paged.append(paged)
     report["offtopic_flagged"] = float(np.concatenate(all_flagged).mean())
     report["offtopic_paged"] = float(np.concatenate(all_paged).mean())
-    report["held_out_intents"] = _held_out(classifier, train, train_features, test, test_features)
+    report["held_out_intents"] = _held_out(
+        classifier, (train, train_features), (val, val_features), (test, test_features)
+    )
     return report
 
 
@@ -227,22 +240,27 @@ def read_ood_file(path: Path) -> OffTopicSet:
 
 
 def _held_out(
-    classifier: Classifier, train: Split, train_features: np.ndarray, test: Split, test_features: np.ndarray
+    classifier: Classifier,
+    train: tuple[Split, np.ndarray],
+    val: tuple[Split, np.ndarray],
+    test: tuple[Split, np.ndarray],
 ) -> dict[str, Any]:
-    """A detector fitted without a few intents, scoring their test texts against the others'.
+    """A detector fitted (training) and calibrated (validation) without a few intents, scoring their test
+    texts against the other intents' test texts: test texts are never fitted on.
 
     The encoder did see these intents in training, which makes them easier to tell apart than an
     intent no model has seen; a model retrained without them would be the stricter test.
     """
-    intents = sorted(set(train.intents))
+    (train_split, train_features), (val_split, val_features), (test_split, test_features) = train, val, test
+    intents = sorted(set(train_split.intents))
     rng = np.random.default_rng(0)
     held = set(rng.choice(intents, size=HELD_OUT_INTENTS, replace=False).tolist())
-    keep_train = np.array([i not in held for i in train.intents])
-    keep_test = np.array([i not in held for i in test.intents])
-    labels = np.array([intents.index(i) for i in train.intents])
-    half = keep_test & (np.arange(len(test)) % 2 == 0)
-    detector = ScopeDetector.fit(train_features[keep_train], labels[keep_train], test_features[half])
-    in_scope = detector.distances(test_features[keep_test & ~half])
+    keep_train = np.array([i not in held for i in train_split.intents])
+    keep_val = np.array([i not in held for i in val_split.intents])
+    keep_test = np.array([i not in held for i in test_split.intents])
+    labels = np.array([intents.index(i) for i in train_split.intents])
+    detector = ScopeDetector.fit(train_features[keep_train], labels[keep_train], val_features[keep_val])
+    in_scope = detector.distances(test_features[keep_test])
     held_scores = detector.scores(test_features[~keep_test])
     return {
         "intents": sorted(held),

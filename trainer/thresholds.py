@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from triage.decision import Thresholds
+from inference.decision import Thresholds
 
 __all__ = ["HIGH_THRESHOLD_CAP", "tune_high_threshold", "tune_review_threshold", "tune_thresholds"]
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from inference.checkpoint import MANIFEST, new_version, publish, remove_staging
+from inference.decision import Thresholds
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy, load_taxonomy
 from trainer.config import TrainArgs
@@ -29,8 +31,6 @@ from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.scope import fit_scope, ood_sets
 from trainer.thresholds import tune_thresholds
-from triage.checkpoint import MANIFEST, new_version, publish, remove_staging
-from triage.decision import Thresholds
 
 __all__ = ["BaseModelError", "run_training"]
 
@@ -49,7 +49,7 @@ def run_training(args: TrainArgs) -> Path:
     """
     import transformers
 
-    from triage.classifier import Classifier, pick_device
+    from inference.classifier import Classifier, pick_device
 
     version = new_version(args.hyperparameters())
     device = pick_device()
@@ -94,7 +94,8 @@ def run_training(args: TrainArgs) -> Path:
         }
         if args.evaluate:
             plots = [staging / "plots"] + ([args.results_dir / "plots" / version] if args.results_dir else [])
-            metrics.update(evaluate_classifier(classifier, data, train_split, plots, ood_sets(args.ood_dir)))
+            metrics.update(evaluate_classifier(classifier, data, (train_split, val_split), plots,
+                                               ood_sets(args.ood_dir), (scope.train_features, val_features)))
             metrics["data_source"] = data.source
         manifest = _manifest(args, version, data, train_split, val_split, device.type, precision, seconds)
         _write_json(staging / METRICS_FILE, metrics)

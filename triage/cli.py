@@ -6,6 +6,7 @@ Heavy libraries (torch, transformers, faust) are imported inside each command so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,12 +17,32 @@ from worker.cli import COMMANDS as WORKER_COMMANDS
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _TriageGroup(click.Group):
+    """Errors a user can fix (no data, no or bad checkpoint, no base model) end any command with one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if isinstance(exc, _user_errors()):
+                raise click.ClickException(str(exc)) from exc
+            raise
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from inference.checkpoint import CheckpointError
+    from trainer.data import DataNotFoundError
+    from trainer.train import BaseModelError
+
+    return CheckpointError, DataNotFoundError, BaseModelError
+
+
+@click.group(cls=_TriageGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--log-level", default="INFO", show_default=True, envvar="TRIAGE_LOG_LEVEL", help="Log level.")
 @click.option("--log-json/--log-pretty", default=None, help="Force JSON or pretty logs (default: JSON unless a TTY).")
 def main(log_level: str, log_json: bool | None) -> None:
     """Triage bank support tickets from Kafka with a fine-tuned transformer."""
-    from triage.logging import configure_logging
+    from inference.logging import configure_logging
 
     configure_logging(log_level, json=log_json)
 

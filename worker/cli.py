@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from triage.settings_doc import env_vars
+from inference.environment import env_vars
 from worker.settings import WorkerSettings
 
 __all__ = ["COMMANDS", "settings_help"]

@@ -33,14 +33,14 @@ from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
-    from triage.classifier import Classifier
+    from inference.classifier import Classifier
 
 __all__ = ["NOOP_VERSION", "Engine", "ModelClient", "ModelFailed", "NoopPredictor", "Predictor", "load_predictor"]
 
 log = structlog.get_logger(__name__)
 
 NOOP_VERSION = "noop"
-_PRELOAD = ["worker.model", "triage.classifier"]
+_PRELOAD = ["worker.model", "inference.classifier"]
 _BACKOFF_MAX_S = 30.0
 
 
@@ -91,9 +91,9 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
     import torch
     from transformers.utils import logging as hf_logging
 
-    from triage.checkpoint import resolve_checkpoint
-    from triage.classifier import Classifier
-    from triage.decision import Thresholds
+    from inference.checkpoint import resolve_checkpoint
+    from inference.classifier import Classifier
+    from inference.decision import Thresholds
 
     torch.set_num_threads(settings.threads)
     hf_logging.disable_progress_bar()  # a progress bar per load would break the worker's JSON log lines

@@ -22,11 +22,10 @@ from schemas.enums import ErrorCode
 from schemas.messages import ErrorInfo, Ticket, Triage
 from schemas.validation import TicketRejected, decode_ticket
 from worker.cache import TriageCache
-from worker.deadletter import dead_letter_record
 from worker.metrics import WorkerMetrics
 from worker.model import Engine, ModelClient, ModelFailed
 from worker.records import InRecord, OutRecord
-from worker.routing import enriched_records
+from worker.routing import dead_letter_record, enriched_records
 from worker.settings import WorkerSettings
 
 __all__ = ["Item", "Outcome", "TriagePipeline"]

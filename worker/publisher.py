@@ -17,8 +17,8 @@ import structlog
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import murmur2
 
+from schemas.topics import TopicSettings
 from worker.records import OutRecord
-from worker.settings import TopicSettings
 
 __all__ = ["REFUSED_RECORD", "BatchPublisher", "Sent", "ensure_output_topics"]
 

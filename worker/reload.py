@@ -7,7 +7,7 @@ from pathlib import Path
 
 import structlog
 
-from triage.checkpoint import MANIFEST
+from inference.checkpoint import MANIFEST
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
 from worker.settings import WorkerSettings

@@ -1,13 +1,13 @@
-"""Where a triaged ticket goes: every topic it belongs on, keyed by ticket id, with routing headers."""
+"""The records one input becomes: a triaged ticket on every topic it belongs on, or its dead letter."""
 
 from __future__ import annotations
 
 from schemas.enums import Priority
-from schemas.messages import EnrichedTicket, Ticket, Triage
+from schemas.messages import DeadLetter, EnrichedTicket, ErrorInfo, Ticket, Triage
+from schemas.topics import TopicSettings
 from worker.records import Headers, InRecord, OutRecord
-from worker.settings import TopicSettings
 
-__all__ = ["JSON", "destinations", "enriched_records", "enriched_value", "routing_headers"]
+__all__ = ["JSON", "dead_letter_record", "destinations", "enriched_records", "enriched_value", "routing_headers"]
 
 JSON = b"application/json"
 
@@ -54,3 +54,22 @@ def enriched_records(
     key = ticket.ticket_id.encode()
     headers = routing_headers(triage)
     return [OutRecord(topic, key, value, headers, source) for topic in destinations(triage, topics)]
+
+
+def dead_letter_record(
+    record: InRecord, error: ErrorInfo, topic: str, *, ticket_id: str | None, max_payload_bytes: int
+) -> OutRecord:
+    """A message that cannot be triaged, with its raw payload and the reason; keyed by its ticket id when one
+    was readable, else by its original key."""
+    letter = DeadLetter.build(
+        record.value,
+        error,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        ticket_id=ticket_id,
+        max_payload_bytes=max_payload_bytes,
+    )
+    key = ticket_id.encode() if ticket_id is not None else record.key
+    headers = [("error_code", error.code.value.encode()), ("content-type", JSON)]
+    return OutRecord(topic, key, letter.model_dump_json().encode(), headers, record)

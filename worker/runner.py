@@ -12,7 +12,7 @@ from typing import Any, NoReturn, cast
 import faust
 import structlog
 
-from triage.logging import configure_logging
+from inference.logging import configure_logging
 from worker.settings import WorkerSettings
 from worker.transport import TriageApp
 
@@ -90,7 +90,7 @@ def run_worker(settings: WorkerSettings) -> NoReturn:
     from worker.app import create_app
 
     if settings.model_backend != "noop":
-        from triage.checkpoint import resolve_checkpoint
+        from inference.checkpoint import resolve_checkpoint
 
         resolve_checkpoint(settings.model_dir)
     app = create_app(settings)
@@ -113,7 +113,7 @@ def main() -> NoReturn:
     """The one entry point (``python -m worker`` and ``triage worker``): settings from ``TRIAGE_*``."""
     from pydantic import ValidationError
 
-    from triage.checkpoint import CheckpointError
+    from inference.checkpoint import CheckpointError
 
     try:
         settings = WorkerSettings()

@@ -4,64 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.enums import Category
+from schemas.topics import TopicSettings
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
     "KafkaSecuritySettings",
     "RedisSettings",
     "ThresholdOverrides",
-    "TopicSettings",
     "WorkerSettings",
-    "available_cores",
 ]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset/cgroup affinity, unlike ``os.cpu_count``)."""
-    return max(1, len(os.sched_getaffinity(0)))  # Linux only, like the model process's pidfd watch
-
-
-class TopicSettings(BaseModel):
-    """Topic names (created at start when missing) and the layout of the topics the worker creates."""
-
-    incoming: str = Field(default="tickets.incoming", description="Topic the worker consumes tickets from.")
-    enriched: str = Field(default="tickets.enriched", description="Every triaged ticket, whatever its route.")
-    route_prefix: str = Field(
-        default="tickets.route.",
-        description="Prefix of the per-category routing topics: <prefix><category slug>, e.g. "
-        "tickets.route.account-login.",
-    )
-    oncall: str = Field(default="tickets.oncall", description="Every High-priority ticket.")
-    review: str = Field(
-        default="tickets.review", description="Tickets whose category confidence is below the threshold."
-    )
-    deadletter: str = Field(
-        default="tickets.deadletter", description="Messages that could not be triaged, with the raw payload and reason."
-    )
-    partitions: int = Field(default=3, ge=1, description="Partitions of topics the worker creates.")
-    replication_factor: int = Field(default=1, ge=1, description="Replication factor of topics the worker creates.")
-    create: bool = Field(default=True, description="Create missing topics at start (needs the CreateTopics ACL).")
-
-    def route(self, category: Category) -> str:
-        """The routing topic of one category."""
-        return f"{self.route_prefix}{category.slug}"
-
-    def outputs(self) -> list[str]:
-        """Every topic the worker writes to."""
-        routes = [self.route(category) for category in Category]
-        return [self.enriched, *routes, self.oncall, self.review, self.deadletter]
-
-    @classmethod
-    def namespaced(cls, namespace: str, **overrides: Any) -> TopicSettings:
-        """Topics ``<namespace>.incoming``, ``<namespace>.route.<slug>``, ...: one private set per test or run."""
-        names = {name: f"{namespace}.{name}" for name in ("incoming", "enriched", "oncall", "review", "deadletter")}
-        return cls(**{**names, "route_prefix": f"{namespace}.route.", **overrides})
 
 
 class RedisSettings(BaseModel):
@@ -268,4 +224,4 @@ class WorkerSettings(BaseSettings):
     @property
     def threads(self) -> int:
         """Torch threads to use: the setting, else every available core."""
-        return self.torch_threads or available_cores()
+        return self.torch_threads or len(os.sched_getaffinity(0))  # taskset/cgroup affinity, unlike os.cpu_count

@@ -18,7 +18,7 @@ import click
 import yaml
 from pydantic_settings import BaseSettings
 
-from triage.settings_doc import env_vars
+from inference.environment import env_vars
 
 __all__ = [
     "COMPOSE_FILE",

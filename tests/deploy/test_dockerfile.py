@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +28,11 @@ def _torch_pin() -> str:
     pins = [dep for dep in PYPROJECT["project"]["dependencies"] if re.match(r"torch\s*==", dep)]
     assert len(pins) == 1, "pyproject.toml pins torch exactly once"
     return pins[0].replace(" ", "")
+
+
+def _name(requirement: str) -> str:
+    """A requirement's normalised project name (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", requirement)[0]).lower()
 
 
 def _runs(stage: list[Instruction]) -> str:
@@ -76,22 +76,30 @@ def test_dependencies_are_installed_before_the_code_is_copied(instructions: list
         chain = _stage_chain(instructions, "build", variant)
         ordered = [i for i in instructions if i.stage in chain]
         first_code_copy = next(n for n, i in enumerate(ordered) if i.keyword == "COPY" and i.words()[0] == ".")
-        dependency_install = next(n for n, i in enumerate(ordered) if i.keyword == "RUN" and "pip install -r" in i.args)
+        dependency_install = next(
+            n for n, i in enumerate(ordered) if i.keyword == "RUN" and "-r requirements.lock" in i.args
+        )
         assert dependency_install < first_code_copy, f"{variant}: a code change would reinstall every dependency"
         copies_before = [i.words() for i in ordered[:dependency_install] if i.keyword == "COPY"]
-        assert copies_before == [["pyproject.toml", "./"]], "only pyproject.toml may feed the dependency layer"
+        assert copies_before == [["deploy/requirements.lock", "./"]], "only the lock may feed the dependency layer"
 
 
-def test_requirements_one_liner_reads_pyproject(tmp_path: Path, by_stage: dict[str, list[Instruction]]) -> None:
-    """Run the dependency stage's requirement extraction exactly as written against the real pyproject."""
-    run = next(i.args for i in by_stage["deps"] if "pip install -r" in i.args)
-    extraction = re.sub(r"--mount=\S+\s*", "", run).split("&&")[0]
-    extraction = extraction.replace("/tmp/requirements.txt", str(tmp_path / "requirements.txt"))
-    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.defpath])
-    subprocess.run(["/bin/sh", "-c", extraction], cwd=tmp_path, check=True, env={"PATH": path})
-    lines = (tmp_path / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert lines == PYPROJECT["project"]["dependencies"]
+def test_image_installs_exactly_the_locked_runtime_dependencies(by_stage: dict[str, list[Instruction]]) -> None:
+    """Every runtime dependency of pyproject.toml but torch is pinned with hashes in the lock the image uses."""
+    run = next(i.args for i in by_stage["deps"] if "pip install" in i.args)
+    assert "--require-hashes" in run and "-r requirements.lock" in run
+    lock = (REPO / "deploy" / "requirements.lock").read_text(encoding="utf-8")
+    pinned = {
+        _name(m.group(1)): m.group(2)
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, flags=re.M)
+    }
+    blocks = [block for block in lock.split("\n") if re.match(r"^[A-Za-z0-9_.-]+==", block)]
+    assert blocks and all(block.endswith("\\") for block in blocks), "every pin carries its hashes"
+    wanted = {_name(dep) for dep in PYPROJECT["project"]["dependencies"]}
+    assert "torch" not in pinned, "each variant installs its own torch build before the lock"
+    assert wanted - {"torch"} <= set(pinned), f"not locked: {sorted(wanted - {'torch'} - set(pinned))}"
+    dev = {_name(dep) for dep in PYPROJECT["project"]["optional-dependencies"]["dev"]}
+    assert not ({"pytest", "mypy", "ruff"} & dev & set(pinned)), "dev tools stay out of the image"
 
 
 def test_runtime_runs_as_a_non_root_user(by_stage: dict[str, list[Instruction]]) -> None:

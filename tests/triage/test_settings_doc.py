@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inference.environment import env_vars
 from triage.cli import main
-from triage.settings_doc import component_settings, env_vars
+from triage.settings_doc import component_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

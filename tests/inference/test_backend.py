@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from triage.checkpoint import CheckpointError
-from triage.classifier import ONNX_FILES, SERVING_FILE, resolve_backend
+from inference.checkpoint import CheckpointError
+from inference.classifier import ONNX_FILES, SERVING_FILE, resolve_backend
 
 
 def _checkpoint(tmp_path: Path, verdicts: dict[str, tuple[bool, str]] | None) -> Path:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inference.decision import Thresholds, decide, marginalise, priority_ids
 from schemas.enums import Category, Priority
 from schemas.taxonomy import load_taxonomy
-from triage.decision import Thresholds, decide, marginalise, priority_ids
 
 TAXONOMY = load_taxonomy()
 N = len(TAXONOMY.intents)

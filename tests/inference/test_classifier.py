@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inference.checkpoint import CheckpointError
+from inference.classifier import SERVING_FILE, Classifier
 from schemas.enums import Category, Priority
 from schemas.taxonomy import load_taxonomy
 from trainer.data import load_banking77
-from triage.checkpoint import CheckpointError
-from triage.classifier import SERVING_FILE, Classifier
 
 OBVIOUS = {
     "my card was stolen": (Category.ACCOUNT_LOGIN, Priority.HIGH),
@@ -53,6 +53,7 @@ def test_batching_and_bucketing_do_not_change_results(tiny_checkpoint: Path, cla
 
 def test_passes_are_sorted_and_bounded_by_texts_and_padded_tokens(classifier: Classifier) -> None:
     lengths = [30, 5, 6, 31, 7, 5, 60, 8]
+    saved = classifier.batch_size, classifier.max_batch_tokens, classifier.bucket_by_length
     classifier.batch_size, classifier.max_batch_tokens = 3, 64
     try:
         passes = list(classifier._passes(lengths))
@@ -64,7 +65,7 @@ def test_passes_are_sorted_and_bounded_by_texts_and_padded_tokens(classifier: Cl
         classifier.bucket_by_length = False
         assert list(classifier._passes(lengths)) == [[0, 1, 2], [3, 4, 5], [6, 7]]
     finally:
-        classifier.batch_size, classifier.max_batch_tokens, classifier.bucket_by_length = 32, 512, True
+        classifier.batch_size, classifier.max_batch_tokens, classifier.bucket_by_length = saved  # module-scoped
 
 
 def test_a_small_token_budget_does_not_change_results(tiny_checkpoint: Path, classifier: Classifier) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triage.scope import SCOPE_FILE, ScopeDetector
+from inference.scope import SCOPE_FILE, ScopeDetector
 
 
 def _clusters(seed: int, per_class: int = 200, dim: int = 16, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:

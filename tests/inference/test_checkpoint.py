@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from triage.checkpoint import REQUIRED_FILES, CheckpointError, new_version, publish, resolve_checkpoint
+from inference.checkpoint import REQUIRED_FILES, CheckpointError, new_version, publish, resolve_checkpoint
 
 
 def _staging(root: Path, name: str, files: tuple[str, ...] = REQUIRED_FILES) -> Path:
