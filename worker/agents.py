@@ -92,7 +92,8 @@ class BatchRunner:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._publish_in_order()), loop.create_task(self._ack_in_order())]
         try:
-            batches = cast(Stream, stream).noack_take(self.settings.batch_size, within=self.settings.batch_wait_s)
+            wait_s = self.settings.batch_wait_ms / 1000
+            batches = cast(Stream, stream).noack_take(self.settings.batch_size, within=wait_s)
             async for events in batches:
                 await self.take(events)
         finally:

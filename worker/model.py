@@ -95,7 +95,7 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
     from inference.classifier import Classifier
     from inference.decision import Thresholds
 
-    torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.torch_threads or len(os.sched_getaffinity(0)))  # affinity, unlike cpu_count
     hf_logging.disable_progress_bar()  # a progress bar per load would break the worker's JSON log lines
     folder = resolve_checkpoint(checkpoint or settings.model_dir)
     overrides = settings.thresholds.model_dump(exclude_none=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -216,12 +215,3 @@ class WorkerSettings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [server.strip() for server in self.brokers.split(",") if server.strip()]
-
-    @property
-    def batch_wait_s(self) -> float:
-        return self.batch_wait_ms / 1000.0
-
-    @property
-    def threads(self) -> int:
-        """Torch threads to use: the setting, else every available core."""
-        return self.torch_threads or len(os.sched_getaffinity(0))  # taskset/cgroup affinity, unlike os.cpu_count
