@@ -32,98 +32,40 @@ class RateType(click.ParamType):
         return rate
 
 
+_RATIO = click.FloatRange(0, 1)
+_LIVE = click.option("--live/--no-live", default=True, show_default=True, help="Show progress while it runs.")
+
+
 @click.command("replay")
-@click.option(
-    "--source",
-    default="test",
-    show_default=True,
-    help="Banking77 split (train|test) or a Ticket JSONL file (ground truth in metadata.intent).",
-)
+@click.option("--source", default="test", show_default=True,
+              help="Banking77 split (train|test) or a Ticket JSONL file (ground truth in metadata.intent).")
 @click.option("--rate", type=RateType(), default="100", show_default=True, help="Mean tickets/s, or 'max'.")
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Messages to send (default: one pass over the source unless --duration is given).",
-)
-@click.option(
-    "--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds to send for."
-)
-@click.option(
-    "--arrival",
-    type=click.Choice(["constant", "poisson", "burst"]),
-    default="constant",
-    show_default=True,
-    help="Arrival process.",
-)
-@click.option(
-    "--burst-size",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Tickets per burst (--arrival burst).",
-)
-@click.option(
-    "--duplicate-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of tickets re-sending an earlier text under a new id (exercises the cache).",
-)
-@click.option(
-    "--malformed-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of bad messages (exercises the dead-letter path).",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seeds order, duplicates, bad messages, gaps."
-)
-@click.option(
-    "--linger-ms", type=click.IntRange(min=0), default=5, show_default=True, help="Producer linger."
-)
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Messages to send (default: one pass over the source unless --duration is given).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds to send for.")
+@click.option("--arrival", type=click.Choice(["constant", "poisson", "burst"]), default="constant",
+              show_default=True, help="Arrival process.")
+@click.option("--burst-size", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Tickets per burst (--arrival burst).")
+@click.option("--duplicate-ratio", type=_RATIO, default=0.0, show_default=True,
+              help="Share of tickets re-sending an earlier text under a new id (exercises the cache).")
+@click.option("--malformed-ratio", type=_RATIO, default=0.0, show_default=True,
+              help="Share of bad messages (exercises the dead-letter path).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds order, duplicates, bad messages, gaps.")
+@click.option("--linger-ms", type=click.IntRange(min=0), default=5, show_default=True, help="Producer linger.")
 @click.option("--brokers", default=None, help="Bootstrap servers (default: TRIAGE_BROKERS).")
-@click.option(
-    "--metrics-url",
-    default=None,
-    help="Worker /metrics URL; its batch-size histogram goes into the report (e.g. http://127.0.0.1:6066/metrics).",
-)
-@click.option(
-    "--drain-timeout",
-    type=click.FloatRange(min=0),
-    default=30.0,
-    show_default=True,
-    help="After the last send, stop once no output arrived for this many seconds.",
-)
-@click.option(
-    "--out",
-    "out_root",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Results root (default: <TRIAGE_RESULTS_DIR>/loadtest); each run writes <out>/<run_id>/.",
-)
-@click.option(
-    "--plots/--no-plots", default=True, show_default=True, help="Write PNG plots beside report.json."
-)
-@click.option("--live/--no-live", default=True, show_default=True, help="Live progress display.")
+@click.option("--metrics-url", default=None,
+              help="Worker /metrics URL; its batch-size histogram goes into the report (e.g. http://127.0.0.1:6066/metrics).")
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="After the last send, stop once no output arrived for this many seconds.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Results root (default: <TRIAGE_RESULTS_DIR>/loadtest); each run writes <out>/<run_id>/.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Write PNG plots beside report.json.")
+@_LIVE
 def replay_cmd(
-    source: str,
-    rate: float | None,
-    count: int | None,
-    duration: float | None,
-    arrival: Arrival,
-    burst_size: int,
-    duplicate_ratio: float,
-    malformed_ratio: float,
-    seed: int,
-    linger_ms: int,
-    brokers: str | None,
-    metrics_url: str | None,
-    drain_timeout: float,
-    out_root: Path | None,
-    plots: bool,
-    live: bool,
+    source: str, rate: float | None, count: int | None, duration: float | None, arrival: Arrival, burst_size: int,
+    duplicate_ratio: float, malformed_ratio: float, seed: int, linger_ms: int, brokers: str | None,
+    metrics_url: str | None, drain_timeout: float, out_root: Path | None, plots: bool, live: bool,
 ) -> None:
     """Replay Banking77 (or a Ticket JSONL) onto the input topic as live tickets and collect the outputs.
 
@@ -142,34 +84,20 @@ def replay_cmd(
     settings = LoadtestSettings()
     try:
         config = ReplayConfig(
-            source=source,
-            rate=rate,
-            count=count,
-            duration=duration,
-            arrival=arrival,
-            burst_size=burst_size,
-            duplicate_ratio=duplicate_ratio,
-            malformed_ratio=malformed_ratio,
-            seed=seed,
-            linger_ms=linger_ms,
+            source=source, rate=rate, count=count, duration=duration, arrival=arrival, burst_size=burst_size,
+            duplicate_ratio=duplicate_ratio, malformed_ratio=malformed_ratio, seed=seed, linger_ms=linger_ms,
         )
         records = load_source(source, settings.data_dir, settings.hub_dataset)
     except (ValidationError, SourceError) as exc:
         raise click.UsageError(str(exc)) from exc
-    options = RunOptions(
-        drain_timeout_s=drain_timeout,
-        metrics_url=metrics_url,
-        live=live,
-        plots=plots,
-        out_root=out_root or settings.results_dir / "loadtest",
-    )
+    options = RunOptions(drain_timeout_s=drain_timeout, metrics_url=metrics_url, live=live, plots=plots,
+                         out_root=out_root or settings.results_dir / "loadtest")
     report = asyncio.run(run_loadtest(brokers or settings.brokers, settings.topics, records, config, options))
     print_report(report)
     if report.counts.lost:
         click.echo(
-            f"{report.counts.lost} ticket(s) lost: produced but never seen on any output topic — "
-            "check the worker's logs and that it consumes "
-            f"{settings.topics.incoming!r} on {brokers or settings.brokers}",
+            f"{report.counts.lost} ticket(s) lost: produced but never seen on any output topic — check the worker's "
+            f"logs and that it consumes {settings.topics.incoming!r} on {brokers or settings.brokers}",
             err=True,
         )
         sys.exit(1)
@@ -177,60 +105,24 @@ def replay_cmd(
 
 @click.command("demo")
 @click.option("--brokers", default=None, help="Use this Kafka instead of starting the embedded broker.")
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Checkpoint to serve (default: <TRIAGE_MODELS_DIR>/latest, trained with --preset quick if missing).",
-)
-@click.option(
-    "--count", type=click.IntRange(min=1), default=3000, show_default=True, help="Test tickets to replay."
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=50.0,
-    show_default=True,
-    help="Mean tickets/s (Poisson arrivals).",
-)
-@click.option(
-    "--duplicate-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.1,
-    show_default=True,
-    help="Share of repeated texts (cache hits).",
-)
-@click.option(
-    "--malformed-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.01,
-    show_default=True,
-    help="Share of bad messages (dead letters).",
-)
-@click.option(
-    "--offtopic-ratio",
-    type=click.FloatRange(0, 1),
-    default=0.05,
-    show_default=True,
-    help="Share of generated off-topic texts (greetings, spam, other domains); the report counts how many paged.",
-)
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint to serve (default: <TRIAGE_MODELS_DIR>/latest, trained with --preset quick if missing).")
+@click.option("--count", type=click.IntRange(min=1), default=3000, show_default=True, help="Test tickets to replay.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+              help="Mean tickets/s (Poisson arrivals).")
+@click.option("--duplicate-ratio", type=_RATIO, default=0.1, show_default=True,
+              help="Share of repeated texts (cache hits).")
+@click.option("--malformed-ratio", type=_RATIO, default=0.01, show_default=True,
+              help="Share of bad messages (dead letters).")
+@click.option("--offtopic-ratio", type=_RATIO, default=0.05, show_default=True,
+              help="Share of generated off-topic texts (greetings, spam, other domains); the report counts the paged.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the replay.")
-@click.option("--live/--no-live", default=True, show_default=True, help="Live progress display.")
-@click.option(
-    "--verbose", is_flag=True, help="Leave log events, warnings and progress bars on the screen (default: demo.log)."
-)
+@_LIVE
+@click.option("--verbose", is_flag=True,
+              help="Leave log events, warnings and progress bars on the screen (default: demo.log).")
 def demo_cmd(
-    brokers: str | None,
-    model_dir: Path | None,
-    count: int,
-    rate: float,
-    duplicate_ratio: float,
-    malformed_ratio: float,
-    offtopic_ratio: float,
-    seed: int,
-    live: bool,
-    verbose: bool,
+    brokers: str | None, model_dir: Path | None, count: int, rate: float, duplicate_ratio: float,
+    malformed_ratio: float, offtopic_ratio: float, seed: int, live: bool, verbose: bool,
 ) -> None:
     """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
 
@@ -243,41 +135,33 @@ def demo_cmd(
     """
     from pydantic import ValidationError
 
+    from inference.logging import configure_logging
+    from loadtest.broker import BrokerUnavailable
     from loadtest.demo import DemoOptions, run_demo
     from loadtest.processes import Terminated
+    from loadtest.replay import ReplayConfig
     from loadtest.settings import LoadtestSettings
     from loadtest.source import SourceError
     from loadtest.stack import WorkerNotReady
     from loadtest.summary import print_report
-    from trainer.cli import user_errors
-    from triage.broker import BrokerUnavailable
-    from triage.logging import configure_logging
     from worker.settings import WorkerSettings
 
     try:
         settings, worker = LoadtestSettings(), WorkerSettings()
     except ValidationError as exc:
         raise click.ClickException(f"invalid TRIAGE_* settings:\n{exc}") from exc
-    options = DemoOptions(
-        brokers=brokers,
-        model_dir=model_dir,
-        count=count,
-        rate=rate,
-        duplicate_ratio=duplicate_ratio,
-        malformed_ratio=malformed_ratio,
-        offtopic_ratio=offtopic_ratio,
-        seed=seed,
-        live=live,
-        verbose=verbose,
-    )
+    try:
+        replay = ReplayConfig(
+            source="test", rate=rate, count=count, arrival="poisson", duplicate_ratio=duplicate_ratio,
+            malformed_ratio=malformed_ratio, offtopic_ratio=offtopic_ratio, seed=seed,
+        )
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from exc
     if not verbose:
         root = click.get_current_context().find_root().params
         configure_logging(root["log_level"], json=True if root["log_json"] is None else root["log_json"])
     try:
-        with user_errors():
-            result = run_demo(settings, worker, options)
-    except ValidationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        result = run_demo(settings, worker, DemoOptions(replay, brokers, model_dir, live, verbose))
     except (BrokerUnavailable, SourceError, WorkerNotReady) as exc:
         raise click.ClickException(str(exc)) from exc
     except (KeyboardInterrupt, Terminated):

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from loadtest.ledger import Ledger
 from schemas.messages import DeadLetter, EnrichedTicket
-from worker.settings import TopicSettings
+from schemas.topics import TopicSettings
 
 __all__ = ["Collector"]
 
@@ -35,22 +35,13 @@ class Collector:
     """Reads the worker's outputs into a ``Ledger``; counts records per topic, foreign and invalid ones."""
 
     def __init__(
-        self,
-        brokers: list[str],
-        topics: TopicSettings,
-        ledger: Ledger,
-        topic_refresh_s: float = 1.0,
-        fetch_wait_ms: int = 20,
+        self, brokers: list[str], topics: TopicSettings, ledger: Ledger, topic_refresh_s: float = 1.0,
         clock: Literal["received", "record"] = "received",
     ) -> None:
         """``clock="record"`` times outputs by their Kafka timestamp (when the worker produced them) instead
         of when the collector read them, for runs that read the outputs only after the worker is done."""
-        self.brokers = brokers
-        self.clock = clock
-        self.fetch_wait_ms = fetch_wait_ms
-        self.topics = topics
-        self.ledger = ledger
-        self.topic_refresh_s = topic_refresh_s
+        self.brokers, self.topics, self.ledger = brokers, topics, ledger
+        self.topic_refresh_s, self.clock = topic_refresh_s, clock
         self.per_topic: Counter[str] = Counter()
         self.foreign: Counter[str] = Counter()
         self.schema_errors: Counter[str] = Counter()
@@ -63,13 +54,8 @@ class Collector:
 
     async def start(self) -> None:
         """Connect and position on every output topic that exists; must finish before the replay sends."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.brokers,
-            client_id="triage-collector",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.fetch_wait_ms,
-        )
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.brokers, client_id="triage-collector",
+                                          enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20)
         await self._consumer.start()
         await self._assign_new_topics(first=True)
 
@@ -141,10 +127,7 @@ class Collector:
         except ValidationError as exc:
             self._schema_error(topic, exc, recent)
             return
-        entry = self.ledger.on_deadletter(
-            letter.payload_sha256, letter.ticket_id, topic, letter.error.code, seen_at
-        )
-        if entry is not None:
+        if self.ledger.on_deadletter(letter.payload_sha256, letter.ticket_id, topic, letter.error.code, seen_at):
             self.per_topic[topic] += 1
         elif recent:
             self.foreign[topic] += 1

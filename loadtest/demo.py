@@ -5,57 +5,44 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
 from rich.console import Console
 
-from loadtest.processes import ChildProcess, leftovers, stop_signals
+from inference.checkpoint import CheckpointError, resolve_checkpoint
+from loadtest.broker import EmbeddedBroker
+from loadtest.processes import leftovers, stop_signals
 from loadtest.replay import ReplayConfig, new_run_id
 from loadtest.report import Report
 from loadtest.run import RunOptions, run_loadtest
 from loadtest.settings import LoadtestSettings
 from loadtest.source import load_source
-from loadtest.stack import redis_reachable, start_worker, wait_ready
-from triage.broker import EmbeddedBroker, free_port
-from triage.checkpoint import CheckpointError, resolve_checkpoint
-from worker.settings import WorkerSettings
+from loadtest.stack import running_worker
+from worker.settings import RedisSettings, WorkerSettings
 
 __all__ = ["DemoOptions", "DemoResult", "cache_settings", "run_demo"]
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What the demo replays and where it looks for things.
+    """What the demo serves and replays.
 
     Attributes:
+        replay: The replay of Banking77 test tickets (``triage demo``: Poisson arrivals, with repeats, malformed
+            and off-topic shares).
         brokers: Use this Kafka instead of starting the embedded broker.
         model_dir: Checkpoint to serve; None uses ``<models_dir>/latest`` and trains it when missing.
-        count: Banking77 test tickets to replay.
-        rate: Mean tickets/s (Poisson arrivals).
-        duplicate_ratio: Share re-sending earlier texts (cache hits).
-        malformed_ratio: Share of bad messages (dead letters).
-        offtopic_ratio: Share of generated off-topic texts (greetings, spam, other domains).
-        seed: Seeds the replay.
-        live: Show the live progress display.
+        live: Show progress while the replay runs.
         verbose: Leave log events, warnings and progress bars on the screen instead of in ``demo.log``.
     """
 
+    replay: ReplayConfig
     brokers: str | None = None
     model_dir: Path | None = None
-    count: int = 3000
-    rate: float = 50.0
-    duplicate_ratio: float = 0.1
-    malformed_ratio: float = 0.01
-    offtopic_ratio: float = 0.05
-    seed: int = 0
     live: bool = True
     verbose: bool = False
 
@@ -80,9 +67,7 @@ def _ensure_model(settings: LoadtestSettings, options: DemoOptions, console: Con
     except CheckpointError:
         if latest.exists() or latest.is_symlink():
             raise
-    console.print(
-        f"[bold]No checkpoint at {latest}[/] — training the quick preset (a few minutes on 2 cores)…"
-    )
+    console.print(f"[bold]No checkpoint at {latest}[/] — training the quick preset (a few minutes on 2 cores)…")
     from trainer.config import TrainArgs
     from trainer.train import run_training
 
@@ -131,6 +116,21 @@ def _broker(options: DemoOptions, out_dir: Path, console: Console) -> Iterator[s
         yield broker.bootstrap
 
 
+def _redis_problem(settings: RedisSettings, timeout_s: float = 1.0) -> str | None:
+    """None when the configured Redis answers PING (with the configured password), else the reason it did not."""
+    import redis
+
+    client = redis.Redis.from_url(settings.url, password=settings.password_value(),
+                                  socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
 def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dict[str, object]:
     """Redis when it answers, else the worker's in-process cache, said plainly.
 
@@ -140,7 +140,7 @@ def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dic
     if worker.redis.backend == "memory":
         console.print("Cache: in-process memory (TRIAGE_REDIS__BACKEND=memory)")
         return {"backend": "memory", "key_prefix": prefix}
-    problem = redis_reachable(worker.redis)
+    problem = _redis_problem(worker.redis)
     if problem is None:
         console.print(f"Cache: Redis at {worker.redis.url}")
         return {"backend": "redis", "url": worker.redis.url, "key_prefix": prefix}
@@ -155,22 +155,9 @@ def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dic
 def run_demo(
     settings: LoadtestSettings, worker: WorkerSettings, options: DemoOptions, console: Console | None = None
 ) -> DemoResult:
-    """Run the whole stack once and return the replay's report; every child is stopped before returning.
-
-    Raises:
-        pydantic.ValidationError: The ratios add up to more than 1 (before anything starts).
-    """
+    """Run the whole stack once and return the replay's report; every child is stopped before returning."""
     console = console or Console()
-    config = ReplayConfig(
-        source="test",
-        rate=options.rate,
-        count=options.count,
-        arrival="poisson",
-        duplicate_ratio=options.duplicate_ratio,
-        malformed_ratio=options.malformed_ratio,
-        offtopic_ratio=options.offtopic_ratio,
-        seed=options.seed,
-    )
+    replay = options.replay
     run_id = new_run_id()
     out_dir = settings.results_dir / "loadtest" / f"demo-{run_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,54 +170,23 @@ def run_demo(
         model = _ensure_model(settings, options, console, log_path)
         console.print(f"Model: {model}")
         brokers = stack.enter_context(_broker(options, out_dir, console))
-        port = free_port()
-        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="triage-demo-")))
-        child = start_worker(
-            {
-                "brokers": brokers,
-                "group_id": f"triage-demo-{run_id}",
-                "topics": settings.topics.model_dump(),
-                "model_dir": str(model),
-                "redis": cache_settings(worker, run_id, console),
-                "web_host": "127.0.0.1",
-                "web_port": port,
-                "state_dir": str(state_dir),
-                "reload_interval_s": 0,
-            },
-            out_dir / "worker.log",
-        )
-        stack.callback(_stop, child, console)
-        console.print(f"Worker: starting (pid {child.pid}, log {out_dir / 'worker.log'})…")
-        health = wait_ready(child, port)
-        serving = health.get("model_serving") or {}
+        console.print(f"Worker: starting (log {out_dir / 'worker.log'})…")
+        stack.callback(console.print, "Worker: stopped")
+        running = stack.enter_context(running_worker({
+            "brokers": brokers, "group_id": f"triage-demo-{run_id}", "topics": settings.topics.model_dump(),
+            "model_dir": str(model), "redis": cache_settings(worker, run_id, console),
+        }, out_dir / "worker.log"))
+        serving = running.health.get("model_serving") or {}
         console.print(
-            f"Worker: ready, model {health.get('model_version')} on {serving.get('backend')} "
+            f"Worker: ready, model {running.health.get('model_version')} on {serving.get('backend')} "
             f"({serving.get('reason')}; {time.monotonic() - started:.0f}s since the demo started)"
         )
         records = load_source("test", settings.data_dir, settings.hub_dataset)
         console.print(
-            f"Replaying {options.count:,} messages at ~{options.rate:g}/s (Poisson): Banking77 test tickets, "
-            f"{options.duplicate_ratio:.0%} repeats, {options.malformed_ratio:.0%} malformed, "
-            f"{options.offtopic_ratio:.0%} off-topic…"
+            f"Replaying {replay.count:,} messages at ~{replay.rate:g}/s (Poisson): Banking77 test tickets, "
+            f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
+            f"{replay.offtopic_ratio:.0%} off-topic…"
         )
-        report = asyncio.run(
-            run_loadtest(
-                brokers,
-                settings.topics,
-                records,
-                config,
-                RunOptions(
-                    metrics_url=f"http://127.0.0.1:{port}/metrics",
-                    live=options.live,
-                    out_root=out_dir,
-                    console=console,
-                ),
-            )
-        )
+        run_options = RunOptions(metrics_url=running.metrics_url, live=options.live, out_root=out_dir, console=console)
+        report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, run_options))
     return DemoResult(report, leftovers(), time.monotonic() - started, out_dir)
-
-
-def _stop(child: ChildProcess, console: Console) -> None:
-    console.print("Worker: stopping…")
-    code = child.stop()
-    console.print(f"Worker: stopped (exit code {code})")

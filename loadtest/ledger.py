@@ -84,9 +84,7 @@ class Ledger:
         with self._lock:
             return self._by_id.get(ticket_id)
 
-    def on_enriched(
-        self, ticket_id: str, topic: str, triage: Triage | None, seen_at: float
-    ) -> Tracked | None:
+    def on_enriched(self, ticket_id: str, topic: str, triage: Triage | None, seen_at: float) -> Tracked | None:
         """Note one enriched record; returns the entry, or None when it is not from this run."""
         with self._lock:
             entry = self._by_id.get(ticket_id)
@@ -106,9 +104,7 @@ class Ledger:
         """Match a dead letter by payload hash (exact bytes sent), else by the id the worker could read."""
         with self._lock:
             candidates = self._by_sha.get(sha256, [])
-            entry = next(
-                (c for c in candidates if c.deadlettered_at is None), candidates[0] if candidates else None
-            )
+            entry = next((c for c in candidates if c.deadlettered_at is None), candidates[0] if candidates else None)
             if entry is None and ticket_id is not None:
                 entry = self._by_id.get(ticket_id)
             if entry is None:

@@ -21,43 +21,25 @@ class Malformed:
     expected_code: ErrorCode
 
 
-def _invalid_json(ticket_id: str, text: str) -> bytes:
-    whole = json.dumps({"ticket_id": ticket_id, "text": text}).encode()
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _truncated(ticket_id: str, text: str) -> bytes:
+    whole = _json({"ticket_id": ticket_id, "text": text})
     return whole[: max(len(whole) // 2, 3)]
 
 
-def _not_an_object(ticket_id: str, text: str) -> bytes:
-    return json.dumps([ticket_id, text]).encode()
-
-
-def _missing_text(ticket_id: str, text: str) -> bytes:
-    return json.dumps({"ticket_id": ticket_id, "channel": "email"}).encode()
-
-
-def _empty_text(ticket_id: str, text: str) -> bytes:
-    return json.dumps({"ticket_id": ticket_id, "text": " \t\u0007 "}).encode()
-
-
-def _wrong_type(ticket_id: str, text: str) -> bytes:
-    return json.dumps({"ticket_id": ticket_id, "text": len(text)}).encode()
-
-
-def _invalid_utf8(ticket_id: str, text: str) -> bytes:
-    return b'{"ticket_id": "' + ticket_id.encode() + b'", "text": "\xff\xfe bad bytes"}'
-
-
-def _empty_message(ticket_id: str, text: str) -> bytes:
-    return b""
-
-
+# kind → (payload from the ticket id and a real text, the code it must get); the id keeps most payloads unique.
 _BUILDERS: dict[str, tuple[Callable[[str, str], bytes], ErrorCode]] = {
-    "invalid_json": (_invalid_json, ErrorCode.INVALID_JSON),
-    "not_an_object": (_not_an_object, ErrorCode.NOT_AN_OBJECT),
-    "missing_text": (_missing_text, ErrorCode.MISSING_FIELD),
-    "empty_text": (_empty_text, ErrorCode.EMPTY_TEXT),
-    "wrong_type": (_wrong_type, ErrorCode.INVALID_FIELD),
-    "invalid_utf8": (_invalid_utf8, ErrorCode.INVALID_UTF8),
-    "empty_message": (_empty_message, ErrorCode.EMPTY_MESSAGE),
+    "invalid_json": (_truncated, ErrorCode.INVALID_JSON),
+    "not_an_object": (lambda i, t: _json([i, t]), ErrorCode.NOT_AN_OBJECT),
+    "missing_text": (lambda i, t: _json({"ticket_id": i, "channel": "email"}), ErrorCode.MISSING_FIELD),
+    "empty_text": (lambda i, t: _json({"ticket_id": i, "text": " \t\u0007 "}), ErrorCode.EMPTY_TEXT),
+    "wrong_type": (lambda i, t: _json({"ticket_id": i, "text": len(t)}), ErrorCode.INVALID_FIELD),
+    "invalid_utf8": (lambda i, t: b'{"ticket_id": "' + i.encode() + b'", "text": "\xff\xfe bad bytes"}',
+                     ErrorCode.INVALID_UTF8),
+    "empty_message": (lambda i, t: b"", ErrorCode.EMPTY_MESSAGE),
 }
 MALFORMED_KINDS = tuple(_BUILDERS)
 

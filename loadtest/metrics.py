@@ -1,4 +1,4 @@
-"""Read the worker's batch-size histogram from its Prometheus endpoint (diffed over a run)."""
+"""The worker's Prometheus metrics as the load tools read them: its batch-size histogram and its output count."""
 
 from __future__ import annotations
 
@@ -12,16 +12,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.report import BatchSizes
 
-__all__ = ["BatchHistogram", "counter_total", "parse_batch_histogram", "scrape_batch_histogram", "scrape_text"]
+__all__ = ["BATCH_SIZE", "RECORDS_OUT", "BatchHistogram", "parse_batch_histogram", "records_out", "scrape",
+           "scrape_batch_histogram"]
 
 log = structlog.get_logger(__name__)
+
+BATCH_SIZE = "triage_batch_size"
+"""The worker's histogram of messages per micro-batch."""
+RECORDS_OUT = "triage_records_out"
+"""The worker's counter of records the broker acknowledged, by topic."""
 
 
 @dataclass(frozen=True)
 class BatchHistogram:
-    """A Prometheus histogram of model batch sizes: cumulative bucket counts by upper bound."""
+    """The batch-size histogram: cumulative bucket counts by upper bound, summed over label sets."""
 
-    name: str
     buckets: dict[float, float]
     count: float
     total: float
@@ -30,34 +35,24 @@ class BatchHistogram:
         """The batches observed since ``earlier`` (a scrape taken before the run)."""
         if earlier is None:
             return self
-        return BatchHistogram(
-            name=self.name,
-            buckets={le: n - earlier.buckets.get(le, 0.0) for le, n in self.buckets.items()},
-            count=self.count - earlier.count,
-            total=self.total - earlier.total,
-        )
+        buckets = {le: n - earlier.buckets.get(le, 0.0) for le, n in self.buckets.items()}
+        return BatchHistogram(buckets, self.count - earlier.count, self.total - earlier.total)
 
     def as_batch_sizes(self) -> BatchSizes:
         """Per-bucket (not cumulative) batch counts, keyed by the bucket's upper bound."""
         histogram: dict[str, int] = {}
         previous = 0.0
         for le in sorted(self.buckets):
-            label = "+Inf" if math.isinf(le) else f"{le:g}"
-            histogram[label] = int(round(self.buckets[le] - previous))
+            histogram["+Inf" if math.isinf(le) else f"{le:g}"] = int(round(self.buckets[le] - previous))
             previous = self.buckets[le]
-        batches = int(round(self.count))
-        return BatchSizes(
-            source="metrics",
-            histogram=histogram,
-            batches=batches,
-            mean=round(self.total / self.count, 2) if self.count else None,
-        )
+        mean = round(self.total / self.count, 2) if self.count else None
+        return BatchSizes(source="metrics", histogram=histogram, batches=int(round(self.count)), mean=mean)
 
 
 def parse_batch_histogram(text: str) -> BatchHistogram | None:
-    """The first histogram whose name mentions ``batch`` and ``size``, summed over its label sets."""
+    """The ``triage_batch_size`` histogram out of Prometheus text; None when the text has none."""
     for family in text_string_to_metric_families(text):
-        if family.type != "histogram" or "batch" not in family.name or "size" not in family.name:
+        if family.name != BATCH_SIZE or family.type != "histogram":
             continue
         buckets: dict[float, float] = {}
         count = total = 0.0
@@ -69,23 +64,22 @@ def parse_batch_histogram(text: str) -> BatchHistogram | None:
                 count += sample.value
             elif sample.name.endswith("_sum"):
                 total += sample.value
-        return BatchHistogram(family.name, buckets, count, total)
+        return BatchHistogram(buckets, count, total)
     return None
 
 
-def counter_total(text: str, name: str, label: str, values: set[str]) -> float:
-    """Sum of counter ``name`` over the samples whose ``label`` is one of ``values``."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name != name:
-            continue
-        total += sum(
-            s.value for s in family.samples if s.name.endswith("_total") and s.labels.get(label) in values
-        )
-    return total
+def records_out(text: str, topics: set[str]) -> float:
+    """Records the worker published to any of ``topics`` (its ``triage_records_out`` counter)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == RECORDS_OUT
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("topic") in topics
+    )
 
 
-def scrape_text(url: str, timeout: float = 3.0) -> str | None:
+def scrape(url: str, timeout: float = 3.0) -> str | None:
     """The Prometheus text at ``url``; None (with a warning) when it cannot be read."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
@@ -95,12 +89,10 @@ def scrape_text(url: str, timeout: float = 3.0) -> str | None:
         return None
 
 
-def scrape_batch_histogram(url: str | None, timeout: float = 3.0) -> BatchHistogram | None:
-    """Fetch ``url`` (the worker's /metrics); None when unreachable or it has no batch-size histogram."""
-    text = scrape_text(url, timeout) if url else None
-    if text is None:
-        return None
-    histogram = parse_batch_histogram(text)
-    if histogram is None:
+def scrape_batch_histogram(url: str | None) -> BatchHistogram | None:
+    """The batch-size histogram at ``url`` (the worker's /metrics); None without a URL, an answer or a histogram."""
+    text = scrape(url) if url else None
+    histogram = parse_batch_histogram(text) if text else None
+    if text and histogram is None:
         log.warning("metrics_no_batch_histogram", url=url)
     return histogram

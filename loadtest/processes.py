@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+import psutil
 import structlog
 
 __all__ = ["ChildProcess", "Terminated", "leftovers", "stop_signals"]
@@ -40,11 +40,7 @@ class ChildProcess:
     def __init__(
         self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
     ) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.env = dict(env)
-        self.log_path = log_path
-        self.cwd = cwd
+        self.name, self.argv, self.env, self.log_path, self.cwd = name, list(argv), dict(env), log_path, cwd
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,15 +58,8 @@ class ChildProcess:
     def start(self) -> ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
-            self._proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self._proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                          stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         _RUNNING.add(self)
         _GROUPS.append(self._proc.pid)
         log.info("child_started", name=self.name, pid=self._proc.pid, log=str(self.log_path))
@@ -111,7 +100,7 @@ class ChildProcess:
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     """Signal a whole group (the child is its leader); grandchildren that linger after it exits die too."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    with contextlib.suppress(OSError):
         os.killpg(pgid, sig)
 
 
@@ -120,23 +109,24 @@ def leftovers() -> list[str]:
 
     Empty after a clean shutdown; ``ps`` would show the same. Zombies (exited, not yet reaped) don't count.
     """
-    import psutil
-
-    alive = {p.pid: p for p in psutil.Process(os.getpid()).children(recursive=True) if _running(p)}
+    alive = {p.pid: p for p in psutil.Process().children(recursive=True) if _running(p)}
     for pgid in _GROUPS:
-        alive.update({p.pid: p for p in _group_members(pgid)})
+        alive.update((p.pid, p) for p in _group_members(pgid))
     return [f"{pid} {p.name()}" for pid, p in sorted(alive.items())]
 
 
-def _group_members(pgid: int) -> list[Any]:
+def _group_members(pgid: int) -> list[psutil.Process]:
     """Running (not zombie) processes of one group."""
-    import psutil
-
     try:
         os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
+    except OSError:
         return []
-    return [p for p in psutil.process_iter() if _pgid(p.pid) == pgid and _running(p)]
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(OSError):
+            if os.getpgid(process.pid) == pgid and _running(process):
+                members.append(process)
+    return members
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> None:
@@ -146,18 +136,9 @@ def _wait_group_gone(pgid: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _pgid(pid: int) -> int | None:
+def _running(process: psutil.Process) -> bool:
     try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None
-
-
-def _running(process: object) -> bool:
-    import psutil
-
-    try:
-        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)  # type: ignore[attr-defined]
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

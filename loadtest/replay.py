@@ -40,25 +40,15 @@ class ReplayConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str = Field(default="test", description="train, test, or a Ticket JSONL path.")
-    rate: float | None = Field(
-        default=100.0, gt=0, description="Mean tickets/s; None sends as fast as possible."
-    )
-    count: int | None = Field(
-        default=None, ge=1, description="Messages to send; with duration, whichever ends first."
-    )
+    rate: float | None = Field(default=100.0, gt=0, description="Mean tickets/s; None sends as fast as possible.")
+    count: int | None = Field(default=None, ge=1, description="Messages to send; with duration, whichever ends first.")
     duration: float | None = Field(default=None, gt=0, description="Seconds to keep sending.")
     arrival: Arrival = "constant"
     burst_size: int = Field(default=50, ge=1, description="Tickets per burst for the burst arrival process.")
-    duplicate_ratio: float = Field(
-        default=0.0, ge=0, le=1, description="Share re-sending an earlier text, new id."
-    )
-    malformed_ratio: float = Field(
-        default=0.0, ge=0, le=1, description="Share of bad messages (dead-letter path)."
-    )
+    duplicate_ratio: float = Field(default=0.0, ge=0, le=1, description="Share re-sending an earlier text, new id.")
+    malformed_ratio: float = Field(default=0.0, ge=0, le=1, description="Share of bad messages (dead-letter path).")
     offtopic_ratio: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
+        default=0.0, ge=0, le=1,
         description="Share of generated off-topic texts (greetings, spam, other domains): none should page.",
     )
     seed: int = 0
@@ -98,20 +88,10 @@ class Planned:
         assert self.record is not None
         fields: dict[str, Any] = {"channel": "replay", **self.record.fields}
         metadata = {**fields.pop("metadata", {})}
-        metadata["loadtest"] = {
-            "run": run_id,
-            "seq": self.seq,
-            "sent_at": sent_at,
-            "kind": self.kind,
-            "truth": self.truth.as_json() if self.truth else None,
-        }
-        ticket = {
-            **fields,
-            "ticket_id": self.ticket_id,
-            "text": self.record.text,
-            "created_at": datetime.fromtimestamp(sent_at, UTC).isoformat(),
-            "metadata": metadata,
-        }
+        truth = self.truth.as_json() if self.truth else None
+        metadata["loadtest"] = {"run": run_id, "seq": self.seq, "sent_at": sent_at, "kind": self.kind, "truth": truth}
+        ticket = {**fields, "ticket_id": self.ticket_id, "text": self.record.text,
+                  "created_at": datetime.fromtimestamp(sent_at, UTC).isoformat(), "metadata": metadata}
         return json.dumps(ticket, ensure_ascii=False).encode("utf-8")
 
 
@@ -163,24 +143,17 @@ class Replayer:
     """Sends planned messages with kafka-python (acks=all, retries, key = ticket id) from one thread."""
 
     def __init__(
-        self,
-        brokers: list[str],
-        topic: str,
-        records: list[SourceRecord],
-        config: ReplayConfig,
-        ledger: Ledger,
+        self, brokers: list[str], topic: str, records: list[SourceRecord], config: ReplayConfig, ledger: Ledger,
         run_id: str,
     ) -> None:
-        self.brokers = brokers
-        self.topic = topic
-        self.records = records
-        self.config = config
-        self.ledger = ledger
-        self.run_id = run_id
+        self.brokers, self.topic, self.records, self.config = brokers, topic, records, config
+        self.ledger, self.run_id = ledger, run_id
         self.stats = ReplayStats()
         self.done = threading.Event()
 
-    def _limit(self) -> int | None:
+    @property
+    def limit(self) -> int | None:
+        """Messages to send: the count, else one pass over the source unless a duration is given."""
         if self.config.count is None and self.config.duration is None:
             return len(self.records)
         return self.config.count
@@ -189,30 +162,18 @@ class Replayer:
         """Send until the count or duration is reached or ``stop`` is set; always flushes and closes."""
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(
-            bootstrap_servers=self.brokers,
-            client_id=f"triage-replay-{self.run_id}",
-            acks="all",
-            retries=5,
-            linger_ms=self.config.linger_ms,
-        )
-        limit = self._limit()
+        producer = KafkaProducer(bootstrap_servers=self.brokers, client_id=f"triage-replay-{self.run_id}", acks="all",
+                                 retries=5, linger_ms=self.config.linger_ms)
+        limit = self.limit
         seen_texts: set[str] = set()
-        offsets = arrival_offsets(
-            self.config.arrival, self.config.rate, self.config.seed, self.config.burst_size
-        )
+        offsets = arrival_offsets(self.config.arrival, self.config.rate, self.config.seed, self.config.burst_size)
         self.stats.started_at = time.time()
         start = time.monotonic()
         try:
-            for planned, offset in zip(
-                plan_messages(self.records, self.config, self.run_id), offsets, strict=False
-            ):
+            for planned, offset in zip(plan_messages(self.records, self.config, self.run_id), offsets, strict=False):
                 if stop.is_set() or (limit is not None and planned.seq >= limit):
                     break
-                if (
-                    self.config.duration is not None
-                    and max(offset, time.monotonic() - start) > self.config.duration
-                ):
+                if self.config.duration is not None and max(offset, time.monotonic() - start) > self.config.duration:
                     break
                 delay = start + offset - time.monotonic()
                 if delay > 0 and stop.wait(delay):
@@ -223,13 +184,8 @@ class Replayer:
             producer.close(timeout=10)
             self.stats.finished_at = time.time()
             self.done.set()
-        log.info(
-            "replay_sent",
-            run=self.run_id,
-            sent=self.stats.sent,
-            errors=self.stats.send_errors,
-            seconds=round(self.stats.finished_at - self.stats.started_at, 2),
-        )
+        log.info("replay_sent", run=self.run_id, sent=self.stats.sent, errors=self.stats.send_errors,
+                 seconds=round(self.stats.finished_at - self.stats.started_at, 2))
         return self.stats
 
     def _send(self, producer: Any, planned: Planned, seen_texts: set[str]) -> None:
@@ -241,15 +197,9 @@ class Replayer:
             repeat = digest in seen_texts
             seen_texts.add(digest)
         entry = Tracked(
-            seq=planned.seq,
-            ticket_id=planned.ticket_id,
-            sha256=hashlib.sha256(payload).hexdigest(),
-            sent_at=sent_at,
-            kind=planned.kind,
-            expected="deadletter" if planned.expected_code is not None else "enriched",
-            truth=planned.truth,
-            expected_code=planned.expected_code,
-            repeat=repeat,
+            seq=planned.seq, ticket_id=planned.ticket_id, sha256=hashlib.sha256(payload).hexdigest(), sent_at=sent_at,
+            kind=planned.kind, expected="deadletter" if planned.expected_code is not None else "enriched",
+            truth=planned.truth, expected_code=planned.expected_code, repeat=repeat,
         )
         self.ledger.register(entry)
         future = producer.send(self.topic, key=planned.ticket_id.encode(), value=payload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -16,22 +16,10 @@ from loadtest.collector import Collector
 from loadtest.ledger import Ledger, Tracked
 from loadtest.replay import OFFTOPIC, ReplayConfig
 from schemas.enums import Priority
-from worker.settings import TopicSettings
+from schemas.topics import TopicSettings
 
-__all__ = [
-    "Accuracy",
-    "BatchSizes",
-    "CacheStats",
-    "Counts",
-    "LatencyStats",
-    "OffTopic",
-    "Report",
-    "Throughput",
-    "TimelinePoint",
-    "batch_sizes_from_records",
-    "build_report",
-    "latency_stats",
-]
+__all__ = ["Accuracy", "BatchSizes", "CacheStats", "Counts", "LatencyStats", "OffTopic", "Report", "Throughput",
+           "TimelinePoint", "batch_sizes_from_records", "build_report", "latency_stats", "steady_rate"]
 
 
 class Counts(BaseModel):
@@ -47,9 +35,7 @@ class Counts(BaseModel):
     dead_lettered_expected: int = Field(description="Malformed messages dead-lettered, as they should be.")
     dead_lettered_unexpected: int = Field(description="Valid tickets that ended on the dead-letter topic.")
     malformed_enriched: int = Field(description="Bad messages that were enriched anyway (a worker bug).")
-    dead_letter_code_mismatches: int = Field(
-        description="Dead letters whose error code differs from expected."
-    )
+    dead_letter_code_mismatches: int = Field(description="Dead letters whose error code differs from expected.")
     lost: int = Field(description="Produced but never seen on any output topic; must be 0.")
     duplicates: int = Field(description="Extra deliveries of the same message on the same topic.")
     foreign: int = Field(description="Output records from other runs or producers, ignored.")
@@ -69,6 +55,9 @@ class Throughput(BaseModel):
     offered_per_s: float = Field(description="Produced messages / send window.")
     completed_per_s: float = Field(description="Messages resolved / (last output - first send).")
     peak_per_s: float = Field(description="Busiest whole second of completions.")
+    steady_per_s: float | None = Field(
+        default=None, description="Outputs/s between the 5th and 95th percentile of their times (see steady_rate)."
+    )
     send_seconds: float
     total_seconds: float = Field(description="First send to last output.")
 
@@ -136,12 +125,6 @@ class Report(BaseModel):
     timeline: list[TimelinePoint]
     schema_samples: list[str] = Field(default_factory=list)
     plots: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-
-    @property
-    def consistent(self) -> bool:
-        c = self.counts
-        return c.produced == c.enriched + c.dead_lettered + c.lost
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +140,23 @@ def latency_stats(values_ms: Sequence[float]) -> LatencyStats:
     if not values_ms:
         return LatencyStats(count=0)
     arr = np.asarray(values_ms, dtype=np.float64)
-    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return LatencyStats(
-        count=len(arr),
-        p50=round(float(p50), 2),
-        p95=round(float(p95), 2),
-        p99=round(float(p99), 2),
-        max=round(float(arr.max()), 2),
-        mean=round(float(arr.mean()), 2),
-    )
+    p50, p95, p99 = (round(float(p), 2) for p in np.percentile(arr, [50, 95, 99]))
+    return LatencyStats(count=len(arr), p50=p50, p95=p95, p99=p99, max=round(float(arr.max()), 2),
+                        mean=round(float(arr.mean()), 2))
+
+
+def steady_rate(times: Sequence[float], trim: float = 0.05) -> float | None:
+    """Outputs per second between the ``trim`` and ``1 - trim`` quantiles of their times.
+
+    Cutting both ends leaves out the consumer's start (group join, first cold forward passes) and the tail of
+    the last partial batches: in a backlog drain, this is the rate the worker sustains.
+    """
+    ordered = sorted(times)
+    low = int(len(ordered) * trim)
+    high = len(ordered) - 1 - low
+    if high - low < 1 or ordered[high] <= ordered[low]:
+        return None
+    return round((high - low) / (ordered[high] - ordered[low]), 1)
 
 
 def batch_sizes_from_records(entries: Sequence[Tracked]) -> BatchSizes:
@@ -178,12 +169,8 @@ def batch_sizes_from_records(entries: Sequence[Tracked]) -> BatchSizes:
     if not groups:
         return BatchSizes(source="none", histogram={}, batches=0)
     sizes = Counter(groups.values())
-    return BatchSizes(
-        source="records",
-        histogram={str(size): n for size, n in sorted(sizes.items())},
-        batches=sum(sizes.values()),
-        mean=round(sum(groups.values()) / len(groups), 2),
-    )
+    return BatchSizes(source="records", histogram={str(size): n for size, n in sorted(sizes.items())},
+                      batches=len(groups), mean=round(sum(groups.values()) / len(groups), 2))
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -191,14 +178,14 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 def _accuracy(enriched: list[Tracked]) -> Accuracy:
-    scored = [e for e in enriched if e.truth is not None and e.triage is not None]
-    high = [e for e in scored if e.truth and e.truth.priority is Priority.HIGH]
+    pairs = [(e.triage, e.truth) for e in enriched if e.truth is not None and e.triage is not None]
+    high = [triage for triage, truth in pairs if truth.priority is Priority.HIGH]
     return Accuracy(
-        labelled=len(scored),
-        category=_ratio(sum(e.triage.category == e.truth.category for e in scored), len(scored)),  # type: ignore[union-attr]
-        priority=_ratio(sum(e.triage.priority == e.truth.priority for e in scored), len(scored)),  # type: ignore[union-attr]
-        intent=_ratio(sum(e.triage.intent == e.truth.intent for e in scored), len(scored)),  # type: ignore[union-attr]
-        high_recall=_ratio(sum(e.triage.priority is Priority.HIGH for e in high), len(high)),  # type: ignore[union-attr]
+        labelled=len(pairs),
+        category=_ratio(sum(triage.category == truth.category for triage, truth in pairs), len(pairs)),
+        priority=_ratio(sum(triage.priority == truth.priority for triage, truth in pairs), len(pairs)),
+        intent=_ratio(sum(triage.intent == truth.intent for triage, truth in pairs), len(pairs)),
+        high_recall=_ratio(sum(triage.priority is Priority.HIGH for triage in high), len(high)),
         high_support=len(high),
     )
 
@@ -206,12 +193,8 @@ def _accuracy(enriched: list[Tracked]) -> Accuracy:
 def _offtopic(produced: list[Tracked], oncall: str) -> OffTopic:
     sent = [e for e in produced if e.kind == OFFTOPIC]
     triaged = [e.triage for e in sent if e.outcome == "enriched" and e.triage is not None]
-    return OffTopic(
-        sent=len(sent),
-        enriched=len(triaged),
-        out_of_scope=sum(t.out_of_scope for t in triaged),
-        paged=sum(1 for e in sent if e.deliveries[oncall]),
-    )
+    return OffTopic(sent=len(sent), enriched=len(triaged), out_of_scope=sum(t.out_of_scope for t in triaged),
+                    paged=sum(1 for e in sent if e.deliveries[oncall]))
 
 
 def _timeline(produced: list[Tracked], t0: float) -> list[TimelinePoint]:
@@ -227,89 +210,63 @@ def _timeline(produced: list[Tracked], t0: float) -> list[TimelinePoint]:
         completed[int(seen - t0)] += 1
         if e.enriched_at is not None and e.latency_ms is not None:
             latencies.setdefault(int(e.sent_at - t0), []).append(e.latency_ms)
-    last = max([*sent, *completed])
     points = []
-    for second in range(last + 1):
+    for second in range(max([*sent, *completed]) + 1):
         stats = latency_stats(latencies.get(second, []))
-        points.append(
-            TimelinePoint(
-                second=second,
-                sent=sent[second],
-                completed=completed[second],
-                p50_ms=stats.p50,
-                p99_ms=stats.p99,
-            )
-        )
+        points.append(TimelinePoint(second=second, sent=sent[second], completed=completed[second],
+                                    p50_ms=stats.p50, p99_ms=stats.p99))
     return points
 
 
 def build_report(
-    run_id: str,
-    config: ReplayConfig,
-    brokers: list[str],
-    topics: TopicSettings,
-    ledger: Ledger,
-    collector: Collector,
-    batch_sizes: BatchSizes | None = None,
+    run_id: str, config: ReplayConfig, brokers: list[str], topics: TopicSettings, ledger: Ledger,
+    collector: Collector, batch_sizes: BatchSizes | None = None,
 ) -> Report:
     """Summarise one run; call it after the replay has stopped and the collector has drained."""
     produced = [e for e in ledger.entries if e.acked]
     enriched = [e for e in produced if e.outcome == "enriched"]
     dead = [e for e in produced if e.outcome == "deadletter"]
-    lost = [e for e in produced if e.outcome is None]
     sent_times = [e.sent_at for e in produced] or [0.0]
     seen_times = [t for e in produced for t in (e.enriched_at, e.deadlettered_at) if t is not None]
     t0, t_sent = min(sent_times), max(sent_times)
     t_end = max(seen_times, default=t_sent)
-    timeline = _timeline(produced, t0)
+    total = max(t_end - t0, 1e-9)
     hits = sum(1 for e in enriched if e.triage is not None and e.triage.cached)
     repeated = sum(1 for e in produced if e.repeat)
     counts = Counts(
-        produced=len(produced),
-        send_failed=sum(1 for e in ledger.entries if e.acked is False),
+        produced=len(produced), send_failed=sum(1 for e in ledger.entries if e.acked is False),
         valid=sum(1 for e in produced if e.expected == "enriched"),
-        malformed=sum(1 for e in produced if e.expected == "deadletter"),
-        repeated_texts=repeated,
-        enriched=len(enriched),
-        dead_lettered=len(dead),
+        malformed=sum(1 for e in produced if e.expected == "deadletter"), repeated_texts=repeated,
+        enriched=len(enriched), dead_lettered=len(dead),
         dead_lettered_expected=sum(1 for e in dead if e.expected == "deadletter"),
         dead_lettered_unexpected=sum(1 for e in dead if e.expected == "enriched"),
         malformed_enriched=sum(1 for e in enriched if e.expected == "deadletter"),
-        dead_letter_code_mismatches=sum(
-            1 for e in dead if e.expected_code and e.dead_code != e.expected_code
-        ),
-        lost=len(lost),
+        dead_letter_code_mismatches=sum(1 for e in dead if e.expected_code and e.dead_code != e.expected_code),
+        lost=sum(1 for e in produced if e.outcome is None),
         duplicates=sum(n - 1 for e in produced for n in e.deliveries.values() if n > 1),
-        foreign=sum(collector.foreign.values()),
-        schema_errors=sum(collector.schema_errors.values()),
+        foreign=sum(collector.foreign.values()), schema_errors=sum(collector.schema_errors.values()),
     )
-    completions = Counter(int(t - t0) for t in seen_times)
-    total = max(t_end - t0, 1e-9)
+    throughput = Throughput(
+        offered_per_s=round(len(produced) / max(t_sent - t0, 1e-9), 1) if len(produced) > 1 else 0.0,
+        completed_per_s=round((len(enriched) + len(dead)) / total, 1),
+        peak_per_s=float(max(Counter(int(t - t0) for t in seen_times).values(), default=0)),
+        steady_per_s=steady_rate([e.seen_at for e in produced if e.seen_at is not None]),
+        send_seconds=round(t_sent - t0, 3), total_seconds=round(total, 3),
+    )
+
+    def tally(values: Iterable[str]) -> dict[str, int]:
+        return dict(sorted(Counter(values).items()))
+
     return Report(
-        run_id=run_id,
-        started_at=datetime.fromtimestamp(t0, UTC),
-        finished_at=datetime.fromtimestamp(t_end, UTC),
-        config=config,
-        brokers=brokers,
-        input_topic=topics.incoming,
-        output_topics=topics.outputs(),
-        counts=counts,
-        latency_ms=latency_stats([e.latency_ms for e in enriched if e.latency_ms is not None]),
-        throughput=Throughput(
-            offered_per_s=round(len(produced) / max(t_sent - t0, 1e-9), 1) if len(produced) > 1 else 0.0,
-            completed_per_s=round((len(enriched) + len(dead)) / total, 1),
-            peak_per_s=float(max(completions.values(), default=0)),
-            send_seconds=round(t_sent - t0, 3),
-            total_seconds=round(total, 3),
-        ),
+        run_id=run_id, started_at=datetime.fromtimestamp(t0, UTC), finished_at=datetime.fromtimestamp(t_end, UTC),
+        config=config, brokers=brokers, input_topic=topics.incoming, output_topics=topics.outputs(), counts=counts,
+        latency_ms=latency_stats([e.latency_ms for e in enriched if e.latency_ms is not None]), throughput=throughput,
         accuracy=_accuracy(enriched),
         cache=CacheStats(hits=hits, hit_ratio=_ratio(hits, len(enriched)), repeated_texts=repeated),
-        offtopic=_offtopic(produced, topics.oncall),
-        per_topic=dict(sorted(collector.per_topic.items())),
-        routes=dict(sorted(Counter(e.triage.category.value for e in enriched if e.triage).items())),
-        priorities=dict(sorted(Counter(e.triage.priority.value for e in enriched if e.triage).items())),
-        dead_letter_codes=dict(sorted(Counter(e.dead_code.value for e in dead if e.dead_code).items())),
-        batch_sizes=batch_sizes or batch_sizes_from_records(enriched),
-        timeline=timeline,
+        offtopic=_offtopic(produced, topics.oncall), per_topic=dict(sorted(collector.per_topic.items())),
+        routes=tally(e.triage.category.value for e in enriched if e.triage),
+        priorities=tally(e.triage.priority.value for e in enriched if e.triage),
+        dead_letter_codes=tally(e.dead_code.value for e in dead if e.dead_code),
+        batch_sizes=batch_sizes or batch_sizes_from_records(enriched), timeline=_timeline(produced, t0),
         schema_samples=collector.schema_samples,
     )

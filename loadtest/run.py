@@ -13,20 +13,24 @@ from pathlib import Path
 
 import structlog
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger
-from loadtest.live import LiveView
-from loadtest.metrics import BatchHistogram, scrape_batch_histogram
+from loadtest.metrics import scrape_batch_histogram
 from loadtest.replay import ReplayConfig, Replayer, new_run_id
-from loadtest.report import Report, build_report
+from loadtest.report import BatchSizes, Report, build_report
 from loadtest.settings import parse_brokers
 from loadtest.source import SourceRecord
-from worker.settings import TopicSettings
+from schemas.topics import TopicSettings
 
-__all__ = ["RunOptions", "run_loadtest"]
+__all__ = ["Consume", "RunOptions", "run_loadtest"]
 
 log = structlog.get_logger(__name__)
+
+Consume = Callable[[int], BatchSizes | None]
+"""A backlog drain's consumer: told how many tickets wait on the input topic, it runs until they are all
+published and returns the model batch sizes it saw (None: inferred from the records)."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,9 @@ class RunOptions:
         drain_timeout_s: After the last send, stop waiting once no output arrived for this long.
         grace_s: After every message is accounted for, keep reading this long to catch fan-out copies.
         metrics_url: The worker's Prometheus endpoint; its batch-size histogram is diffed over the run.
-        live: Show the live display.
+        live: Show progress: a bar on a terminal (``console``, default stderr), else a log line every 5 s.
         plots: Write the PNG plots.
         out_root: Reports go to ``<out_root>/<run_id>/``; None writes nothing.
-        console: Where the live display draws (default: stderr).
     """
 
     drain_timeout_s: float = 30.0
@@ -53,11 +56,8 @@ class RunOptions:
 
 
 async def run_loadtest(
-    brokers: str,
-    topics: TopicSettings,
-    records: list[SourceRecord],
-    config: ReplayConfig,
-    options: RunOptions,
+    brokers: str, topics: TopicSettings, records: list[SourceRecord], config: ReplayConfig, options: RunOptions,
+    consume: Consume | None = None,
 ) -> Report:
     """Replay ``records`` onto ``topics.incoming`` and collect every output until all are accounted for.
 
@@ -67,6 +67,8 @@ async def run_loadtest(
         records: The replay source.
         config: Rate, count, arrival process, ratios, seed.
         options: Draining, metrics, display and output.
+        consume: Makes the run a backlog drain: everything is sent first, then ``consume`` runs (in a thread)
+            alone, and the outputs are read afterwards, timed by their Kafka timestamps.
 
     Returns:
         The report (also written to ``<out_root>/<run_id>/report.json`` with plots when ``out_root`` is set).
@@ -74,37 +76,30 @@ async def run_loadtest(
     hosts = parse_brokers(brokers)
     run_id = new_run_id()
     ledger = Ledger()
-    collector = Collector(hosts, topics, ledger)
-    before = (
-        await asyncio.to_thread(scrape_batch_histogram, options.metrics_url) if options.metrics_url else None
-    )
+    collector = Collector(hosts, topics, ledger, clock="received" if consume is None else "record")
+    before = await asyncio.to_thread(scrape_batch_histogram, options.metrics_url)
     await collector.start()
     replayer = Replayer(hosts, topics.incoming, records, config, ledger, run_id)
     stop = threading.Event()
     sender = threading.Thread(target=replayer.run, args=(stop,), name="replay-producer", daemon=True)
-    log.info(
-        "loadtest_started",
-        run=run_id,
-        brokers=",".join(hosts),
-        incoming=topics.incoming,
-        rate=config.rate or "max",
-        count=config.count,
-        duration=config.duration,
-    )
+    log.info("loadtest_started", run=run_id, brokers=",".join(hosts), incoming=topics.incoming,
+             rate=config.rate or "max", count=config.count, duration=config.duration)
+    batches: BatchSizes | None = None
     try:
-        with _short_gc_passes() as settle, LiveView(ledger, collector, options.console, enabled=options.live) as view:
+        with _short_gc_passes() as settle, _progress(options, replayer.limit) as show:
             sender.start()
-            await _drain(collector, replayer, ledger, options, view, settle)
+            if consume is not None:
+                await asyncio.to_thread(sender.join)
+                batches = await asyncio.to_thread(consume, ledger.produced - ledger.failed)
+            await _drain(collector, replayer, ledger, options, lambda: (settle(), show(ledger)))
     finally:
         stop.set()
         if sender.is_alive():
             await asyncio.to_thread(sender.join)
         await collector.stop()
-    after = (
-        await asyncio.to_thread(scrape_batch_histogram, options.metrics_url) if options.metrics_url else None
-    )
-    worker_batches = after.minus(before).as_batch_sizes() if isinstance(after, BatchHistogram) else None
-    report = build_report(run_id, config, hosts, topics, ledger, collector, worker_batches)
+    after = await asyncio.to_thread(scrape_batch_histogram, options.metrics_url)
+    batches = after.minus(before).as_batch_sizes() if after else batches
+    report = build_report(run_id, config, hosts, topics, ledger, collector, batches)
     if options.out_root is not None:
         out_dir = options.out_root / run_id
         if options.plots:
@@ -112,15 +107,9 @@ async def run_loadtest(
 
             report.plots = [str(p) for p in write_plots(report, ledger.entries, out_dir)]
         report.write(out_dir / "report.json")
-    log.info(
-        "loadtest_finished",
-        run=run_id,
-        produced=report.counts.produced,
-        enriched=report.counts.enriched,
-        dead_lettered=report.counts.dead_lettered,
-        lost=report.counts.lost,
-        p99_ms=report.latency_ms.p99,
-    )
+    counts = report.counts
+    log.info("loadtest_finished", run=run_id, produced=counts.produced, enriched=counts.enriched,
+             dead_lettered=counts.dead_lettered, lost=counts.lost, p99_ms=report.latency_ms.p99)
     return report
 
 
@@ -128,10 +117,9 @@ async def run_loadtest(
 def _short_gc_passes(every_s: float = 1.0) -> Iterator[Callable[[], None]]:
     """Keep the garbage collector's full passes short while the load generator measures.
 
-    A full pass walks every tracked object: the replay source and the growing ledger. On 2 cores one took
-    92 ms in the middle of a run, stalling the producer and the collector together, and showed up as a
-    tail on the worker's latency. Objects that exist at the start, then every second those that survived,
-    are frozen (never walked again); they are unfrozen, and collected if garbage, when the run ends.
+    A full pass walks the replay source and the growing ledger: on 2 cores one took 92 ms mid-run and showed up
+    as a tail on the worker's latency. What exists, then every second what survived, is frozen (never walked
+    again) until the run ends.
     """
     gc.freeze()
     frozen_at = time.monotonic()
@@ -148,22 +136,38 @@ def _short_gc_passes(every_s: float = 1.0) -> Iterator[Callable[[], None]]:
         gc.unfreeze()
 
 
+@contextmanager
+def _progress(options: RunOptions, total: int | None, log_every_s: float = 5.0) -> Iterator[Callable[[Ledger], None]]:
+    """How far the run is: a rich progress bar on a terminal, a log line every ``log_every_s`` elsewhere."""
+    console = options.console or Console(stderr=True)
+    interactive = options.live and console.is_terminal
+    columns = (TextColumn("outputs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[pending]} pending"))
+    logged_at = time.monotonic()
+    with Progress(*columns, TimeElapsedColumn(), console=console, disable=not interactive) as bar:
+        task = bar.add_task("outputs", total=total, pending=0)
+
+        def show(ledger: Ledger) -> None:
+            nonlocal logged_at
+            bar.update(task, completed=ledger.resolved, pending=ledger.pending)
+            if options.live and not interactive and time.monotonic() - logged_at >= log_every_s:
+                logged_at = time.monotonic()
+                log.info("loadtest_progress", produced=ledger.produced, resolved=ledger.resolved,
+                         pending=ledger.pending)
+
+        yield show
+
+
 async def _drain(
-    collector: Collector,
-    replayer: Replayer,
-    ledger: Ledger,
-    options: RunOptions,
-    view: LiveView,
-    settle: Callable[[], None],
+    collector: Collector, replayer: Replayer, ledger: Ledger, options: RunOptions, tick: Callable[[], object]
 ) -> None:
+    """Read outputs until every message is accounted for (plus ``grace_s``), or none came for the drain timeout."""
     last_output = time.monotonic()
     done_at: float | None = None
     settled_at: float | None = None
     while True:
         if await collector.poll(timeout_ms=100):
             last_output = time.monotonic()
-        view.refresh()
-        settle()
+        tick()
         if not replayer.done.is_set():
             continue
         now = time.monotonic()

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from triage.checkpoint import DEFAULT_MODELS_DIR
-from worker.settings import TopicSettings
+from inference.checkpoint import DEFAULT_MODELS_DIR
+from schemas.topics import TopicSettings
 
 __all__ = ["LoadtestSettings", "parse_brokers"]
 

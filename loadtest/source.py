@@ -49,9 +49,7 @@ def _truth(intent: str | None, taxonomy: Taxonomy) -> Truth | None:
     return Truth(intent=intent, category=rule.category, priority=rule.priority)
 
 
-def _from_banking77(
-    split: str, data_dir: Path | None, hub_dataset: str, taxonomy: Taxonomy
-) -> list[SourceRecord]:
+def _from_banking77(split: str, data_dir: Path | None, hub_dataset: str, taxonomy: Taxonomy) -> list[SourceRecord]:
     from trainer.data import DataNotFoundError, load_banking77
 
     try:
@@ -59,18 +57,14 @@ def _from_banking77(
     except DataNotFoundError as exc:
         raise SourceError(str(exc)) from exc
     chosen = data.train if split == "train" else data.test
-    return [
-        SourceRecord(text, _truth(intent, taxonomy), {})
-        for text, intent in zip(chosen.texts, chosen.intents, strict=True)
-    ]
+    pairs = zip(chosen.texts, chosen.intents, strict=True)
+    return [SourceRecord(text, _truth(intent, taxonomy), {}) for text, intent in pairs]
 
 
 def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
     """Each line is a Ticket; ``metadata.intent`` (when present) is its ground truth."""
     if not path.is_file():
-        raise SourceError(
-            f"no replay source at {path}: pass --source train, --source test or a Ticket JSONL file"
-        )
+        raise SourceError(f"no replay source at {path}: pass --source train, --source test or a Ticket JSONL file")
     records = []
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -79,9 +73,7 @@ def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
             try:
                 ticket = Ticket.model_validate(json.loads(line))
             except (ValueError, ValidationError) as exc:
-                raise SourceError(
-                    f"{path}:{line_no}: not a valid Ticket ({str(exc).splitlines()[0]})"
-                ) from exc
+                raise SourceError(f"{path}:{line_no}: not a valid Ticket ({str(exc).splitlines()[0]})") from exc
             intent = ticket.metadata.get("intent")
             if intent is not None and intent not in taxonomy.intents:
                 raise SourceError(f"{path}:{line_no}: metadata.intent {intent!r} is not a Banking77 intent")
@@ -92,15 +84,9 @@ def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
     return records
 
 
-def load_source(
-    source: str, data_dir: Path | None, hub_dataset: str = "PolyAI/banking77"
-) -> list[SourceRecord]:
-    """Read the replay source.
-
-    Args:
-        source: ``train`` or ``test`` (a Banking77 split) or the path of a Ticket JSONL file.
-        data_dir: Local Banking77 folder (train.csv/test.csv); None tries the hub.
-        hub_dataset: Hub id used when no local folder is given.
+def load_source(source: str, data_dir: Path | None, hub_dataset: str = "PolyAI/banking77") -> list[SourceRecord]:
+    """The records of ``source``: ``train`` or ``test`` (a Banking77 split from ``data_dir``, else the hub) or the
+    path of a Ticket JSONL file.
 
     Raises:
         SourceError: Naming the source tried and how to fix it.

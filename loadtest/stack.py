@@ -8,49 +8,52 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from inference.environment import flatten_env
+from loadtest.broker import free_port
 from loadtest.processes import ChildProcess
-from worker.settings import RedisSettings
 
-__all__ = ["WorkerNotReady", "flatten_env", "redis_reachable", "start_worker", "wait_ready"]
-
-log = structlog.get_logger(__name__)
+__all__ = ["RunningWorker", "WorkerNotReady", "running_worker", "wait_ready"]
 
 
 class WorkerNotReady(RuntimeError):
     """The worker exited or did not report ready in time; the message carries the end of its log."""
 
 
-def flatten_env(values: Mapping[str, Any], prefix: str = "TRIAGE_") -> dict[str, str]:
-    """``{"redis": {"url": u}}`` → ``{"TRIAGE_REDIS__URL": u}``: the worker's own settings names."""
-    env: dict[str, str] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key.upper()}"
-        if isinstance(value, Mapping):
-            env.update(flatten_env(value, f"{name}__"))
-        elif value is not None:
-            env[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
+@dataclass(frozen=True)
+class RunningWorker:
+    """A worker that reported ready: its process, its port and what its ``/health`` said."""
+
+    child: ChildProcess
+    port: int
+    health: dict[str, Any]
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
 
 
-def start_worker(
-    overrides: Mapping[str, Any], log_path: Path, base_env: Mapping[str, str] | None = None
-) -> ChildProcess:
-    """Launch ``python -m worker`` with ``overrides`` (WorkerSettings field names) on top of ``base_env``.
+@contextmanager
+def running_worker(settings: Mapping[str, Any], log_path: Path) -> Iterator[RunningWorker]:
+    """``python -m worker`` with ``settings`` (nested WorkerSettings fields) on top of this environment, once ready.
 
-    Args:
-        overrides: Nested WorkerSettings values, e.g. ``{"brokers": b, "topics": {...}, "batch_size": 32}``.
-        log_path: The worker's JSON log goes here.
-        base_env: Environment to start from (default: this process's).
+    It serves /health and /metrics on a free loopback port, keeps its Faust state beside its log and never
+    hot-reloads (one run, one checkpoint); on the way out it is stopped with its whole process group.
     """
-    env = {**(os.environ if base_env is None else base_env), **flatten_env(overrides)}
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return ChildProcess("worker", [sys.executable, "-m", "worker"], env, log_path).start()
+    port = free_port()
+    own = {"web_host": "127.0.0.1", "web_port": port, "state_dir": log_path.with_suffix(".state"),
+           "reload_interval_s": 0}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **flatten_env({**own, **settings})}
+    child = ChildProcess("worker", [sys.executable, "-m", "worker"], env, log_path).start()
+    try:
+        yield RunningWorker(child, port, wait_ready(child, port))
+    finally:
+        child.stop()
 
 
 def _health(url: str) -> tuple[int, dict[str, Any]]:
@@ -89,19 +92,3 @@ def wait_ready(worker: ChildProcess, port: int, timeout_s: float = 180.0) -> dic
         f"the worker was not ready within {timeout_s:.0f}s ({url} said {body or 'nothing'}); "
         f"last lines of {worker.log_path}:\n{worker.tail()}"
     )
-
-
-def redis_reachable(settings: RedisSettings, timeout_s: float = 1.0) -> str | None:
-    """None when the configured Redis answers PING (with the configured password), else the reason it did not."""
-    import redis
-
-    client = redis.Redis.from_url(
-        settings.url, password=settings.password_value(), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
-    )
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        client.close()
-    return None

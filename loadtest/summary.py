@@ -1,4 +1,7 @@
-"""Print a finished report as small two-column tables that fit an 80-column terminal or log."""
+"""How a run is shown: a finished report as small two-column tables that fit an 80-column terminal or log.
+
+``fmt`` is the one number format of the load tools (the benchmark tables use it too).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,20 @@ from rich.table import Table
 
 from loadtest.report import Report
 
-__all__ = ["print_report", "report_tables"]
+__all__ = ["fmt", "print_report", "report_tables"]
 
 
-def _fmt(value: float | int | None, pct: bool = False) -> str:
+def fmt(value: object, pct: bool = False) -> str:
+    """"-" for no value; a share as a percentage; thousands separators; one decimal, four below 1."""
     if value is None:
         return "-"
-    if pct:
+    if pct and isinstance(value, float):
         return f"{value * 100:.1f}%"
     if isinstance(value, float):
-        return f"{value:,.1f}"
-    return f"{value:,}"
+        return f"{value:,.1f}" if abs(value) >= 1 or value == 0 else f"{value:.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def _table(title: str, rows: list[tuple[str, str]], key: str = "", value: str = "") -> Table:
@@ -33,64 +39,35 @@ def _table(title: str, rows: list[tuple[str, str]], key: str = "", value: str = 
 def report_tables(report: Report) -> Group:
     """The report as one renderable: outcomes, latency/throughput, quality/cache, per-topic counts, and the
     off-topic tickets when the run sent any."""
-    c, lat, tp, acc = report.counts, report.latency_ms, report.throughput, report.accuracy
-    lost = f"[bold {'green' if c.lost == 0 else 'red'}]{c.lost}[/]"
-    outcomes = _table(
-        "Outcome",
-        [
-            ("produced", _fmt(c.produced)),
-            ("enriched", _fmt(c.enriched)),
-            ("dead-lettered", f"{c.dead_lettered:,} ({c.dead_lettered_expected:,} malformed)"),
-            ("lost", lost),
-            ("duplicate deliveries", _fmt(c.duplicates)),
-            ("valid tickets dead-lettered", _fmt(c.dead_lettered_unexpected)),
-            ("send failures", _fmt(c.send_failed)),
-        ],
-    )
-    speed = _table(
-        "Latency and throughput",
-        [
-            ("p50 end to end", f"{_fmt(lat.p50)} ms"),
-            ("p95", f"{_fmt(lat.p95)} ms"),
-            ("p99", f"{_fmt(lat.p99)} ms"),
-            ("max", f"{_fmt(lat.max)} ms"),
-            ("offered", f"{_fmt(tp.offered_per_s)} /s"),
-            ("completed", f"{_fmt(tp.completed_per_s)} /s"),
-            ("peak second", f"{_fmt(tp.peak_per_s)} /s"),
-        ],
-    )
-    quality = _table(
-        "Accuracy and cache",
-        [
-            ("category accuracy", _fmt(acc.category, pct=True)),
-            ("priority accuracy", _fmt(acc.priority, pct=True)),
-            ("intent accuracy", _fmt(acc.intent, pct=True)),
-            ("High recall", f"{_fmt(acc.high_recall, pct=True)} of {acc.high_support:,}"),
-            ("cache hits", f"{report.cache.hits:,} ({_fmt(report.cache.hit_ratio, pct=True)})"),
-            ("repeated texts sent", _fmt(report.cache.repeated_texts)),
-            ("mean model batch", _fmt(report.batch_sizes.mean)),
-        ],
-    )
-    topics = _table("Per topic", [(t, _fmt(n)) for t, n in report.per_topic.items()], "topic", "records")
-    below = [topics]
+    c, lat, tp, acc, cache = report.counts, report.latency_ms, report.throughput, report.accuracy, report.cache
+    outcomes = _table("Outcome", [
+        ("produced", fmt(c.produced)), ("enriched", fmt(c.enriched)),
+        ("dead-lettered", f"{c.dead_lettered:,} ({c.dead_lettered_expected:,} malformed)"),
+        ("lost", f"[bold {'green' if c.lost == 0 else 'red'}]{c.lost}[/]"), ("duplicate deliveries", fmt(c.duplicates)),
+        ("valid tickets dead-lettered", fmt(c.dead_lettered_unexpected)), ("send failures", fmt(c.send_failed)),
+    ])
+    speed = _table("Latency and throughput", [
+        ("p50 end to end", f"{fmt(lat.p50)} ms"), ("p95", f"{fmt(lat.p95)} ms"), ("p99", f"{fmt(lat.p99)} ms"),
+        ("max", f"{fmt(lat.max)} ms"), ("offered", f"{fmt(tp.offered_per_s)} /s"),
+        ("completed", f"{fmt(tp.completed_per_s)} /s"), ("peak second", f"{fmt(tp.peak_per_s)} /s"),
+        ("steady (5th-95th pct)", f"{fmt(tp.steady_per_s)} /s"),
+    ])
+    quality = _table("Accuracy and cache", [
+        ("category accuracy", fmt(acc.category, pct=True)), ("priority accuracy", fmt(acc.priority, pct=True)),
+        ("intent accuracy", fmt(acc.intent, pct=True)),
+        ("High recall", f"{fmt(acc.high_recall, pct=True)} of {acc.high_support:,}"),
+        ("cache hits", f"{cache.hits:,} ({fmt(cache.hit_ratio, pct=True)})"),
+        ("repeated texts sent", fmt(cache.repeated_texts)), ("mean model batch", fmt(report.batch_sizes.mean)),
+    ])
+    below = [_table("Per topic", [(t, fmt(n)) for t, n in report.per_topic.items()], "topic", "records")]
     off = report.offtopic
     if off.sent:
-        paged = f"[bold {'green' if off.paged == 0 else 'red'}]{off.paged:,}[/]"
-        below.append(
-            _table(
-                "Off-topic tickets",
-                [
-                    ("sent", _fmt(off.sent)),
-                    ("flagged out of scope", f"{off.out_of_scope:,} of {off.enriched:,} triaged"),
-                    ("paged (on-call)", paged),
-                ],
-            )
-        )
-    return Group(
-        f"[bold]Run {report.run_id}[/]",
-        Columns([outcomes, speed, quality], padding=(0, 2)),
-        Columns(below, padding=(0, 2)),
-    )
+        below.append(_table("Off-topic tickets", [
+            ("sent", fmt(off.sent)), ("flagged out of scope", f"{off.out_of_scope:,} of {off.enriched:,} triaged"),
+            ("paged (on-call)", f"[bold {'green' if off.paged == 0 else 'red'}]{off.paged:,}[/]"),
+        ]))
+    columns = (Columns([outcomes, speed, quality], padding=(0, 2)), Columns(below, padding=(0, 2)))
+    return Group(f"[bold]Run {report.run_id}[/]", *columns)
 
 
 def print_report(report: Report, console: Console | None = None) -> None:

@@ -1,14 +1,10 @@
 """``make gpu-check``: the GPU path measured in one call, on the first machine that has one.
 
-Trains the quick preset on CUDA (the checkpoint ships its ONNX exports like any other), drains a backlog of
-Banking77 test tickets through a fresh worker on backend ``auto`` (torch in bf16/fp16 on CUDA), offers half
-that rate live for the p99, and prints one JSON line: train seconds, test accuracy, the backend that served
-and why, drain throughput, p99 at 50% of it, and the served tickets' accuracy. No network: the base model
-ships as a package, Banking77 comes from ``TRIAGE_DATA_DIR``, the broker is the embedded one.
-
-``--device cpu`` (with ``--model`` to skip training, or ``--preset tiny``) runs the same steps without a GPU,
-which is how the tests check the script; without CUDA and without that override it exits 2 and says why.
-Training takes whatever device ``triage train`` picks (CUDA when present).
+Trains the quick preset on CUDA (no network: the base model ships as a package, Banking77 comes from
+``TRIAGE_DATA_DIR``), drains a backlog of test tickets through a fresh worker on backend ``auto`` (torch in
+bf16/fp16 on CUDA), offers half that rate live for the p99, and prints one JSON line. ``--device cpu`` (with
+``--model`` or ``--preset tiny``) rehearses the same steps without a GPU, as the tests do; without CUDA and
+without that override it exits 2 and says why.
 """
 
 from __future__ import annotations
@@ -42,53 +38,40 @@ def gpu_check(
     device: str, preset: str, model: Path | None, work: Path, count: int, duration_s: float, batch_size: int
 ) -> dict[str, Any]:
     """Train (unless ``model`` is given), drain, measure p99; returns the figures printed as one line."""
-    from loadtest.bench.harness import BenchStack
-    from loadtest.bench.pipeline import bench_latency
+    from inference.checkpoint import read_manifest
+    from inference.classifier import resolve_backend
+    from loadtest.bench.commands import BenchSetup
+    from loadtest.bench.worker import bench_latency
     from loadtest.replay import ReplayConfig
     from loadtest.settings import LoadtestSettings
-    from loadtest.source import SourceRecord, load_source
     from trainer.config import TrainArgs
     from trainer.train import run_training
-    from triage.checkpoint import read_manifest, resolve_checkpoint
-    from triage.classifier import resolve_backend
-    from worker.settings import WorkerSettings
 
-    settings = LoadtestSettings()
     if model is None:
+        settings = LoadtestSettings()
         model = run_training(TrainArgs.model_validate({
             "preset": preset, "data_dir": settings.data_dir, "hub_dataset": settings.hub_dataset,
             "output": work / "models",
         }))
-    folder = resolve_checkpoint(model)
+    setup = BenchSetup.load(work / "bench", model)
+    folder, test = setup.model_dir, setup.test
     manifest = read_manifest(folder)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    serving = resolve_backend(folder, "auto", device)
-    test = load_source("test", settings.data_dir, settings.hub_dataset)
-    warmup = [SourceRecord(f"warm-up {r.text}", r.truth, {}) for r in test[:300]]
-    with BenchStack(work / "bench", folder, WorkerSettings().redis.url, warmup) as stack:
+    with setup.stack(None, device=device) as stack:
         drained = stack.drain("gpu-check", test, ReplayConfig(source="test", rate=None, count=count, seed=1),
-                              cache=False, device=device, batch_size=batch_size, model_backend="auto")
-        lost = drained.report.counts.lost
-        rate = drained.tickets_per_s
-        if lost or not rate:
-            raise click.ClickException(f"the drain lost {lost} tickets or was too short to time (rate {rate})")
-        latency = bench_latency(stack, test, saturation=rate, duration_s=duration_s, levels=(0.5,))
-    (row,) = latency.rows
+                              batch_size=batch_size, model_backend="auto")
+        rate = drained.throughput.steady_per_s
+        if not rate:
+            raise click.ClickException(f"the drain of {count} tickets was too short to time")
+        (row,) = bench_latency(stack, test, saturation=rate, duration_s=duration_s, levels=(0.5,)).rows
     return {
-        "device": device,
-        "device_name": _device_name(device),
-        "version": manifest["version"],
-        "train_seconds": manifest["train_seconds"],
-        "precision_trained": manifest["precision"],
+        "device": device, "device_name": _device_name(device), "version": manifest["version"],
+        "train_seconds": manifest["train_seconds"], "precision_trained": manifest["precision"],
         "test_intent_accuracy": metrics.get("test", {}).get("intent_accuracy"),
-        "served": serving.as_dict(),
-        "drain_tickets": count,
-        "drain_tickets_per_s": rate,
-        "p99_ms_at_50pct": row["p99_ms"],
-        "p50_ms_at_50pct": row["p50_ms"],
-        "offered_per_s": row["offered_per_s"],
-        "served_intent_accuracy": drained.report.accuracy.intent,
-        "served_high_recall": drained.report.accuracy.high_recall,
+        "served": resolve_backend(folder, "auto", device).as_dict(), "drain_tickets": count,
+        "drain_tickets_per_s": rate, "p99_ms_at_50pct": row["p99_ms"], "p50_ms_at_50pct": row["p50_ms"],
+        "offered_per_s": row["offered_per_s"], "served_intent_accuracy": drained.accuracy.intent,
+        "served_high_recall": drained.accuracy.high_recall,
     }
 
 
@@ -111,7 +94,7 @@ def _device_name(device: str) -> str:
 def main(device: str, preset: str, model: Path | None, work: Path | None, count: int, duration: float,
          batch_size: int) -> None:
     """Train on CUDA, drain through the worker on the GPU, print one JSON line."""
-    from triage.logging import configure_logging
+    from inference.logging import configure_logging
 
     configure_logging("WARNING")
     if device.startswith("cuda") and (problem := _no_cuda_message()):

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from loadtest.broker import EmbeddedBroker, create_topics
 from schemas.enums import Category, Priority
 from schemas.messages import Confidence, DeadLetter, EnrichedTicket, IntentScore, Triage, text_hash
+from schemas.topics import TopicSettings
 from schemas.validation import TicketRejected, decode_ticket
-from triage.broker import EmbeddedBroker, create_topics
-from worker.settings import TopicSettings
 
 # What an off-topic ticket (no ground truth) is given: the worker's out-of-scope outcome without a page.
 _OUT_OF_SCOPE = {"category": Category.GENERAL_INQUIRY.value, "priority": Priority.LOW.value, "intent": "greeting"}

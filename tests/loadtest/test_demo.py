@@ -13,19 +13,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from loadtest.broker import free_port
 from loadtest.demo import cache_settings
 from loadtest.report import Report
-from triage.broker import free_port
 from worker.settings import RedisSettings, WorkerSettings
 
 
 def _demo(args: list[str], results: Path, data_dir: Path, **env_extra: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "TRIAGE_RESULTS_DIR": str(results),
-        "TRIAGE_DATA_DIR": str(data_dir),
-        **env_extra,
-    }
+    # The smallest session timeout: Tansu answers the worker's JoinGroup after half of it.
+    env = {**os.environ, "TRIAGE_RESULTS_DIR": str(results), "TRIAGE_DATA_DIR": str(data_dir),
+           "TRIAGE_SESSION_TIMEOUT_S": "6", **env_extra}
     return subprocess.Popen(
         [sys.executable, "-c", "from triage.cli import main; main()", "demo", "--no-live", *args],
         env=env,
@@ -115,7 +112,7 @@ from pathlib import Path
 import structlog
 from tqdm import tqdm
 from loadtest.demo import _output_to
-from triage.logging import configure_logging
+from inference.logging import configure_logging
 
 configure_logging("INFO")
 with _output_to(Path(sys.argv[1]), 1, 2):

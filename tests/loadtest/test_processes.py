@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from inference.environment import flatten_env
 from loadtest.processes import ChildProcess, Terminated, leftovers, stop_signals
-from loadtest.stack import flatten_env
 
 
 def _group_gone(pgid: int, within_s: float = 3.0) -> bool:
@@ -76,7 +76,8 @@ def test_worker_settings_become_its_environment_names(
 
 
 def test_flattened_names_are_read_back_by_the_worker_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.settings import TopicSettings, WorkerSettings
+    from schemas.topics import TopicSettings
+    from worker.settings import WorkerSettings
 
     topics = TopicSettings(
         incoming="a.in",

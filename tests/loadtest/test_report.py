@@ -13,7 +13,7 @@ from loadtest.report import OffTopic, build_report
 from loadtest.summary import print_report
 from schemas.enums import Category, Priority
 from schemas.messages import Confidence, IntentScore, Triage
-from worker.settings import TopicSettings
+from schemas.topics import TopicSettings
 
 TOPICS = TopicSettings.namespaced("t")
 

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
+from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
 from loadtest.report import Report
 from loadtest.run import RunOptions, run_loadtest
 from loadtest.source import SourceRecord, load_source
 from schemas.enums import Category
-from triage.broker import EmbeddedBroker
+from schemas.topics import TopicSettings
 from triage.cli import main
-from worker.settings import TopicSettings
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,280 @@
+"""The worker benchmark on a real broker: backlog drains (batching) and latency under offered load.
+
+Throughput is a backlog drain: the tickets are produced first, then a fresh worker (or the naive consumer)
+empties the topic alone; its rate is the report's steady rate (Kafka timestamps of the outputs, 5th to 95th
+percentile). Latency is measured live, and so is the saturation it is offered fractions of. Every run gets a
+fresh worker on fresh topics, because the embedded broker needs more CPU as its topics fill (README, "How the
+worker is measured").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from loadtest.bench.naive import consume_one_at_a_time
+from loadtest.bench.result import BenchResult
+from loadtest.broker import EmbeddedBroker, create_topics
+from loadtest.metrics import records_out, scrape, scrape_batch_histogram
+from loadtest.processes import stop_signals
+from loadtest.replay import ReplayConfig
+from loadtest.report import BatchSizes, Report
+from loadtest.run import Consume, RunOptions, run_loadtest
+from loadtest.source import SourceRecord
+from loadtest.stack import RunningWorker, running_worker
+from schemas.topics import TopicSettings
+
+__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_stack", "compare_with_offline", "measure_saturation",
+           "sustained_rate"]
+
+log = structlog.get_logger(__name__)
+
+_DRAIN = ("throughput: backlog drained by a fresh worker alone (broker on the same cores), "
+          "outputs between the 5th and 95th percentile of their Kafka timestamps")
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    """A broker to measure fresh workers on, each serving ``model_dir`` on its own topics, consumer group and cache
+    keys, with ``worker`` settings (a run's own win).
+
+    ``warmup`` is replayed to each live-measured worker first (partition assignment, first forward passes); it
+    should not overlap the measured texts, so that it cannot turn them into cache hits.
+    """
+
+    brokers: str
+    out_dir: Path
+    model_dir: Path
+    redis_url: str
+    warmup: list[SourceRecord]
+    warmup_count: int = 100
+    worker: Mapping[str, Any] = field(default_factory=dict)
+
+    def _worker(self, prefix: str, cache: bool, settings: Mapping[str, Any]) -> AbstractContextManager[RunningWorker]:
+        return running_worker({
+            "brokers": self.brokers, "group_id": prefix, "topics": TopicSettings.namespaced(prefix).model_dump(),
+            "model_dir": str(self.model_dir), "redis": {"enabled": cache, "url": self.redis_url, "key_prefix": prefix},
+            **self.worker, **settings,
+        }, self.out_dir / f"{prefix}.log")
+
+    def _run(self, prefix: str, records: list[SourceRecord], config: ReplayConfig, metrics_url: str | None = None,
+             consume: Consume | None = None) -> Report:
+        options = RunOptions(drain_timeout_s=60.0, metrics_url=metrics_url, live=False, plots=False,
+                             out_root=self.out_dir / "runs")
+        topics = TopicSettings.namespaced(prefix)
+        return asyncio.run(run_loadtest(self.brokers, topics, records, config, options, consume))
+
+    def drain(
+        self, label: str, records: list[SourceRecord], config: ReplayConfig, cache: bool = False, naive: bool = False,
+        timeout_s: float = 600.0, **settings: Any,
+    ) -> Report:
+        """Preload ``config``'s tickets, then let a fresh worker (with ``settings``, WorkerSettings fields) or the
+        naive consumer empty the topic alone; the report's ``throughput.steady_per_s`` is the figure."""
+        prefix = f"bench-{label}-{secrets.token_hex(3)}"
+        topics = TopicSettings.namespaced(prefix)
+        create_topics(self.brokers, {topics.incoming: topics.partitions})
+
+        def consume(expected: int) -> BatchSizes | None:
+            if naive:
+                coroutine = consume_one_at_a_time(self.brokers, topics, expected, self.model_dir)
+                asyncio.run(asyncio.wait_for(coroutine, timeout_s))
+                return None
+            with self._worker(prefix, cache, settings) as worker:
+                _wait_published(worker, topics, expected, timeout_s)
+                histogram = scrape_batch_histogram(worker.metrics_url)
+            return histogram.as_batch_sizes() if histogram else None
+
+        return _checked(self._run(prefix, records, config, consume=consume), label)
+
+    def live(self, label: str, records: list[SourceRecord], config: ReplayConfig) -> Report:
+        """A fresh worker (cache off), warmed up, then ``config`` replayed to it while its outputs are collected."""
+        prefix = f"bench-{label}-{secrets.token_hex(3)}"
+        warmup = ReplayConfig(source="warm-up", rate=None, count=self.warmup_count, seed=99)
+        with self._worker(prefix, False, {}) as worker:
+            _checked(self._run(prefix, self.warmup, warmup, worker.metrics_url), f"{label} warm-up")
+            report = self._run(prefix, records, config, worker.metrics_url)
+        return _checked(report, label)
+
+
+@contextmanager
+def bench_stack(out_dir: Path, brokers: str | None = None, **fields: Any) -> Iterator[BenchStack]:
+    """A ``BenchStack`` on ``brokers``, else on an embedded broker that lives as long as the block; Ctrl-C or
+    SIGTERM stop the work in order, so no worker outlives it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with stop_signals(), ExitStack() as stack:
+        if brokers is None:
+            brokers = stack.enter_context(EmbeddedBroker(log_path=out_dir / "broker.log")).bootstrap
+        yield BenchStack(brokers, out_dir, **fields)
+
+
+def _wait_published(worker: RunningWorker, topics: TopicSettings, expected: int, timeout_s: float) -> None:
+    """Until the worker's own counters say it published an outcome for ``expected`` tickets."""
+    deadline = time.monotonic() + timeout_s
+    done = 0.0
+    while done < expected:
+        if not worker.child.running or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker published {done:.0f} of {expected} tickets and stopped or took over "
+                               f"{timeout_s:.0f}s; see {worker.child.log_path}")
+        time.sleep(0.2)
+        text = scrape(worker.metrics_url)
+        done = records_out(text, {topics.enriched, topics.deadletter}) if text else done
+
+
+def _checked(report: Report, label: str) -> Report:
+    """A run that lost tickets measured something else: stop rather than print its figures."""
+    if report.counts.lost:
+        raise RuntimeError(f"{label}: {report.counts.lost} tickets lost; see run {report.run_id}")
+    return report
+
+
+def _row(report: Report, live: bool = False, **row: Any) -> dict[str, Any]:
+    """One run as a table row: a live run with its latency and completion rate, a drain with its steady rate."""
+    figures = (
+        {"p50_ms": report.latency_ms.p50, "p99_ms": report.latency_ms.p99,
+         "tickets_per_s": report.throughput.completed_per_s}
+        if live else
+        {"tickets_per_s": report.throughput.steady_per_s, "intent_acc": report.accuracy.intent,
+         "cache_hit_ratio": report.cache.hit_ratio}
+    )
+    return {**row, "tickets": report.counts.produced, **figures, "mean_batch": report.batch_sizes.mean,
+            "lost": report.counts.lost}
+
+
+def bench_batching(
+    stack: BenchStack, records: list[SourceRecord], count_single: int = 1000, count_batched: int = 3000,
+    batch_size: int = 64, backends: Sequence[str] = (),
+) -> BenchResult:
+    """The default worker's backlog drain as a multiple of a naive per-ticket fp32 consumer, and why.
+
+    Drains, on the same broker and cache off: the naive consumer (``loadtest.bench.naive``), the worker with
+    batch_size=1 and with micro-batches on torch fp32, the micro-batched worker on each of ``backends``
+    (``onnx``, ``onnx-int8``), and the worker on its defaults (backend ``auto``).
+    """
+    from inference.classifier import resolve_backend
+
+    serving = resolve_backend(stack.model_dir)
+    default = f"default (auto: {serving.backend})"
+    result = BenchResult(
+        "batching",
+        "Worker throughput: naive per-ticket consumer vs one at a time vs micro-batched vs the default (cache off)",
+        {"count_single": count_single, "count_batched": count_batched, "batch_size": batch_size,
+         "backends": ["torch", *backends], "default_backend": serving.as_dict(), "model_dir": str(stack.model_dir)},
+    )
+    runs = [
+        ("naive consumer", "torch", 1, count_single),
+        ("one-at-a-time", "torch", 1, count_single),
+        ("micro-batched", "torch", batch_size, count_batched),
+        *((f"micro-batched {backend}", backend, batch_size, count_batched) for backend in backends),
+        (default, "auto", batch_size, count_batched),
+    ]
+    rates = {}
+    for label, backend, size, count in runs:
+        naive = label == "naive consumer"
+        report = stack.drain(f"{'naive' if naive else backend}-{size}", records,
+                             ReplayConfig(source="test", rate=None, count=count, seed=1),
+                             naive=naive, batch_size=size, model_backend=backend)
+        result.rows.append(_row(report, config=label, backend=backend, batch_size=size))
+        rates[label] = report.throughput.steady_per_s
+    multiple = result.ratio(f"{default} / naive consumer", rates[default], rates["naive consumer"])
+    result.ratio("micro-batched / one at a time", rates["micro-batched"], rates["one-at-a-time"])
+    result.ratio("one-at-a-time worker / naive consumer", rates["one-at-a-time"], rates["naive consumer"])
+    for backend in backends:
+        result.ratio(f"micro-batched {backend} / one at a time (torch)", rates[f"micro-batched {backend}"],
+                     rates["one-at-a-time"])
+    if multiple:
+        result.notes.append(
+            f"target (issue #16): default worker ≥ 6× the naive per-ticket fp32 consumer — measured {multiple:g}× "
+            f"({'met' if multiple >= 6 else 'NOT met'}); default backend {serving.backend}: {serving.reason}"
+        )
+    result.notes.append(_DRAIN)
+    return result
+
+
+def compare_with_offline(batching: BenchResult, model: BenchResult) -> None:
+    """Add "worker / model's best offline rate" per backend: how close the stream gets to the limit."""
+    for row in batching.rows:
+        offline = [r["texts_per_s"] for r in model.rows if r["backend"] == row["backend"]]
+        if row["batch_size"] > 1 and offline:
+            name = f"{row['config']} worker / {row['backend']} best offline"
+            batching.ratio(name, row["tickets_per_s"], max(offline))
+
+
+def sustained_rate(report: Report, skip: float = 0.25) -> float | None:
+    """Outputs per second while tickets were still being sent, the first ``skip`` of that time left out."""
+    sending = [point for point in report.timeline if point.sent]
+    window = sending[int(len(sending) * skip) : -1]
+    if len(window) < 2:
+        return None
+    return round(sum(point.completed for point in window) / len(window), 1)
+
+
+def measure_saturation(
+    stack: BenchStack, records: list[SourceRecord], result: BenchResult, duration_s: float, count: int,
+    keep_up: float = 0.95, max_steps: int = 3,
+) -> float:
+    """The highest Poisson rate the worker keeps up with, found from above.
+
+    A backlog replay gives the burst rate. Offered that, the worker falls behind, and what it sustains is the
+    next offer (a deep backlog's full batches overstate what it sustains at that rate), until it keeps up
+    (sustained ≥ ``keep_up`` × offered) or ``max_steps`` more offers were made.
+    """
+    report = stack.live("latency-burst", records, ReplayConfig(source="train", rate=None, count=count, seed=4))
+    offered = report.throughput.completed_per_s
+    result.rows.append(_row(report, live=True, config="burst (backlog replay)", offered_per_s=None))
+    for step in range(max_steps + 1):
+        config = ReplayConfig(source="train", rate=offered, duration=duration_s, arrival="poisson", seed=5 + step)
+        report = stack.live(f"latency-saturation-{step}", records, config)
+        sustained = sustained_rate(report)
+        if sustained is None:
+            raise RuntimeError("saturation run too short to measure; raise --duration")
+        label = "overload (offered at burst rate)" if step == 0 else f"offered the rate sustained before ({step})"
+        result.rows.append({**_row(report, live=True, config=label, offered_per_s=round(offered, 1)),
+                            "sustained_per_s": sustained})
+        log.info("bench_saturation_step", step=step, offered=round(offered, 1), sustained=sustained)
+        if sustained >= keep_up * offered:
+            return offered
+        offered = min(sustained, offered)
+    return offered
+
+
+def bench_latency(
+    stack: BenchStack, records: list[SourceRecord], saturation: float | None = None, duration_s: float = 20.0,
+    levels: Sequence[float] = (0.25, 0.5, 0.75, 1.0), saturation_count: int = 3000, max_steps: int = 3,
+) -> BenchResult:
+    """p50/p99 end to end at fractions of the saturation throughput (Poisson arrivals, cache off).
+
+    Args:
+        saturation: Tickets/s the worker sustains; measured first when None (``measure_saturation``).
+        duration_s: Seconds of traffic per load level (and per saturation offer).
+        levels: Fractions of saturation to offer.
+        saturation_count: Tickets of the backlog replay that gives the burst rate.
+        max_steps: Offers after the first before the saturation search settles.
+    """
+    result = BenchResult("latency", "Latency vs offered load (Poisson arrivals, micro-batched, cache off)",
+                         {"duration_s": duration_s, "levels": list(levels), "model_dir": str(stack.model_dir)})
+    if saturation is None:
+        saturation = measure_saturation(stack, records, result, duration_s, saturation_count, max_steps=max_steps)
+    result.params["saturation_per_s"] = saturation
+    p99 = {}
+    for level in levels:
+        rate = saturation * level
+        config = ReplayConfig(source="train", rate=rate, duration=duration_s, arrival="poisson", seed=int(level * 100))
+        report = stack.live(f"latency-{round(level * 100)}", records, config)
+        result.rows.append(_row(report, live=True, config=f"{level:.0%} of saturation", offered_per_s=round(rate, 1)))
+        p99[level] = report.latency_ms.p99
+    if (half := p99.get(0.5)) is not None:
+        result.notes.append(f"target: p99 ≤ 250 ms at 50% of saturation — measured {half:.0f} ms "
+                            f"({'met' if half <= 250 else 'NOT met'})")
+    for level in levels:
+        if level != 0.25 and 0.25 in p99:
+            result.ratio(f"p99 at {level:.0%} / p99 at 25%", p99[level], p99[0.25])
+    result.notes.append("the replay producer and the collector run on the same cores as the worker")
+    return result
