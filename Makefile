@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
-.PHONY: install lock demo test lint reliability bench gpu-check clean compose-smoke
+.PHONY: install lock demo test test-unit lint reliability bench gpu-check clean compose-smoke
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ demo: install
 
 test: install
 	$(PYTEST) $(PYTEST_ARGS)
+
+# The unit tier: every test whose fixtures need no broker, Redis or trained checkpoint (tests/conftest.py marks
+# the others `integration`), so nothing has to run beside it. `make test` stays the whole suite and what CI runs.
+test-unit: install
+	$(PYTEST) -m "not integration" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/triage bench all

@@ -1,18 +1,28 @@
-"""Session fixtures shared by every test folder: the real broker, the real Redis, a tiny checkpoint."""
+"""Session fixtures shared by every test folder: the real broker, the real Redis, a tiny checkpoint.
+
+Also the two test tiers: a test whose fixtures reach a broker, Redis or a trained checkpoint is marked
+``integration``; every other test runs with none of them (``make test-unit`` = ``pytest -m "not integration"``).
+"""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from triage.broker import EmbeddedBroker
+from loadtest.broker import EmbeddedBroker
+from tests.names import unique_name
 
 REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+INTEGRATION_FIXTURES = frozenset({"broker", "private_broker", "redis_url", "tiny_checkpoint"})
+"""Fixtures that start a broker, reach the real Redis or train the tiny checkpoint.
+
+Every fixture that needs one of these requests it (``spawn``, ``key_prefix``, ``model_root``, ``checkpoint_copy``
+...), so a test's fixture closure names it whatever the test asks for directly.
+"""
 
 
 def shared_data_dir() -> Path:
@@ -27,6 +37,16 @@ def shared_data_dir() -> Path:
         f"Banking77 not found (tried {', '.join(map(str, candidates))}); set TRIAGE_DATA_DIR to a folder "
         "with train.csv and test.csv"
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test whose fixture closure includes one of ``INTEGRATION_FIXTURES``.
+
+    Derived from the fixtures rather than marked by hand, so a new test lands in the right tier by itself.
+    """
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -71,11 +91,13 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def unique() -> Callable[[str], str]:
-    """Factory for per-test names (topics, consumer groups, Redis key prefixes)."""
-    token = uuid.uuid4().hex[:8]
-    return lambda base: f"{base}-{token}"
+    """Factory of names no other test uses (topics, consumer groups, Redis key prefixes): ``unique_name``.
+
+    Session-scoped so module-scoped fixtures can take it too; every call gives a new name.
+    """
+    return unique_name
 
 
 @pytest.fixture(scope="session")

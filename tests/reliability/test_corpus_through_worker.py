@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
+from loadtest.broker import EmbeddedBroker
 from schemas import DeadLetter, EnrichedTicket, Triage, decode_ticket, text_hash
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 from tests.reliability.conftest import BACKEND
@@ -27,7 +27,6 @@ from tests.reliability.corpus import CORPUS, MARKER, NEAR_LIMIT, NEIGHBOURS, POI
 from tests.reliability.summary import report_line
 from tests.reliability.traffic import Stage, Tap, TapRecord, check_routes, create_topics
 from tests.workers import WorkerProcess, metric_labels
-from triage.broker import EmbeddedBroker
 
 Reference = Callable[[list[str]], list[Triage]]
 CASES = (*CORPUS, *NEAR_LIMIT)
@@ -99,14 +98,13 @@ async def _send_and_collect(run: CorpusRun, brokers: str, tap: Tap, cases: tuple
 
 @pytest.fixture(scope="module")
 def corpus_run(
-    tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path, redis_url: str
+    tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path, redis_url: str, unique: Callable[[str], str]
 ) -> Iterator[CorpusRun]:
     """One worker (the real model, the real Redis) fed the whole corpus, then the near-limit tickets, then
     the poison message between valid neighbours (each group in its own micro-batches)."""
     folder = tmp_path_factory.mktemp("corpus")
-    token = uuid.uuid4().hex[:8]
-    stage = Stage(f"corpus-{token}")
-    key_prefix = f"reltest-corpus-{token}"
+    stage = Stage(unique("corpus"))
+    key_prefix = unique("reltest-corpus")
     with EmbeddedBroker(log_path=folder / "tansu.log") as broker:
         worker = WorkerProcess(
             "corpus",

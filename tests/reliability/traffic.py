@@ -24,11 +24,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger
-from loadtest.replay import ReplayConfig, Replayer, ReplayStats, new_run_id, plan_messages
+from loadtest.replay import ReplayConfig, Replayer, ReplayStats, plan_messages
 from loadtest.report import Counts, build_report
 from loadtest.source import SourceRecord
 from schemas import Category, DeadLetter, EnrichedTicket, Priority, Triage, decode_ticket
-from worker.settings import TopicSettings
+from schemas.topics import TopicSettings
+from tests.names import unique_name
 
 __all__ = ["Outcome", "Stage", "Tap", "TapRecord", "Traffic", "check_routes", "create_topics"]
 
@@ -198,8 +199,8 @@ class Traffic:
         self._pump = asyncio.create_task(self._pump_forever())
 
     def send(self, config: ReplayConfig) -> str:
-        """Start one replay in its own thread (``settle`` waits for it); returns its run id."""
-        run_id = new_run_id()
+        """Start one replay in its own thread (``settle`` waits for it); returns its run id, each ticket id's prefix."""
+        run_id = unique_name("run")
         replayer = Replayer(
             [self.brokers], self.stage.topics.incoming, self.records, config, self.ledger, run_id
         )

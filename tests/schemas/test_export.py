@@ -9,13 +9,13 @@ from click.testing import CliRunner
 
 from triage.cli import main
 
+SCHEMA_FILES = ["dead_letter.schema.json", "enriched_ticket.schema.json", "ticket.schema.json", "triage.schema.json"]
+
 
 def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["schemas", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["dead_letter.schema.json", "enriched_ticket.schema.json", "ticket.schema.json",
-                     "triage.schema.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == SCHEMA_FILES
     ticket = json.loads((tmp_path / "ticket.schema.json").read_text())
     assert set(ticket["required"]) == {"ticket_id", "text"}
     assert ticket["additionalProperties"] is True
@@ -29,8 +29,8 @@ def test_committed_schemas_match_the_code(tmp_path: Path) -> None:
     committed = Path(__file__).resolve().parents[2] / "docs" / "schemas"
     result = CliRunner().invoke(main, ["schemas", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    fresh_names = sorted(p.name for p in tmp_path.iterdir())
-    assert fresh_names == sorted(p.name for p in committed.glob("*.schema.json")), (
+    assert sorted(p.name for p in tmp_path.iterdir()) == SCHEMA_FILES, "the command wrote every schema"
+    assert sorted(p.name for p in committed.glob("*.schema.json")) == SCHEMA_FILES, (
         "docs/schemas/ and the message types differ: run `triage schemas --out docs/schemas`"
     )
     for fresh in tmp_path.iterdir():

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import json
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,13 @@ from types import SimpleNamespace
 
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
-from loadtest.stack import flatten_env
+from inference.environment import flatten_env
+from loadtest.broker import EmbeddedBroker
 from schemas.messages import Triage
-from triage.broker import EmbeddedBroker
+from schemas.topics import TopicSettings
 from worker.model import Engine, ModelFailed, Predictor
-from worker.settings import TopicSettings
 
 PARTITIONS = 3
 
@@ -39,9 +38,9 @@ class InProcess:
             raise ModelFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-def topic_settings(token: str) -> TopicSettings:
-    """Topic names private to one test (or one module), so tests share the broker without crosstalk."""
-    return TopicSettings.namespaced(f"t-{token}", partitions=PARTITIONS)
+def topic_settings(name: str) -> TopicSettings:
+    """Topics under ``name`` (a ``unique`` one), private to one test or module: no crosstalk on the shared broker."""
+    return TopicSettings.namespaced(name, partitions=PARTITIONS)
 
 
 def worker_env(
@@ -50,18 +49,21 @@ def worker_env(
     state_dir: Path,
     topics: TopicSettings,
     model_dir: Path,
-    token: str,
+    name: str,
     **overrides: str,
 ) -> dict[str, str]:
-    """Settings of one worker process: everything through ``TRIAGE_*`` like in production."""
+    """Settings of one worker process: everything through ``TRIAGE_*`` like in production.
+
+    ``name`` (a ``unique`` one) is its Redis key prefix and names its consumer group.
+    """
     return {
         **flatten_env(
             {
                 "brokers": broker.bootstrap,
-                "group_id": f"triage-{token}",
+                "group_id": f"{name}-group",
                 "topics": topics.model_dump(),
                 "model_dir": model_dir,
-                "redis": {"url": redis_url, "key_prefix": f"test-{token}", "timeout_ms": 2000},
+                "redis": {"url": redis_url, "key_prefix": name, "timeout_ms": 2000},
                 "state_dir": state_dir,
             }
         ),
@@ -79,21 +81,24 @@ class Ticketed:
     headers: dict[str, bytes]
     raw: bytes
     partition: int = 0
+    timestamp_ms: int = 0
 
 
-def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]]) -> None:
-    """Send messages in order (one partition per key), waiting for the broker's acks."""
+def produce(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]]
+) -> list[RecordMetadata]:
+    """Send messages in order (one partition per key), waiting for the broker's acks; their metadata."""
 
-    async def run() -> None:
+    async def run() -> list[RecordMetadata]:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 * 1024 * 1024, linger_ms=5)
         await producer.start()
         try:
             futures = [await producer.send(topic, value, key=key) for key, value in messages]
-            await asyncio.gather(*futures)
+            return list(await asyncio.gather(*futures))
         finally:
             await producer.stop()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def read_topics(
@@ -132,7 +137,9 @@ def read_topics(
 
 def _parse(record: ConsumerRecord) -> Ticketed:
     raw = record.value or b""
-    return Ticketed(record.topic, record.key, json.loads(raw), dict(record.headers), raw, record.partition)
+    return Ticketed(
+        record.topic, record.key, json.loads(raw), dict(record.headers), raw, record.partition, record.timestamp
+    )
 
 
 def keys_seen(records: Sequence[Ticketed], topic: str | None = None) -> set[bytes]:
@@ -155,10 +162,7 @@ def banking_texts(data_dir: Path, per_intent: int) -> list[tuple[str, str]]:
 
 
 def drop_keys(client: redis.Redis, prefix: str) -> None:
-    keys = list(client.scan_iter(f"{prefix}:*"))
+    """Delete a worker's cache entries: by text (``prefix:``) and by ticket (``prefix-ticket:``)."""
+    keys = [*client.scan_iter(f"{prefix}:*"), *client.scan_iter(f"{prefix}-ticket:*")]
     if keys:
         client.delete(*keys)
-
-
-def new_token() -> str:
-    return uuid.uuid4().hex[:8]

@@ -1,8 +1,9 @@
-"""The agent's ordering, without Kafka: acks strictly in take order, refused records, rebalances."""
+"""The agent's ordering, without Kafka: acks strictly in take order, a failed batch, refused records, rebalances."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,10 +11,12 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import faust
-from aiokafka.errors import MessageSizeTooLargeError
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from schemas.enums import ErrorCode
 from schemas.messages import DeadLetter
+from schemas.topics import TopicSettings
 from tests.worker.kit import InProcess
 from worker.agents import BatchRunner
 from worker.cache import TriageCache
@@ -22,7 +25,7 @@ from worker.model import ModelClient, NoopPredictor
 from worker.pipeline import Outcome, TriagePipeline
 from worker.publisher import BatchPublisher, Sent
 from worker.records import InRecord, OutRecord
-from worker.settings import RedisSettings, TopicSettings, WorkerSettings
+from worker.settings import RedisSettings, WorkerSettings
 from worker.transport import InflightBytes
 
 SETTINGS = WorkerSettings(
@@ -75,6 +78,10 @@ class Broker:
             self.release(len(self.pending) - 1)
         return [Sent(future, list(records))]
 
+    def fail(self, index: int, exc: Exception) -> None:
+        """The broker never acknowledges this record batch (the producer gave up on it)."""
+        self.pending[index][0].set_exception(exc)
+
     def release(self, index: int) -> None:
         future, records = self.pending[index]
         if self.refuse_over is not None and any(
@@ -110,19 +117,26 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_batches_are_acked_in_take_order_whatever_order_the_broker_confirms_in() -> None:
-    """A later batch confirmed first must wait: acking it would let the commit pass the earlier one's tickets."""
+async def take_three(run: BatchRunner) -> None:
+    """Three batches of two tickets: offsets 0-1, 2-3 and 4-5."""
+    for first in (0, 2, 4):
+        await run.take([event(first, f"t{first}"), event(first + 1, f"t{first + 1}")])
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+def test_a_batch_is_acked_only_after_every_batch_taken_before_it(order: tuple[int, ...]) -> None:
+    """Whatever order the broker confirms in. Acking a later batch first would let the commit pass the earlier
+    one's tickets; holding a batch whose predecessors are all acked would only delay it."""
 
     async def scenario() -> list[list[int]]:
         app, broker = FakeApp(), Broker()
         run, stream, _ = runner(app, broker)
         tasks = [asyncio.create_task(run._publish_in_order()), asyncio.create_task(run._ack_in_order())]
-        for first in (0, 2, 4):
-            await run.take([event(first, f"t{first}"), event(first + 1, f"t{first + 1}")])
+        await take_three(run)
         await settle()
         assert len(broker.pending) == 3, "all three batches are sent without waiting for each other"
         seen = []
-        for index in (2, 1, 0):
+        for index in order:
             broker.release(index)
             await settle()
             seen.append(list(stream.acked))
@@ -131,7 +145,35 @@ def test_batches_are_acked_in_take_order_whatever_order_the_broker_confirms_in()
         assert not app.crashed
         return seen
 
-    assert asyncio.run(scenario()) == [[], [], [0, 1, 2, 3, 4, 5]]
+    expected: list[list[int]] = []
+    confirmed: set[int] = set()
+    for index in order:
+        confirmed.add(index)
+        done = next(batch for batch in range(4) if batch not in confirmed)  # batches before it are all confirmed
+        expected.append(list(range(2 * done)))
+    assert asyncio.run(scenario()) == expected
+
+
+def test_a_batch_the_broker_never_confirms_is_not_acked_and_neither_is_any_batch_after_it() -> None:
+    """The producer is broken: the worker crashes rather than commit past it (the next owner reads it again)."""
+
+    async def scenario() -> tuple[list[int], list[BaseException]]:
+        app, broker = FakeApp(), Broker()
+        run, stream, _ = runner(app, broker)
+        tasks = [asyncio.create_task(run._publish_in_order()), asyncio.create_task(run._ack_in_order())]
+        await take_three(run)
+        await settle()
+        broker.release(2)
+        broker.release(0)
+        broker.fail(1, KafkaTimeoutError())
+        await settle()
+        for task in tasks:
+            task.cancel()
+        return stream.acked, app.crashed
+
+    acked, crashed = asyncio.run(scenario())
+    assert acked == [0, 1], "only the batch before the failed one"
+    assert [type(exc) for exc in crashed] == [KafkaTimeoutError]
 
 
 def test_a_record_the_broker_refuses_becomes_a_dead_letter_and_the_batch_goes_on() -> None:

@@ -6,24 +6,25 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.worker.kit import keys_seen, new_token, produce, read_topics, ticket, topic_settings, worker_env
+from loadtest.broker import EmbeddedBroker
+from tests.worker.kit import keys_seen, produce, read_topics, ticket, topic_settings, worker_env
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
 
 MIB = 1024 * 1024
 TICKETS = 40
 
 
 def test_the_worker_stops_fetching_when_its_tickets_fill_max_inflight_bytes(
-    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
     """40 tickets of 256 KiB (10 MiB) behind a stopped model: 4,096 such messages would be 1 GiB."""
-    token = new_token()
-    topics = topic_settings(token)
+    name = unique("inflight")
+    topics = topic_settings(name)
     env = worker_env(
-        broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, token,
+        broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, name,
         TRIAGE_MAX_INFLIGHT_BYTES=str(2 * MIB), TRIAGE_MODEL_CALL_TIMEOUT_S="600", TRIAGE_BATCH_SIZE="4",
     )
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()

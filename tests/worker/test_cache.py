@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import redis
 
+from loadtest.broker import free_port
 from schemas.enums import Category, Priority
 from schemas.messages import Confidence, IntentScore, Triage, text_hash
-from triage.broker import free_port
 from worker.cache import TriageCache, cache_key, ticket_key
 from worker.metrics import WorkerMetrics
 from worker.settings import RedisSettings
@@ -126,16 +126,22 @@ def test_unreachable_redis_turns_the_cache_off_for_a_while() -> None:
 
 
 def test_disabled_cache_never_calls_redis() -> None:
-    settings = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", enabled=False)
+    """Pointed at a port nothing listens on: any call would fail and be counted."""
+    settings = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", enabled=False, timeout_ms=200)
     metrics = WorkerMetrics()
 
     async def run() -> dict[str, bytes]:
         cache = TriageCache(settings, metrics)
+        await cache.connect()
         await cache.put_many({"k": make_triage()}, {"t": b"{}"})
-        return await cache.get_many(["k", "t"])
+        found = await cache.get_many(["k", "t"])
+        await cache.close()
+        return found
 
     assert asyncio.run(run()) == {}
-    assert metrics.cache_errors.labels(operation="get")._value.get() == 0
+    for operation in ("connect", "set", "get"):
+        assert metrics.cache_errors.labels(operation=operation)._value.get() == 0, operation
+    assert metrics.cache_available._value.get() == 0
 
 
 def test_memory_backend_round_trips_without_redis_and_keeps_its_bounds() -> None:

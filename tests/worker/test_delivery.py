@@ -7,15 +7,16 @@ import asyncio
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from loadtest.broker import EmbeddedBroker
 from tests.worker.kit import (
     PARTITIONS,
     Ticketed,
     keys_seen,
-    new_token,
     produce,
     read_topics,
     ticket,
@@ -23,7 +24,6 @@ from tests.worker.kit import (
     worker_env,
 )
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
 from worker.runner import EXIT_GRACE_EXPIRED
 
 TICKETS = 600
@@ -47,12 +47,12 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
 
 
 def test_sigkill_mid_stream_then_restart_loses_no_ticket(
-    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
-    token = new_token()
-    topics = topic_settings(token)
+    name = unique("sigkill")
+    topics = topic_settings(name)
     env = worker_env(
-        broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, token,
+        broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, name,
         TRIAGE_BATCH_SIZE="16", TRIAGE_COMMIT_INTERVAL_S="0.5", TRIAGE_REDIS__ENABLED="false",
         # Without Redis, a duplicate keeps its labels only on torch: int8 ONNX scales activations per batch, so
         # a text's probabilities move with its batch-mates and a near-tie can flip (README, Delivery guarantee).
@@ -96,12 +96,12 @@ def test_sigkill_mid_stream_then_restart_loses_no_ticket(
 
 
 def test_sigterm_past_the_grace_period_exits_with_70(
-    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
     """Deterministic: Faust's own shutdown always sleeps 1 s (mode's sentinel task), five times this grace."""
-    token = new_token()
+    name = unique("grace")
     env = worker_env(
-        broker, redis_url, tmp_path / "state", topic_settings(token), tiny_checkpoint, token,
+        broker, redis_url, tmp_path / "state", topic_settings(name), tiny_checkpoint, name,
         TRIAGE_SHUTDOWN_GRACE_S="0.2",
     )
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()

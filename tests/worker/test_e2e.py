@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +12,16 @@ import pytest
 import redis
 from aiokafka.partitioner import murmur2
 
+from inference.checkpoint import read_manifest, resolve_checkpoint
+from loadtest.broker import EmbeddedBroker
 from schemas.enums import Category, ErrorCode, Priority
 from schemas.messages import DeadLetter
+from schemas.topics import TopicSettings
 from tests.worker.kit import (
     PARTITIONS,
     banking_texts,
     drop_keys,
     keys_seen,
-    new_token,
     produce,
     read_topics,
     ticket,
@@ -27,9 +29,6 @@ from tests.worker.kit import (
     worker_env,
 )
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
-from triage.checkpoint import read_manifest, resolve_checkpoint
-from worker.settings import TopicSettings
 
 
 @dataclass
@@ -43,13 +42,17 @@ class Running:
 
 @pytest.fixture(scope="module")
 def running(
-    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+    broker: EmbeddedBroker,
+    redis_url: str,
+    tiny_checkpoint: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    unique: Callable[[str], str],
 ) -> Iterator[Running]:
     """One worker for the whole module, on topics and a cache prefix of its own."""
-    token = new_token()
-    topics = topic_settings(token)
+    name = unique("e2e")
+    topics = topic_settings(name)
     tmp = tmp_path_factory.mktemp("e2e")
-    env = worker_env(broker, redis_url, tmp / "state", topics, tiny_checkpoint, token)
+    env = worker_env(broker, redis_url, tmp / "state", topics, tiny_checkpoint, name)
     worker = WorkerProcess("worker", env, tmp / "worker.log").start()
     try:
         health = worker.wait_ready()
@@ -153,8 +156,8 @@ def test_every_bad_input_is_dead_lettered_with_its_reason_and_the_worker_goes_on
     assert keys_seen(records, running.topics.enriched) >= {b"after-bad"}
 
 
-def test_a_repeated_text_is_answered_from_redis_by_hash_only(running: Running) -> None:
-    text = f"My card payment was declined at the shop {new_token()}"
+def test_a_repeated_text_is_answered_from_redis_by_hash_only(running: Running, unique: Callable[[str], str]) -> None:
+    text = f"My card payment was declined at {unique('the shop')}"
     produce(running.bootstrap, running.topics.incoming, [ticket("cache-1", text)])
     first = read_topics(
         running.bootstrap, [running.topics.enriched], until=lambda out: b"cache-1" in keys_seen(out)
@@ -183,6 +186,14 @@ def test_a_repeated_text_is_answered_from_redis_by_hash_only(running: Running) -
     assert running.worker.metric("triage_cache_hits_total") >= 1
 
 
+LONE_TICKET_MS = 1_000
+"""Most a lone ticket may take from its producer to its enriched record on an idle worker.
+
+Well under Faust's own 1.5 s fetch wait (``TRIAGE_FETCH_WAIT_MS`` replaces it) and far from a batch that waits
+to fill; the defaults add up to ~30 ms of waiting (10 ms batch wait, 20 ms fetch wait) plus one model call.
+"""
+
+
 def test_a_burst_is_micro_batched_and_a_lone_ticket_is_not_held_back(running: Running) -> None:
     batches_before = running.worker.metric("triage_batch_size_count")
     tickets_before = running.worker.metric("triage_batch_size_sum")
@@ -193,13 +204,18 @@ def test_a_burst_is_micro_batched_and_a_lone_ticket_is_not_held_back(running: Ru
     batches = running.worker.metric("triage_batch_size_count") - batches_before
     assert running.worker.metric("triage_batch_size_sum") - tickets_before == 300
     assert batches <= 300 / 4, f"300 tickets in {batches} batches: not batched"
-    produce(running.bootstrap, running.topics.incoming, [ticket("lone", "Where is my card?")])
-    read_topics(running.bootstrap, [running.topics.enriched], until=lambda out: b"lone" in keys_seen(out))
-    assert running.worker.metric("triage_batch_size_count") - batches_before == batches + 1
+    (sent,) = produce(running.bootstrap, running.topics.incoming, [ticket("lone", "Where is my card?")])
+    out = read_topics(running.bootstrap, [running.topics.enriched], until=lambda out: b"lone" in keys_seen(out))
+    (enriched,) = [r for r in out if r.key == b"lone"]
+    assert running.worker.metric("triage_batch_size_count") - batches_before == batches + 1, "a batch of its own"
+    # Both timestamps are the producers' own (CreateTime): the ticket's when it was sent, the record's when the
+    # worker sent it. Same machine, same clock.
+    waited_ms = enriched.timestamp_ms - sent.timestamp
+    assert 0 <= waited_ms < LONE_TICKET_MS, f"a lone ticket took {waited_ms} ms to its enriched record: held back"
 
 
-def test_health_metrics_and_logs(running: Running) -> None:
-    secret = f"my account number is 12345678 {new_token()}"
+def test_health_metrics_and_logs(running: Running, unique: Callable[[str], str]) -> None:
+    secret = f"my account number is {unique('12345678')}"
     produce(running.bootstrap, running.topics.incoming, [ticket("log-1", secret)])
     read_topics(running.bootstrap, [running.topics.enriched], until=lambda out: b"log-1" in keys_seen(out))
     status, body = running.worker.get("/health")

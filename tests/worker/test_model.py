@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from triage.checkpoint import CheckpointError, resolve_checkpoint
+from inference.checkpoint import MANIFEST, CheckpointError, resolve_checkpoint
 from worker.metrics import WorkerMetrics
 from worker.model import Engine, ModelClient, load_predictor
 from worker.settings import WorkerSettings
@@ -65,12 +65,11 @@ def test_answers_like_the_model_in_process(checkpoint: Path) -> None:
         engine.close()
 
 
-def test_a_bad_checkpoint_raises_where_the_model_is_asked_for(tmp_path: Path) -> None:
-    folder = tmp_path / "broken"
-    folder.mkdir()
-    (folder / "manifest.json").write_text("{}")
-    with pytest.raises(CheckpointError):
-        Engine(_settings(folder), folder)
+def test_a_bad_checkpoint_raises_where_the_model_is_asked_for(checkpoint: Path) -> None:
+    """Complete but unreadable: loading fails in the model process, and that error reaches the caller."""
+    (checkpoint / MANIFEST).write_text("{ not json", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="unreadable manifest"):
+        Engine(_settings(checkpoint), checkpoint)
 
 
 def test_a_killed_or_hung_model_process_is_restarted_and_the_call_retried(checkpoint: Path) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import redis
 
+from loadtest.broker import EmbeddedBroker
 from schemas.enums import Category, Priority
-from tests.worker.kit import drop_keys, keys_seen, new_token, produce, read_topics, ticket, topic_settings, worker_env
+from tests.worker.kit import drop_keys, keys_seen, produce, read_topics, ticket, topic_settings, worker_env
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
 
 OFF_TOPIC = {
     "off-hi": "hi",
@@ -23,19 +24,24 @@ STOLEN = {"theft-terse": "lost my card help", "theft-plain": "my card got stolen
 
 
 def test_off_topic_goes_to_review_unpaged_while_a_stolen_card_pages(
-    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path
+    broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
-    token = new_token()
-    topics = topic_settings(token)
-    env = worker_env(broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, token)
+    name = unique("scope")
+    topics = topic_settings(name)
+    env = worker_env(broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, name)
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
         messages = [ticket(key, text) for key, text in {**OFF_TOPIC, **STOLEN}.items()]
         produce(broker.bootstrap, topics.incoming, messages)
         wanted = {key for key, _ in messages}
-        records = read_topics(broker.bootstrap, topics.outputs(),
-                              until=lambda out: wanted <= keys_seen(out, topics.enriched))
+        reviewed_keys, paged_keys = {k.encode() for k in OFF_TOPIC}, {k.encode() for k in STOLEN}
+        records = read_topics(
+            broker.bootstrap, topics.outputs(),
+            # the route records too, so the checks below do not race the reader
+            until=lambda out: wanted <= keys_seen(out, topics.enriched)
+            and reviewed_keys <= keys_seen(out, topics.review) and paged_keys <= keys_seen(out, topics.oncall),
+        )
         flagged = worker.metric("triage_out_of_scope_total")
     finally:
         worker.stop()

@@ -1,9 +1,11 @@
-"""One micro-batch through the pipeline with the real tiny model and the real Redis, no Kafka."""
+"""One micro-batch through the pipeline, no Kafka: with the real tiny model and the real Redis, or with neither
+where only what happens around the model is checked."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
@@ -13,13 +15,14 @@ import redis
 
 from schemas.enums import ErrorCode
 from schemas.messages import DeadLetter, Triage
+from schemas.topics import TopicSettings
 from tests.worker.kit import InProcess
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient, NoopPredictor, Predictor, load_predictor
 from worker.pipeline import TriagePipeline
 from worker.records import InRecord, OutRecord
-from worker.settings import RedisSettings, TopicSettings, WorkerSettings
+from worker.settings import RedisSettings, WorkerSettings
 
 
 def make_pipeline(settings: WorkerSettings, predictor: Predictor) -> tuple[TriagePipeline, TriageCache]:
@@ -62,6 +65,14 @@ def settings(
     for pattern in (f"{prefix}:*", f"{prefix}-ticket:*"):
         for key in redis_client.scan_iter(pattern):
             redis_client.delete(key)
+
+
+@pytest.fixture
+def offline() -> WorkerSettings:
+    """No model and no Redis: for what the pipeline does around the model (validation, routing, limits)."""
+    return WorkerSettings(
+        model_backend="noop", topics=TopicSettings(), redis=RedisSettings(enabled=False), deadletter_payload_bytes=16
+    )
 
 
 def records(values: Sequence[bytes | None]) -> list[InRecord]:
@@ -113,22 +124,27 @@ def test_a_model_failure_dead_letters_only_the_failing_ticket(settings: WorkerSe
         settings, recording, records([body("ok-1", "card not working"), body("bad", "boom"), body("ok-2", "hi")])
     )
     assert set(by_topic(out, settings.topics.enriched)) == {b"ok-1", b"ok-2"}
+    assert set(by_topic(out, settings.topics.deadletter)) == {b"bad"}
     letter = DeadLetter.model_validate_json(by_topic(out, settings.topics.deadletter)[b"bad"].value)
     assert letter.error.code is ErrorCode.PROCESSING_FAILED and "RuntimeError" in letter.error.message
     assert letter.ticket_id == "bad" and letter.source_offset == 1
 
 
-def test_bad_records_are_dead_lettered_in_place(settings: WorkerSettings) -> None:
+def test_bad_records_are_dead_lettered_in_place(offline: WorkerSettings) -> None:
     (out,) = run_batches(
-        settings, NoopPredictor(), records([b"not json", body("fine", "hello"), None, b"\xff" * 40])
+        offline, NoopPredictor(), records([b"not json", body("fine", "hello"), None, b"\xff" * 40])
     )
-    assert [r.topic for r in out][:1] == [settings.topics.deadletter]
-    letters = [DeadLetter.model_validate_json(r.value) for r in out if r.topic == settings.topics.deadletter]
+    offsets = [r.source.offset for r in out]
+    assert offsets == sorted(offsets), "every output in its input's place"
+    lettered = [r.source.offset for r in out if r.topic == offline.topics.deadletter]
+    assert lettered == [0, 2, 3], "each bad record dead-lettered once"
+    assert {r.source.offset for r in out if r.topic != offline.topics.deadletter} == {1}
+    letters = [DeadLetter.model_validate_json(r.value) for r in out if r.topic == offline.topics.deadletter]
     assert [letter.error.code for letter in letters] == [
         ErrorCode.INVALID_JSON, ErrorCode.EMPTY_MESSAGE, ErrorCode.INVALID_UTF8,
     ]
     assert letters[2].payload_truncated and letters[2].payload_size == 40 and letters[2].payload_encoding == "base64"
-    assert b"fine" in by_topic(out, settings.topics.enriched)
+    assert b"fine" in by_topic(out, offline.topics.enriched)
 
 
 class Hostile:
@@ -144,11 +160,11 @@ class Hostile:
         return [object() if "poison" in t else a for t, a in zip(texts, answers, strict=True)]  # type: ignore[misc]
 
 
-def test_a_record_that_cannot_be_routed_is_dead_lettered_alone(settings: WorkerSettings) -> None:
+def test_a_record_that_cannot_be_routed_is_dead_lettered_alone(offline: WorkerSettings) -> None:
     neighbours = [body(f"n{i}", f"I was charged twice for order {i}") for i in range(6)]
-    (out,) = run_batches(settings, Hostile(), records([*neighbours[:3], body("p", "poison"), *neighbours[3:]]))
-    assert set(by_topic(out, settings.topics.enriched)) == {f"n{i}".encode() for i in range(6)}
-    (letter,) = [DeadLetter.model_validate_json(r.value) for r in out if r.topic == settings.topics.deadletter]
+    (out,) = run_batches(offline, Hostile(), records([*neighbours[:3], body("p", "poison"), *neighbours[3:]]))
+    assert set(by_topic(out, offline.topics.enriched)) == {f"n{i}".encode() for i in range(6)}
+    (letter,) = [DeadLetter.model_validate_json(r.value) for r in out if r.topic == offline.topics.deadletter]
     assert letter.error.code is ErrorCode.PROCESSING_FAILED and letter.source_offset == 3
 
 
@@ -161,7 +177,9 @@ def test_a_redelivered_ticket_is_published_byte_for_byte_and_a_new_one_is_served
     assert [(r.topic, r.key, r.value, r.headers) for r in replayed] == [
         (r.topic, r.key, r.value, r.headers) for r in first
     ], "a replay publishes the very same records"
-    assert json.loads(first[0].value)["triage"]["cached"] is False
+    assert [json.loads(r.value)["triage"]["cached"] for r in by_topic(first, settings.topics.enriched).values()] == [
+        False, False,
+    ], "the first delivery is classified"
     again = json.loads(by_topic(fresh, settings.topics.enriched)[b"r-3"].value)["triage"]
     original = json.loads(by_topic(first, settings.topics.enriched)[b"r-1"].value)["triage"]
     assert again["cached"] is True and again["intent"] == original["intent"]
@@ -178,13 +196,11 @@ def test_a_valid_tickets_dead_letter_keeps_its_whole_payload(settings: WorkerSet
 
 
 def test_a_ticket_whose_output_is_over_the_brokers_limit_is_dead_lettered_and_the_batch_goes_on(
-    settings: WorkerSettings,
+    offline: WorkerSettings,
 ) -> None:
     """Incompressible metadata makes the enriched record larger than ``max_output_bytes`` even with lz4."""
-    import os
-
     limit = 20_000
-    config = settings.model_copy(update={"max_output_bytes": limit})
+    config = offline.model_copy(update={"max_output_bytes": limit})
     big = body("big", "I lost my card")[:-1] + b', "metadata": {"blob": "' + os.urandom(12_000).hex().encode() + b'"}}'
     (out,) = run_batches(config, NoopPredictor(), records([body("a", "hi"), big, body("b", "hello")]))
     assert [r.key for r in out if r.topic == config.topics.enriched] == [b"a", b"b"]
@@ -195,4 +211,5 @@ def test_a_ticket_whose_output_is_over_the_brokers_limit_is_dead_lettered_and_th
     assert letter.payload_size == len(big) and record.fits(limit, "lz4")
     small = body("fits", "I lost my card")[:-1] + b', "metadata": {"blob": "' + b"ab" * 12_000 + b'"}}'
     (out,) = run_batches(config, NoopPredictor(), records([small]))
-    assert [r.topic for r in out][0] == config.topics.enriched, "over the limit plain, under it compressed"
+    assert set(by_topic(out, config.topics.enriched)) == {b"fits"}, "over the limit plain, under it compressed"
+    assert not by_topic(out, config.topics.deadletter)

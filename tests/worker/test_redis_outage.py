@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from loadtest.broker import EmbeddedBroker, free_port
 from tests.worker.kit import (
     keys_seen,
-    new_token,
     produce,
     read_topics,
     ticket,
@@ -23,7 +23,6 @@ from tests.worker.kit import (
     worker_env,
 )
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker, free_port
 
 
 class RedisServer:
@@ -71,12 +70,12 @@ def triage_of(bootstrap: str, topic: str, key: bytes) -> dict[str, object]:
 
 
 def test_worker_survives_redis_down_and_slow_and_reconnects(
-    broker: EmbeddedBroker, tiny_checkpoint: Path, tmp_path: Path, redis_port: int
+    broker: EmbeddedBroker, tiny_checkpoint: Path, tmp_path: Path, redis_port: int, unique: Callable[[str], str]
 ) -> None:
-    token = new_token()
-    topics = topic_settings(token)
+    name = unique("redis-down")
+    topics = topic_settings(name)
     env = worker_env(
-        broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, token,
+        broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, name,
         TRIAGE_REDIS__TIMEOUT_MS="200", TRIAGE_REDIS__RETRY_INTERVAL_S="0.5",
     )
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
@@ -119,12 +118,12 @@ def test_worker_survives_redis_down_and_slow_and_reconnects(
 
 
 def test_memory_backend_caches_without_any_redis(
-    broker: EmbeddedBroker, tiny_checkpoint: Path, tmp_path: Path, redis_port: int
+    broker: EmbeddedBroker, tiny_checkpoint: Path, tmp_path: Path, redis_port: int, unique: Callable[[str], str]
 ) -> None:
-    token = new_token()
-    topics = topic_settings(token)
+    name = unique("memory")
+    topics = topic_settings(name)
     env = worker_env(
-        broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, token,
+        broker, f"redis://127.0.0.1:{redis_port}/0", tmp_path / "state", topics, tiny_checkpoint, name,
         TRIAGE_REDIS__BACKEND="memory",
     )
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()

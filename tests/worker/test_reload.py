@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from inference.checkpoint import MANIFEST, publish, resolve_checkpoint
+from loadtest.broker import EmbeddedBroker
 from tests.worker.kit import (
     keys_seen,
-    new_token,
     produce,
     read_topics,
     ticket,
@@ -23,8 +24,6 @@ from tests.worker.kit import (
     worker_env,
 )
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
-from triage.checkpoint import MANIFEST, publish, resolve_checkpoint
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
 from worker.reload import ModelReloader
@@ -95,13 +94,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def test_running_faust_worker_reloads_between_batches(
-    broker: EmbeddedBroker, redis_url: str, models_root: Path, tmp_path: Path
+    broker: EmbeddedBroker, redis_url: str, models_root: Path, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
     """Through ``faust -A worker.app worker``, the second way to start the worker."""
-    token = new_token()
-    topics = topic_settings(token)
+    name = unique("reload")
+    topics = topic_settings(name)
     env = worker_env(
-        broker, redis_url, tmp_path / "state", topics, models_root / "latest", token, TRIAGE_RELOAD_INTERVAL_S="0.5"
+        broker, redis_url, tmp_path / "state", topics, models_root / "latest", name, TRIAGE_RELOAD_INTERVAL_S="0.5"
     )
     command = [str(Path(sys.executable).with_name("faust")), "-A", "worker.app", "worker", "-l", "info"]
     worker = WorkerProcess("worker", env, tmp_path / "worker.log", command).start()

@@ -6,6 +6,9 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
+from faust.types.tuples import Message as FaustMessage
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.app import create_app
 from worker.settings import WorkerSettings
@@ -66,6 +69,38 @@ def test_a_commit_never_passes_a_message_still_in_flight(
     consumer._unacked_messages.discard(slow)  # type: ignore[arg-type]
     consumer._acked[tp].append(in_flight)
     assert consumer._new_offset(tp) == then
+
+
+PER_PARTITION = 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(committed=st.sampled_from([None, 0, 2585]), order=st.permutations(range(2 * PER_PARTITION)))
+def test_acked_in_any_order_the_committed_offset_never_steps_over_an_unacked_one(
+    committed: int | None, order: list[int]
+) -> None:
+    """Faust's own bookkeeping (``track_message``, ``ack``) and commit filter, two partitions, a commit after
+    every ack: a partition's committed offset stays at or below its lowest message in flight, and reaches the
+    end once every message is acked."""
+    consumer = _consumer()
+    consumer.app.topics.acking_topics.add("tickets.incoming")  # as subscribing the triage agent's stream does
+    first = committed or 0
+    tps = [consumer._new_topicpartition("tickets.incoming", partition) for partition in (0, 1)]
+    messages = []
+    for tp in tps:
+        consumer._committed_offset[tp] = committed
+        for offset in range(first, first + PER_PARTITION):
+            message = FaustMessage(tp.topic, tp.partition, offset, 0.0, 0, None, None, b"{}", None, tp=tp)
+            consumer.track_message(message)
+            messages.append(message)
+    for index in order:
+        assert consumer.ack(messages[index])
+        consumer._committed_offset.update(consumer._filter_committable_offsets(tps))  # what a commit records
+        for tp in tps:
+            in_flight = [m.offset for m in messages if m.tp == tp and not m.acked]
+            now = consumer._committed_offset[tp]
+            assert not in_flight or now is None or now <= min(in_flight), (tp, now, in_flight)
+    assert [consumer._committed_offset[tp] for tp in tps] == [first + PER_PARTITION] * 2
 
 
 def test_the_consumer_stops_fetching_while_the_bytes_it_holds_are_over_the_limit() -> None:
