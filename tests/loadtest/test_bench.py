@@ -5,6 +5,7 @@ No speed is asserted (the machines are shared); only that each benchmark measure
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -103,8 +104,10 @@ def test_batching_compares_the_default_worker_with_a_naive_consumer(
 
 
 def test_latency_searches_saturation_down_from_the_burst_rate(stack: BenchStack, records: list[SourceRecord]) -> None:
-    """The levels themselves are offered in the gpu-check rehearsal below (50% of a known rate)."""
-    result = bench_latency(stack, records, duration_s=5.0, levels=(), saturation_count=100, max_steps=0)
+    """Workers with the no-op model (no model to import, the search is the same); a level itself is offered in the
+    gpu-check rehearsal below (50% of a known rate)."""
+    noop = dataclasses.replace(stack, worker={**FAST_START, "model_backend": "noop"})
+    result = bench_latency(noop, records, duration_s=5.0, levels=(), saturation_count=100, max_steps=0)
     burst, offer = result.rows
     assert burst["tickets"] == 100 and burst["lost"] == offer["lost"] == 0
     assert offer["offered_per_s"] == round(burst["tickets_per_s"], 1) and offer["sustained_per_s"] > 0
