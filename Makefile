@@ -11,6 +11,8 @@ export TRIAGE_OOD_DIR ?= $(if $(SHARED_OOD),$(abspath ../shared/data/clinc_oos),
 # Installs come from requirements.lock (every package pinned with its hashes; `make lock` rewrites it from
 # pyproject.toml), through uv: a fresh install took 19-24 s here against 113 s with pip (README, Quick start).
 LOCK := requirements.lock
+# The image's runtime dependencies (no dev extras, no torch: each image variant installs its own torch build).
+IMAGE_LOCK := deploy/requirements.lock
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 # torch's CPU build (no CUDA libraries): this machine's wheel cache when it has one, else PyTorch's CPU index.
@@ -42,11 +44,14 @@ lock: | $(UV)
 	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 $(TORCH_CPU) --custom-compile-command "make lock" -o $(LOCK)
 	@! grep -q '^nvidia-' $(LOCK) || { echo "$(LOCK) pulls CUDA torch (nvidia-*): lock against the CPU wheel"; exit 1; }
+	$(UV) pip compile -q pyproject.toml --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		$(TORCH_CPU) --no-emit-package torch --custom-compile-command "make lock" -o $(IMAGE_LOCK)
 
 demo: install
 	$(BIN)/triage demo
 
-test: install
+# Lint first (style, types, the import layers in pyproject.toml), then the whole suite: what CI runs.
+test: lint
 	$(PYTEST) $(PYTEST_ARGS)
 
 # The unit tier: every test whose fixtures need no broker, Redis or trained checkpoint (tests/conftest.py marks
@@ -67,7 +72,8 @@ reliability: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas trainer worker triage loadtest tests
+	$(BIN)/mypy schemas inference trainer worker loadtest triage tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

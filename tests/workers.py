@@ -19,9 +19,9 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.broker import free_port
 from loadtest.processes import ChildProcess
 from loadtest.stack import WorkerNotReady, wait_ready
-from triage.broker import free_port
 
 __all__ = ["WorkerProcess", "metric_labels", "metric_sum"]
 

@@ -19,10 +19,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from kafka import KafkaConsumer, KafkaProducer
 
-from loadtest.stack import flatten_env
+from inference.environment import flatten_env
+from loadtest.broker import EmbeddedBroker, create_topics
+from schemas.topics import TopicSettings
 from tests.workers import WorkerProcess, metric_labels
-from triage.broker import EmbeddedBroker, create_topics
-from worker.settings import TopicSettings
 
 WORKERS = 2
 PARTITIONS = 4

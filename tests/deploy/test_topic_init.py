@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
+from loadtest.broker import EmbeddedBroker
 from schemas.enums import Category
 from tests.deploy.stack import REPO, load_compose, service_env
-from triage.broker import EmbeddedBroker
 from worker.settings import WorkerSettings
 
 SCRIPT = REPO / "deploy" / "kafka" / "create-topics.sh"

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from loadtest.broker import BrokerUnavailable, free_port
 from tests.reliability.proxy import FaultProxy, KafkaProxy, OnRequest
-from triage.broker import BrokerUnavailable, free_port
 
 __all__ = ["PartitionedBroker"]
 

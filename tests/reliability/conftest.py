@@ -14,12 +14,12 @@ from typing import Final
 import pytest
 import redis
 
+from loadtest.broker import EmbeddedBroker
 from loadtest.source import SourceRecord, load_source
 from schemas import Triage
 from tests.reliability.summary import SUMMARIES
 from tests.reliability.traffic import Stage
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
 
 _HERE = Path(__file__).resolve().parent
 BACKEND: Final = "torch"
@@ -83,7 +83,7 @@ def reference(tiny_checkpoint: Path) -> Callable[[list[str]], list[Triage]]:
     """
     import torch
 
-    from triage.classifier import Classifier
+    from inference.classifier import Classifier
 
     classifier = Classifier.load(tiny_checkpoint, device="cpu", backend=BACKEND)
     known: dict[str, Triage] = {}

@@ -22,7 +22,7 @@ from typing import Any
 from aiokafka.protocol import produce as produce_api
 from aiokafka.record.memory_records import MemoryRecords
 
-from triage.broker import free_port
+from loadtest.broker import free_port
 
 __all__ = [
     "MESSAGE_TOO_LARGE", "FaultProxy", "KafkaProxy", "KafkaRequest", "OnRequest", "ProduceHold", "RefuseLargeProduce",

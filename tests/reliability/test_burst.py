@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from schemas import Triage
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
 from tests.workers import WorkerProcess, metric_sum
-from triage.broker import EmbeddedBroker
 
 Reference = Callable[[list[str]], list[Triage]]
 RSS_GROWTH_BOUND = 200 * 1024 * 1024

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from loadtest.broker import EmbeddedBroker, free_port
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from tests.reliability.brokers import PartitionedBroker
@@ -19,7 +20,6 @@ from tests.reliability.proxy import FaultProxy
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
 from tests.workers import WorkerProcess, metric_sum
-from triage.broker import EmbeddedBroker, free_port
 
 GRACE_S = 5.0
 EXIT_MARGIN_S = 1.0  # the grace watchdog ends the process with os._exit, at once

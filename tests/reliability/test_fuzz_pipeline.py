@@ -17,13 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import Category, DeadLetter, EnrichedTicket, decode_ticket
+from schemas.topics import TopicSettings
 from tests.worker.kit import InProcess
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient, NoopPredictor
 from worker.pipeline import Outcome, TriagePipeline
 from worker.records import InRecord
-from worker.settings import RedisSettings, TopicSettings, WorkerSettings
+from worker.settings import RedisSettings, WorkerSettings
 
 TOPICS = TopicSettings(
     incoming="in", enriched="out", route_prefix="route.", oncall="oncall", review="review", deadletter="dead"

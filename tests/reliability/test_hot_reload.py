@@ -9,21 +9,21 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from inference.checkpoint import MANIFEST, read_manifest
+from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from schemas import Triage
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
 from tests.workers import WorkerProcess, metric_sum
-from triage.broker import EmbeddedBroker
-from triage.checkpoint import MANIFEST, read_manifest
 
 Reference = Callable[[list[str]], list[Triage]]
 GOOD = "reloaded-good"
 
 
 def _point_latest(root: Path, target: str) -> None:
-    """Swap ``latest`` atomically, as ``triage.checkpoint.publish`` does (the target need not exist)."""
+    """Swap ``latest`` atomically, as ``inference.checkpoint.publish`` does (the target need not exist)."""
     link = root / ".latest-swap"
     link.unlink(missing_ok=True)
     os.symlink(target, link)

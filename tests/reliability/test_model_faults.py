@@ -14,13 +14,13 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
 from loadtest.source import SourceRecord
 from schemas import Triage
 from tests.reliability.summary import report
 from tests.reliability.traffic import Stage, Traffic, create_topics
 from tests.workers import WorkerProcess
-from triage.broker import EmbeddedBroker
 
 Reference = Callable[[list[str]], list[Triage]]
 

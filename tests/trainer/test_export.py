@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier
 from trainer.data import Banking77, Split
 from trainer.export import export_checkpoint, serving_verdict
-from triage.classifier import ONNX_FILES, SERVING_FILE, Classifier
 
 
 def test_export_measures_and_serves_onnx(checkpoint_copy: Path, thin_banking77: Banking77) -> None:

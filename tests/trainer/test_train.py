@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from inference.checkpoint import REQUIRED_FILES, resolve_checkpoint
+from inference.classifier import ONNX_FILES, SERVING_FILE
+from inference.decision import Thresholds
+from inference.scope import SCOPE_FILE
 from schemas.taxonomy import load_taxonomy
 from trainer.config import TrainArgs
 from trainer.train import BaseModelError, run_training
-from triage.checkpoint import REQUIRED_FILES, resolve_checkpoint
-from triage.classifier import ONNX_FILES, SERVING_FILE
 from triage.cli import main
-from triage.decision import Thresholds
-from triage.scope import SCOPE_FILE
 
 
 def test_tiny_checkpoint_is_complete(tiny_checkpoint: Path) -> None:

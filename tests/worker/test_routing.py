@@ -6,9 +6,9 @@ import json
 
 from schemas.enums import Category, Priority
 from schemas.messages import Confidence, EnrichedTicket, IntentScore, Ticket, Triage
+from schemas.topics import TopicSettings
 from worker.records import InRecord
 from worker.routing import destinations, enriched_records, enriched_value
-from worker.settings import TopicSettings
 
 SOURCE = InRecord("tickets.incoming", 0, 7, b"k", b"{}", None)
 

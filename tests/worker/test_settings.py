@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.enums import Category
-from worker.settings import TopicSettings, WorkerSettings
+from schemas.topics import TopicSettings
+from worker.settings import WorkerSettings
 
 
 @pytest.fixture
