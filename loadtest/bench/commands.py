@@ -44,17 +44,19 @@ class BenchSetup:
     redis_url: str
 
     @classmethod
-    def load(cls, out_dir: Path | None, model_dir: Path | None) -> BenchSetup:
+    def load(cls, out_dir: Path | None, model_dir: Path | None, need_model: bool = True) -> BenchSetup:
+        """``need_model=False``: the no-op bench, which serves no checkpoint, does not require one."""
         from inference.checkpoint import CheckpointError, resolve_checkpoint
         from loadtest.settings import LoadtestSettings
         from loadtest.source import SourceError, load_source
         from worker.settings import WorkerSettings
 
         settings = LoadtestSettings()
+        model = model_dir or settings.models_dir / "latest"
         try:
             return cls(
                 out_dir or settings.results_dir / "bench",
-                resolve_checkpoint(model_dir or settings.models_dir / "latest"),
+                resolve_checkpoint(model) if need_model else model,
                 load_source("test", settings.data_dir, settings.hub_dataset),
                 load_source("train", settings.data_dir, settings.hub_dataset), WorkerSettings().redis.url,
             )
@@ -84,7 +86,7 @@ class BenchSetup:
 
 @click.group("bench")
 def bench_group() -> None:
-    """Benchmarks: the model offline; the worker's backlog drains (batching) and latency vs offered load."""
+    """Benchmarks: the model offline; the worker's backlog drains (batching, no-op ceiling) and latency vs load."""
 
 
 @bench_group.command("model")
@@ -121,6 +123,18 @@ def batching_cmd(
                                     backends or bench.exported()))
 
 
+@bench_group.command("noop")
+@_options
+@click.option("--count", type=click.IntRange(min=100), default=10000, show_default=True)
+def noop_cmd(out_dir: Path | None, model_dir: Path | None, brokers: str | None, count: int) -> None:
+    """Pipeline ceiling with the no-op model: Kafka + schemas + cache + routing."""
+    from loadtest.bench.worker import bench_noop
+
+    bench = BenchSetup.load(out_dir, model_dir, need_model=False)
+    with bench.stack(brokers) as stack:
+        bench.finish(bench_noop(stack, bench.train, count))
+
+
 @bench_group.command("latency")
 @_options
 @click.option("--saturation", type=click.FloatRange(min=1), default=None,
@@ -146,7 +160,7 @@ def latency_cmd(
 def all_cmd(out_dir: Path | None, model_dir: Path | None, brokers: str | None) -> None:
     """Every benchmark with its defaults, in one run; the worker's rates are also compared with the model's."""
     from loadtest.bench.model import bench_model
-    from loadtest.bench.worker import bench_batching, bench_latency, compare_with_offline
+    from loadtest.bench.worker import bench_batching, bench_latency, bench_noop, compare_with_offline
 
     bench = BenchSetup.load(out_dir, model_dir)
     model = bench_model(bench.model_dir, [r.text for r in bench.test[:400]])
@@ -155,4 +169,5 @@ def all_cmd(out_dir: Path | None, model_dir: Path | None, brokers: str | None) -
         batching = bench_batching(stack, bench.test, backends=bench.exported())
         compare_with_offline(batching, model)
         bench.finish(batching)
+        bench.finish(bench_noop(stack, bench.train))
         bench.finish(bench_latency(stack, bench.train))

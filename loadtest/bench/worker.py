@@ -1,4 +1,4 @@
-"""The worker benchmark on a real broker: backlog drains (batching) and latency under offered load.
+"""The worker benchmark on a real broker: backlog drains (batching, the no-op ceiling) and latency under load.
 
 Throughput is a backlog drain: the tickets are produced first, then a fresh worker (or the naive consumer)
 empties the topic alone; its rate is the report's steady rate (Kafka timestamps of the outputs, 5th to 95th
@@ -32,8 +32,8 @@ from loadtest.source import SourceRecord
 from loadtest.stack import RunningWorker, running_worker
 from schemas.topics import TopicSettings
 
-__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_stack", "compare_with_offline", "measure_saturation",
-           "sustained_rate"]
+__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "bench_stack", "compare_with_offline",
+           "measure_saturation", "sustained_rate"]
 
 log = structlog.get_logger(__name__)
 
@@ -205,6 +205,17 @@ def compare_with_offline(batching: BenchResult, model: BenchResult) -> None:
         if row["batch_size"] > 1 and offline:
             name = f"{row['config']} worker / {row['backend']} best offline"
             batching.ratio(name, row["tickets_per_s"], max(offline))
+
+
+def bench_noop(stack: BenchStack, records: list[SourceRecord], count: int = 10000) -> BenchResult:
+    """The pipeline's own ceiling: Kafka in and out, schemas, the Redis cache and routing, with the no-op model."""
+    result = BenchResult("noop", "No-op model pipeline ceiling (Kafka + schemas + cache + routing)", {"count": count})
+    config = ReplayConfig(source="train", rate=None, count=count, seed=2)
+    report = stack.drain("noop", records, config, cache=True, model_backend="noop")
+    result.rows.append(_row(report, config="worker, noop model, cache on"))
+    rate = report.throughput.steady_per_s or 0.0
+    result.notes += [f"target (issue #5): ≥ 5,000 tickets/s on one process — measured {rate:,.1f}/s", _DRAIN]
+    return result
 
 
 def sustained_rate(report: Report, skip: float = 0.25) -> float | None:

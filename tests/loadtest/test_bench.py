@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from inference.classifier import resolve_backend
 from loadtest.bench.gpu_check import main as gpu_check_main
 from loadtest.bench.model import MODES, bench_model
-from loadtest.bench.worker import BenchStack, bench_batching, bench_latency
+from loadtest.bench.worker import BenchStack, bench_batching, bench_latency, bench_noop
 from loadtest.broker import EmbeddedBroker
 from loadtest.report import steady_rate
 from loadtest.source import SourceRecord, load_source
@@ -101,6 +101,13 @@ def test_batching_compares_the_default_worker_with_a_naive_consumer(
         batched["tickets_per_s"] / single["tickets_per_s"], abs=0.01
     )
     assert any("≥ 6× the naive per-ticket fp32 consumer" in note for note in result.notes)
+
+
+def test_noop_drains_the_pipeline_without_a_model(stack: BenchStack, records: list[SourceRecord]) -> None:
+    result = bench_noop(stack, records, count=300)
+    (row,) = result.rows
+    assert row["tickets"] == 300 and row["lost"] == 0 and row["tickets_per_s"] > 0 and row["mean_batch"] > 1
+    assert any(note.startswith("target (issue #5): ≥ 5,000 tickets/s") for note in result.notes)
 
 
 def test_latency_searches_saturation_down_from_the_burst_rate(stack: BenchStack, records: list[SourceRecord]) -> None:
