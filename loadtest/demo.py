@@ -167,6 +167,7 @@ def run_demo(
         if not options.verbose:
             console.print(f"Logs: {log_path} (--verbose shows them here)", soft_wrap=True)
             stack.enter_context(_output_to(log_path, 2))
+        records = load_source("test", settings.data_dir, settings.hub_dataset)  # before a training that needs it too
         model = _ensure_model(settings, options, console, log_path)
         console.print(f"Model: {model}")
         brokers = stack.enter_context(_broker(options, out_dir, console))
@@ -181,7 +182,6 @@ def run_demo(
             f"Worker: ready, model {running.health.get('model_version')} on {serving.get('backend')} "
             f"({serving.get('reason')}; {time.monotonic() - started:.0f}s since the demo started)"
         )
-        records = load_source("test", settings.data_dir, settings.hub_dataset)
         console.print(
             f"Replaying {replay.count:,} messages at ~{replay.rate:g}/s (Poisson): Banking77 test tickets, "
             f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
