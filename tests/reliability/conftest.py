@@ -6,19 +6,22 @@ scenario prints one summary line; they are repeated at the end of the run under 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import pytest
 import redis
 
+from inference.environment import flatten_env
 from loadtest.broker import EmbeddedBroker
 from loadtest.source import SourceRecord, load_source
 from schemas import Triage
 from tests.reliability.summary import SUMMARIES
-from tests.reliability.traffic import Stage
+from tests.reliability.traffic import Reference, Stage, Traffic
 from tests.workers import WorkerProcess
 
 _HERE = Path(__file__).resolve().parent
@@ -125,7 +128,7 @@ def spawn(tmp_path: Path, redis_url: str, key_prefix: str) -> Iterator[Callable[
             "TRIAGE_MODEL_DIR": str(model_dir or tmp_path / "no-model"),
             "TRIAGE_REDIS__URL": redis_url,
             "TRIAGE_REDIS__KEY_PREFIX": key_prefix,
-            **{f"TRIAGE_{k.upper()}": v for k, v in env.items()},
+            **flatten_env(env),
         }
         worker = WorkerProcess(name, settings, tmp_path / f"{name}.log")
         started.append(worker)
@@ -134,3 +137,41 @@ def spawn(tmp_path: Path, redis_url: str, key_prefix: str) -> Iterator[Callable[
     yield make
     for worker in started:
         worker.stop()
+
+
+@dataclass(frozen=True)
+class Rig:
+    """One scenario's private broker and topics, its checkpoint, the traffic source and the reference model."""
+
+    broker: EmbeddedBroker
+    stage: Stage
+    spawn: Callable[..., WorkerProcess]
+    model_root: Path
+    records: list[SourceRecord]
+    reference: Reference
+
+    def worker(self, name: str, **env: str) -> WorkerProcess:
+        """A worker process (not started) serving ``model_root/latest`` on this stage."""
+        return self.spawn(name, self.broker.bootstrap, self.stage, self.model_root / "latest", **env)
+
+    async def start(self, *workers: WorkerProcess) -> None:
+        """Create the stage's topics (once), start the workers and wait until every one is ready."""
+        await self.stage.create_topics(self.broker.bootstrap)
+        for worker in workers:
+            worker.start()
+        await asyncio.gather(*(asyncio.to_thread(worker.wait_ready) for worker in workers))
+
+    def traffic(self, name: str) -> Traffic:
+        return Traffic(name, self.broker.bootstrap, self.stage, self.records)
+
+
+@pytest.fixture
+def rig(
+    private_broker: EmbeddedBroker,
+    stage: Stage,
+    spawn: Callable[..., WorkerProcess],
+    model_root: Path,
+    source_records: list[SourceRecord],
+    reference: Reference,
+) -> Rig:
+    return Rig(private_broker, stage, spawn, model_root, source_records, reference)

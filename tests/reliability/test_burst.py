@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from pathlib import Path
 
-from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
-from loadtest.source import SourceRecord
-from schemas import Triage
+from tests.reliability.conftest import Rig
 from tests.reliability.summary import report
-from tests.reliability.traffic import Stage, Traffic, create_topics
-from tests.workers import WorkerProcess, metric_sum
+from tests.reliability.traffic import Traffic
+from tests.workers import metric_sum
 
-Reference = Callable[[list[str]], list[Triage]]
 RSS_GROWTH_BOUND = 200 * 1024 * 1024
 BURST_S = 1.0
 MAX_BURST = 2000
@@ -36,15 +31,8 @@ def _steady_rate(traffic: Traffic, run_id: str) -> float:
     return (len(done) - 1 - third) / max(done[-1] - done[third], 1e-3)
 
 
-def test_burst_at_ten_times_the_sustainable_rate_drains_without_loss(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    worker = spawn("burst", private_broker.bootstrap, stage, model_root / "latest")
+def test_burst_at_ten_times_the_sustainable_rate_drains_without_loss(rig: Rig) -> None:
+    worker = rig.worker("burst")
     samples: list[tuple[float, int, float]] = []
 
     def lag() -> float:
@@ -57,10 +45,8 @@ def test_burst_at_ten_times_the_sustainable_rate_drains_without_loss(
             await asyncio.sleep(0.2)
 
     async def scenario() -> tuple[Traffic, float, int, int]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        worker.start()
-        await asyncio.to_thread(worker.wait_ready)
-        async with Traffic("burst", private_broker.bootstrap, stage, source_records) as t:
+        await rig.start(worker)
+        async with rig.traffic("burst") as t:
             warmup = t.send(ReplayConfig(count=200, rate=None, seed=9))
             await t.settle(60, quiet_s=0)
             sustainable = _steady_rate(t, warmup)
@@ -77,7 +63,7 @@ def test_burst_at_ten_times_the_sustainable_rate_drains_without_loss(
         return t, sustainable, idle_rss, count
 
     traffic, sustainable, idle_rss, count = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     peak_rss = max(rss for _, rss, _ in samples)
     peak_lag = max(backlog for _, _, backlog in samples)
     offered = count / (

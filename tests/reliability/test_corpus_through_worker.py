@@ -25,10 +25,9 @@ from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 from tests.reliability.conftest import BACKEND
 from tests.reliability.corpus import CORPUS, MARKER, NEAR_LIMIT, NEIGHBOURS, POISON, TRIAGED, BadInput
 from tests.reliability.summary import report_line
-from tests.reliability.traffic import Stage, Tap, TapRecord, check_routes, create_topics
+from tests.reliability.traffic import Reference, Stage, Tap, TapRecord, check_routes
 from tests.workers import WorkerProcess, metric_labels
 
-Reference = Callable[[list[str]], list[Triage]]
 CASES = (*CORPUS, *NEAR_LIMIT)
 DEADLETTER_PAYLOAD_BYTES = 64 * 1024
 _LABELS_ALLOWED = {
@@ -123,7 +122,7 @@ def corpus_run(
         client = redis.Redis.from_url(redis_url)
 
         async def scenario() -> None:
-            await create_topics(broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            await stage.create_topics(broker.bootstrap)
             worker.start()
             await asyncio.to_thread(worker.wait_ready)
             tap = Tap(broker.bootstrap, stage.topics.outputs(), stage.partitions)

@@ -18,7 +18,7 @@ from loadtest.source import SourceRecord
 from tests.reliability.brokers import PartitionedBroker
 from tests.reliability.proxy import FaultProxy
 from tests.reliability.summary import report
-from tests.reliability.traffic import Stage, Traffic, create_topics
+from tests.reliability.traffic import Stage, Traffic
 from tests.workers import WorkerProcess, metric_sum
 
 GRACE_S = 5.0
@@ -60,7 +60,7 @@ def test_redis_outage_worker_keeps_triaging_and_cache_resumes(
         )
 
         async def scenario() -> tuple[Traffic, str, int]:
-            await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            await stage.create_topics(private_broker.bootstrap)
             worker.start()
             await asyncio.to_thread(worker.wait_ready)
             async with Traffic("redis_outage", private_broker.bootstrap, stage, source_records) as t:
@@ -110,7 +110,7 @@ def test_broker_partition_producer_retries_and_worker_reconnects(
         worker = spawn("partition", broker.bootstrap, stage, None, shutdown_grace_s=str(GRACE_S))
 
         async def scenario() -> Traffic:
-            await create_topics(broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            await stage.create_topics(broker.bootstrap)
             worker.start()
             await asyncio.to_thread(worker.wait_ready)
             async with Traffic("broker_partition", broker.bootstrap, stage, source_records) as t:
@@ -159,10 +159,9 @@ def test_broker_restart_worker_recovers_on_its_own(
     """
     broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "tansu-restarted.log").start()
     worker = spawn("restart", broker.bootstrap, stage, None)
-    topics = [stage.topics.incoming, *stage.topics.outputs()]
 
     async def scenario() -> tuple[Traffic, Traffic]:
-        await create_topics(broker.bootstrap, topics, 4)
+        await stage.create_topics(broker.bootstrap)
         worker.start()
         await asyncio.to_thread(worker.wait_ready)
         async with Traffic("broker_restart_before", broker.bootstrap, stage, source_records) as t:
@@ -171,7 +170,7 @@ def test_broker_restart_worker_recovers_on_its_own(
         broker.stop()
         await asyncio.sleep(1)
         broker.start()
-        await create_topics(broker.bootstrap, topics, 4)
+        await stage.create_topics(broker.bootstrap)
         async with Traffic("broker_restart", broker.bootstrap, stage, source_records) as t2:
             t2.send(_config(200, 50, 7))
             await t2.settle(120)

@@ -10,15 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inference.checkpoint import MANIFEST, read_manifest
-from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
-from loadtest.source import SourceRecord
-from schemas import Triage
+from tests.reliability.conftest import Rig
 from tests.reliability.summary import report
-from tests.reliability.traffic import Stage, Traffic, create_topics
-from tests.workers import WorkerProcess, metric_sum
+from tests.reliability.traffic import Traffic
+from tests.workers import metric_sum
 
-Reference = Callable[[list[str]], list[Triage]]
 GOOD = "reloaded-good"
 
 
@@ -52,20 +49,13 @@ def _renamed(folder: Path) -> None:
     (folder / MANIFEST).write_text(json.dumps({**manifest, "version": GOOD}))
 
 
-def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    worker = spawn("reload", private_broker.bootstrap, stage, model_root / "latest", reload_interval_s="0.5")
-    served = str(read_manifest(model_root / "v1")["version"])
+def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(rig: Rig) -> None:
+    worker = rig.worker("reload", reload_interval_s="0.5")
+    served = str(read_manifest(rig.model_root / "v1")["version"])
     bad_versions: list[tuple[str, Callable[[], None]]] = [
-        ("corrupt_weights", lambda: _variant(model_root, "v2-corrupt", _corrupt_weights)),
-        ("missing_folder", lambda: _point_latest(model_root, "v3-does-not-exist")),
-        ("pickled_only", lambda: _variant(model_root, "v4-pickled", _pickled_only)),
+        ("corrupt_weights", lambda: _variant(rig.model_root, "v2-corrupt", _corrupt_weights)),
+        ("missing_folder", lambda: _point_latest(rig.model_root, "v3-does-not-exist")),
+        ("pickled_only", lambda: _variant(rig.model_root, "v4-pickled", _pickled_only)),
     ]
 
     def failed_reloads() -> float:
@@ -75,10 +65,8 @@ def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(
         return lambda: failed_reloads() >= count
 
     async def scenario() -> tuple[Traffic, str]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        worker.start()
-        await asyncio.to_thread(worker.wait_ready)
-        async with Traffic("hot_reload", private_broker.bootstrap, stage, source_records) as t:
+        await rig.start(worker)
+        async with rig.traffic("hot_reload") as t:
             t.send(ReplayConfig(count=40, rate=None, malformed_ratio=0.1, seed=8))
             await t.settle(60, quiet_s=0)
             for number, (name, publish) in enumerate(bad_versions, start=1):
@@ -87,7 +75,7 @@ def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(
                 assert worker.get("/health")[0] == 200, f"not ready after the {name} reload failed"
                 t.send(ReplayConfig(count=40, rate=None, malformed_ratio=0.1, seed=8 + number))
                 await t.settle(60, quiet_s=0)
-            _variant(model_root, "v5-good", _renamed)
+            _variant(rig.model_root, "v5-good", _renamed)
             await t.until(
                 "the good checkpoint to load",
                 lambda: metric_sum(worker.metrics(), "triage_model_reloads_total", result="ok") >= 1,
@@ -99,7 +87,7 @@ def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(
 
     traffic, last = asyncio.run(scenario())
     outcome = traffic.outcome(
-        reference, version_of=lambda ticket_id: GOOD if ticket_id.startswith(last) else served
+        rig.reference, version_of=lambda ticket_id: GOOD if ticket_id.startswith(last) else served
     )
     outcome.extra["failed_reloads"] = int(failed_reloads())
     report(outcome)

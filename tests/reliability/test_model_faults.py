@@ -11,18 +11,12 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Callable
-from pathlib import Path
 
-from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
-from loadtest.source import SourceRecord
-from schemas import Triage
+from tests.reliability.conftest import Rig
 from tests.reliability.summary import report
-from tests.reliability.traffic import Stage, Traffic, create_topics
+from tests.reliability.traffic import Traffic
 from tests.workers import WorkerProcess
-
-Reference = Callable[[list[str]], list[Triage]]
 
 
 def _config(count: int, seed: int) -> ReplayConfig:
@@ -47,40 +41,31 @@ async def _watch_health(worker: WorkerProcess, seen: list[tuple[int, object]], s
         await asyncio.sleep(0.2)
 
 
-def test_model_that_cannot_come_back_pauses_the_worker_and_dead_letters_nothing(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    worker = spawn("model_down", private_broker.bootstrap, stage, model_root / "latest")
-    hidden = model_root / "hidden"
+def test_model_that_cannot_come_back_pauses_the_worker_and_dead_letters_nothing(rig: Rig) -> None:
+    worker = rig.worker("model_down")
+    hidden = rig.model_root / "hidden"
 
     async def scenario() -> tuple[Traffic, list[tuple[int, object]], int]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        worker.start()
-        await asyncio.to_thread(worker.wait_ready)
+        await rig.start(worker)
         seen: list[tuple[int, object]] = []
         stop = asyncio.Event()
-        async with Traffic("model_down", private_broker.bootstrap, stage, source_records) as t:
+        async with rig.traffic("model_down") as t:
             t.send(_config(300, 11))
             await t.until("the first 60 messages", lambda: t.resolved >= 60, 60)
             watcher = asyncio.create_task(_watch_health(worker, seen, stop))
-            (model_root / "v1").rename(hidden)
+            (rig.model_root / "v1").rename(hidden)
             os.kill(_model_pid(worker), signal.SIGKILL)
             at_fault = t.resolved
             await asyncio.sleep(8)
             during = t.resolved - at_fault
-            hidden.rename(model_root / "v1")
+            hidden.rename(rig.model_root / "v1")
             await t.settle(120)
             stop.set()
             await watcher
         return t, seen, during
 
     traffic, seen, during = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     down = [reason for status, reason in seen if status == 503]
     outcome.extra.update(
         health_503_polls=len(down), health_200_after=seen[-1][0] == 200, resolved_while_down=during
@@ -88,26 +73,18 @@ def test_model_that_cannot_come_back_pauses_the_worker_and_dead_letters_nothing(
     report(outcome)
     outcome.assert_clean()
     assert down and all("model" in str(reason) for reason in down), f"/health during the outage: {seen[:5]}"
+    assert seen[-1][0] == 200, f"/health once the model is back: {seen[-3:]}"
     assert "model_restart_failed" in worker.output()
 
 
-def test_hung_model_is_killed_at_its_deadline_and_restarted(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    worker = spawn("hung_model", private_broker.bootstrap, stage, model_root / "latest", model_call_timeout_s="3")
+def test_hung_model_is_killed_at_its_deadline_and_restarted(rig: Rig) -> None:
+    worker = rig.worker("hung_model", model_call_timeout_s="3")
 
     async def scenario() -> tuple[Traffic, list[tuple[int, object]], float]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        worker.start()
-        await asyncio.to_thread(worker.wait_ready)
+        await rig.start(worker)
         seen: list[tuple[int, object]] = []
         stop = asyncio.Event()
-        async with Traffic("hung_model", private_broker.bootstrap, stage, source_records) as t:
+        async with rig.traffic("hung_model") as t:
             t.send(_config(300, 12))
             await t.until("the first 60 messages", lambda: t.resolved >= 60, 60)
             watcher = asyncio.create_task(_watch_health(worker, seen, stop))
@@ -118,7 +95,7 @@ def test_hung_model_is_killed_at_its_deadline_and_restarted(
         return t, seen, took
 
     traffic, seen, took = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     restarts = worker.metric("triage_model_restarts_total", reason="timeout")
     down = sum(1 for status, _ in seen if status == 503)
     outcome.extra.update(restarts=int(restarts), health_503_polls=down, settle_s=round(took, 1))

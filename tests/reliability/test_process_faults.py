@@ -5,18 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
-from pathlib import Path
 
-from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
-from loadtest.source import SourceRecord
-from schemas import Triage
+from tests.reliability.conftest import Rig
 from tests.reliability.summary import report
-from tests.reliability.traffic import Stage, Traffic, create_topics
+from tests.reliability.traffic import Traffic
 from tests.workers import WorkerProcess, metric_sum
 
-Reference = Callable[[list[str]], list[Triage]]
 GRACE_S = 10.0  # the worker must stop within it even with a backlog: it owes only its in-flight batches
 
 
@@ -29,21 +24,12 @@ async def _ready(*workers: WorkerProcess) -> None:
     await asyncio.gather(*(asyncio.to_thread(w.wait_ready) for w in workers))
 
 
-def test_sigkill_mid_batch_then_restart_loses_nothing(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    worker = spawn("sigkill", private_broker.bootstrap, stage, model_root / "latest")
+def test_sigkill_mid_batch_then_restart_loses_nothing(rig: Rig) -> None:
+    worker = rig.worker("sigkill")
 
     async def scenario() -> tuple[Traffic, int]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        worker.start()
-        await _ready(worker)
-        async with Traffic("sigkill", private_broker.bootstrap, stage, source_records) as t:
+        await rig.start(worker)
+        async with rig.traffic("sigkill") as t:
             t.send(_config(400, 100, 1))
             await t.until("the first 120 messages", lambda: t.resolved >= 120, 60)
             worker.kill()
@@ -54,31 +40,20 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(
         return t, resolved_at_kill
 
     traffic, resolved_at_kill = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     outcome.extra["resolved_at_kill"] = resolved_at_kill
     report(outcome)
     assert resolved_at_kill < traffic.sent, "the kill must land while tickets are still flowing"
     outcome.assert_clean()
 
 
-def test_sigterm_under_backlog_finishes_in_flight_work_within_the_grace_period(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    first = spawn(
-        "sigterm", private_broker.bootstrap, stage, model_root / "latest", shutdown_grace_s=str(GRACE_S)
-    )
-    second = spawn("sigterm-next", private_broker.bootstrap, stage, model_root / "latest")
+def test_sigterm_under_backlog_finishes_in_flight_work_within_the_grace_period(rig: Rig) -> None:
+    first = rig.worker("sigterm", shutdown_grace_s=str(GRACE_S))
+    second = rig.worker("sigterm-next")
 
     async def scenario() -> tuple[Traffic, float, int, int, int]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        first.start()
-        await _ready(first)
-        async with Traffic("sigterm", private_broker.bootstrap, stage, source_records) as t:
+        await rig.start(first)
+        async with rig.traffic("sigterm") as t:
             t.send(_config(600, None, 2))
             await t.until("the first 100 messages", lambda: t.resolved >= 100, 60)
             at_term = t.resolved
@@ -93,7 +68,7 @@ def test_sigterm_under_backlog_finishes_in_flight_work_within_the_grace_period(
         return t, took, code, at_term, drained
 
     traffic, took, code, at_term, drained = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     outcome.extra.update(resolved_at_term=at_term, drained=drained, exit_s=round(took, 2), exit_code=code)
     report(outcome)
     outcome.assert_clean()
@@ -105,26 +80,16 @@ def test_sigterm_under_backlog_finishes_in_flight_work_within_the_grace_period(
     assert outcome.counts.duplicates == 0, "a graceful stop commits what it published: nothing is replayed"
 
 
-def test_two_workers_one_killed_survivor_takes_over(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
-    survivor = spawn("survivor", private_broker.bootstrap, stage, model_root / "latest")
-    victim = spawn("victim", private_broker.bootstrap, stage, model_root / "latest")
+def test_two_workers_one_killed_survivor_takes_over(rig: Rig) -> None:
+    survivor = rig.worker("survivor")
+    victim = rig.worker("victim")
 
     def consumed(worker: WorkerProcess) -> float:
         return metric_sum(worker.metrics(), "triage_tickets_in_total")
 
     async def scenario() -> tuple[Traffic, float, float]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        survivor.start()
-        victim.start()
-        await _ready(survivor, victim)
-        async with Traffic("two_workers", private_broker.bootstrap, stage, source_records) as t:
+        await rig.start(survivor, victim)
+        async with rig.traffic("two_workers") as t:
             t.send(_config(500, 60, 3))
             await t.until(
                 "both workers to consume",
@@ -138,7 +103,7 @@ def test_two_workers_one_killed_survivor_takes_over(
         return t, before, after
 
     traffic, before, after = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     outcome.extra["survivor_before_kill"] = int(before)
     outcome.extra["survivor_after"] = int(after)
     report(outcome)
@@ -146,25 +111,16 @@ def test_two_workers_one_killed_survivor_takes_over(
     outcome.assert_clean()
 
 
-def test_a_rebalance_mid_stream_keeps_each_partitions_outputs_in_order(
-    private_broker: EmbeddedBroker,
-    stage: Stage,
-    spawn: Callable[..., WorkerProcess],
-    model_root: Path,
-    source_records: list[SourceRecord],
-    reference: Reference,
-) -> None:
+def test_a_rebalance_mid_stream_keeps_each_partitions_outputs_in_order(rig: Rig) -> None:
     """A second worker joins mid-stream: the first finishes and commits its in-flight batches before its
     partitions move, so the newcomer starts exactly where it stopped: no record is published twice, and each
     output partition holds its tickets in the order they were sent."""
-    first = spawn("first", private_broker.bootstrap, stage, model_root / "latest")
-    joiner = spawn("joiner", private_broker.bootstrap, stage, model_root / "latest")
+    first = rig.worker("first")
+    joiner = rig.worker("joiner")
 
     async def scenario() -> tuple[Traffic, float]:
-        await create_topics(private_broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
-        first.start()
-        await _ready(first)
-        async with Traffic("rebalance", private_broker.bootstrap, stage, source_records) as t:
+        await rig.start(first)
+        async with rig.traffic("rebalance") as t:
             t.send(_config(500, 60, 13))
             await t.until("the first 100 messages", lambda: t.resolved >= 100, 60)
             joiner.start()
@@ -176,14 +132,14 @@ def test_a_rebalance_mid_stream_keeps_each_partitions_outputs_in_order(
         return t, metric_sum(joiner.metrics(), "triage_tickets_in_total")
 
     traffic, joined = asyncio.run(scenario())
-    outcome = traffic.outcome(reference)
+    outcome = traffic.outcome(rig.reference)
     order = {entry.ticket_id: index for index, entry in enumerate(traffic.ledger.entries)}
     descents = 0
-    for partition in range(stage.partitions):
+    for partition in range(rig.stage.partitions):
         sent = [
             order.get(json.loads(r.value)["ticket_id"], -1)
             for r in traffic.tap.records
-            if r.topic == stage.topics.enriched and r.partition == partition
+            if r.topic == rig.stage.topics.enriched and r.partition == partition
         ]
         descents += sum(1 for a, b in zip(sent, sent[1:], strict=False) if b < a)
     outcome.extra.update(joiner_consumed=int(joined), out_of_order=descents)

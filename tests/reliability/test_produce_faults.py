@@ -26,7 +26,7 @@ from schemas.enums import ErrorCode
 from tests.reliability.brokers import PartitionedBroker
 from tests.reliability.proxy import ProduceHold, RefuseLargeProduce
 from tests.reliability.summary import report, report_line
-from tests.reliability.traffic import Stage, Tap, Traffic, create_topics
+from tests.reliability.traffic import Stage, Tap, Traffic
 from tests.workers import WorkerProcess
 
 HOLD_S = 3.0
@@ -83,7 +83,7 @@ def test_commits_never_pass_a_ticket_whose_outputs_the_broker_has_not_acknowledg
                 await asyncio.sleep(0.05)
 
         async def scenario() -> tuple[Traffic, dict[bytes, tuple[int, int]]]:
-            await create_topics(broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            await stage.create_topics(broker.bootstrap)
             worker.start()
             await asyncio.to_thread(worker.wait_ready)
             inputs = Tap(broker.bootstrap, [stage.topics.incoming], stage.partitions)
@@ -153,7 +153,7 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
         worker = spawn("refused", broker.bootstrap, stage, None)
 
         async def scenario() -> tuple[list[tuple[str, bytes | None, bytes]], dict[int, int]]:
-            await create_topics(broker.bootstrap, [stage.topics.incoming, *stage.topics.outputs()], 4)
+            await stage.create_topics(broker.bootstrap)
             worker.start()
             await asyncio.to_thread(worker.wait_ready)
             producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2 << 20, linger_ms=50)

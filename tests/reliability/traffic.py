@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from inference.environment import flatten_env
+from loadtest.broker import create_topics
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger
 from loadtest.replay import ReplayConfig, Replayer, ReplayStats, plan_messages
@@ -31,7 +32,7 @@ from schemas import Category, DeadLetter, EnrichedTicket, Priority, Triage, deco
 from schemas.topics import TopicSettings
 from tests.names import unique_name
 
-__all__ = ["Outcome", "Stage", "Tap", "TapRecord", "Traffic", "check_routes", "create_topics"]
+__all__ = ["Outcome", "Stage", "Tap", "TapRecord", "Traffic", "check_routes"]
 
 
 @dataclass(frozen=True)
@@ -50,27 +51,13 @@ class Stage:
         return TopicSettings.namespaced(self.base, partitions=self.partitions)
 
     def worker_env(self) -> dict[str, str]:
-        t = self.topics
-        return {
-            "TRIAGE_GROUP_ID": self.group,
-            "TRIAGE_TOPICS__INCOMING": t.incoming,
-            "TRIAGE_TOPICS__ENRICHED": t.enriched,
-            "TRIAGE_TOPICS__ROUTE_PREFIX": t.route_prefix,
-            "TRIAGE_TOPICS__ONCALL": t.oncall,
-            "TRIAGE_TOPICS__REVIEW": t.review,
-            "TRIAGE_TOPICS__DEADLETTER": t.deadletter,
-            "TRIAGE_TOPICS__PARTITIONS": str(t.partitions),
-        }
+        return flatten_env({"group_id": self.group, "topics": self.topics.model_dump()})
 
-
-async def create_topics(brokers: str, names: Sequence[str], partitions: int) -> None:
-    """Create the topics up front, so the tap and the worker agree on partitions from the first record."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        await admin.close()
+    async def create_topics(self, bootstrap: str) -> None:
+        """Its incoming and output topics, up front, so the tap and the worker agree on partitions from the
+        first record."""
+        names = [self.topics.incoming, *self.topics.outputs()]
+        await asyncio.to_thread(create_topics, bootstrap, dict.fromkeys(names, self.partitions))
 
 
 @dataclass(frozen=True)
