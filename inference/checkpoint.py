@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from inference.errors import UserError
+
 __all__ = [
     "DEFAULT_MODELS_DIR",
     "MANIFEST",
@@ -28,7 +30,7 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "taxonomy.csv", "threshold
 _PICKLED = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint is missing, incomplete or unsafe; the message says what to do."""
 
 

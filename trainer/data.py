@@ -8,6 +8,7 @@ from pathlib import Path
 
 import structlog
 
+from inference.errors import UserError
 from schemas.taxonomy import Taxonomy
 
 __all__ = ["Banking77", "DataNotFoundError", "Split", "load_banking77", "stratified_split", "subsample"]
@@ -15,7 +16,7 @@ __all__ = ["Banking77", "DataNotFoundError", "Split", "load_banking77", "stratif
 log = structlog.get_logger(__name__)
 
 
-class DataNotFoundError(RuntimeError):
+class DataNotFoundError(UserError):
     """Banking77 could not be read from any source; the message lists what was tried and how to fix it."""
 
 

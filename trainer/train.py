@@ -21,6 +21,7 @@ import structlog
 
 from inference.checkpoint import MANIFEST, new_version, publish, remove_staging
 from inference.decision import Thresholds
+from inference.errors import UserError
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy, load_taxonomy
 from trainer.config import TrainArgs
@@ -37,7 +38,7 @@ __all__ = ["BaseModelError", "run_training"]
 log = structlog.get_logger(__name__)
 
 
-class BaseModelError(RuntimeError):
+class BaseModelError(UserError):
     """The base model could not be loaded; the message names it and how to point at another."""
 
 

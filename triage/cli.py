@@ -21,20 +21,12 @@ class _TriageGroup(click.Group):
     """Errors a user can fix (no data, no or bad checkpoint, no base model) end any command with one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from inference.errors import UserError
+
         try:
             return super().invoke(ctx)
-        except Exception as exc:
-            if isinstance(exc, _user_errors()):
-                raise click.ClickException(str(exc)) from exc
-            raise
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from inference.checkpoint import CheckpointError
-    from trainer.data import DataNotFoundError
-    from trainer.train import BaseModelError
-
-    return CheckpointError, DataNotFoundError, BaseModelError
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @click.group(cls=_TriageGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -26,5 +26,5 @@ def component_settings() -> dict[str, type[BaseSettings]]:
     return {
         "Worker (`triage worker`)": WorkerSettings,
         "Trainer (`triage train`, `evaluate`, `classify`, `export`, `data report`)": TrainerSettings,
-        "Load tools (`triage replay`, `collect`, `demo`, `bench`)": LoadtestSettings,
+        "Load tools (`triage replay`, `demo`, `bench`)": LoadtestSettings,
     }
