@@ -141,7 +141,7 @@ class WorkerSettings(BaseSettings):
         description="Torch (and ONNX Runtime) intra-op threads; default: the CPU cores available to the process.",
     )
     batch_size: int = Field(
-        default=64, ge=1, le=4096,
+        default=128, ge=1, le=4096,
         description="Most tickets in one micro-batch, and most texts in one model call (micro-batches that wait "
         "while the model is busy are merged up to this).",
     )

@@ -106,7 +106,7 @@ def model_cmd(out_dir: Path | None, model_dir: Path | None, texts: int, repeats:
 @_options
 @click.option("--count-single", type=click.IntRange(min=100), default=1000, show_default=True)
 @click.option("--count-batched", type=click.IntRange(min=100), default=3000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True,
               help="Micro-batch size to compare.")
 @click.option("--backend", "backends", type=click.Choice(["onnx", "onnx-int8"]), multiple=True,
               help="Also run the micro-batched worker on this serving path [every one the checkpoint ships].")

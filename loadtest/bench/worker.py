@@ -150,7 +150,7 @@ def _row(report: Report, live: bool = False, **row: Any) -> dict[str, Any]:
 
 def bench_batching(
     stack: BenchStack, records: list[SourceRecord], count_single: int = 1000, count_batched: int = 3000,
-    batch_size: int = 64, backends: Sequence[str] = (),
+    batch_size: int = 128, backends: Sequence[str] = (),
 ) -> BenchResult:
     """The default worker's backlog drain as a multiple of a naive per-ticket fp32 consumer, and why.
 
