@@ -50,7 +50,9 @@ class RedisStore:
             password=settings.password_value(),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            # One immediate retry of a connection error, on a new connection: after an outage every pooled
+            # connection is dead, and without it each one costs a failed batch lookup once Redis is back.
+            retry=Retry(NoBackoff(), 1, supported_errors=(aioredis.ConnectionError,)),
         )
         self._set_many: AsyncScript = self.client.register_script(_SET_MANY)
         self.description = "redis"

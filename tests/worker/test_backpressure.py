@@ -14,13 +14,13 @@ from tests.worker.kit import keys_seen, produce, read_topics, ticket, topic_sett
 from tests.workers import WorkerProcess
 
 MIB = 1024 * 1024
-TICKETS = 40
+TICKETS = 80
 
 
 def test_the_worker_stops_fetching_when_its_tickets_fill_max_inflight_bytes(
     broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
-    """40 tickets of 256 KiB (10 MiB) behind a stopped model: 4,096 such messages would be 1 GiB."""
+    """80 tickets of 256 KiB (20 MiB) behind a stopped model: 4,096 such messages would be 1 GiB."""
     name = unique("inflight")
     topics = topic_settings(name)
     env = worker_env(
@@ -42,8 +42,9 @@ def test_the_worker_stops_fetching_when_its_tickets_fill_max_inflight_bytes(
         wanted = {key for key, _ in messages}
         out = read_topics(broker.bootstrap, [topics.enriched], until=lambda o: wanted <= keys_seen(o), timeout=120)
         assert wanted <= keys_seen(out)
-        # the limit, plus one fetch (at most 1 MiB per partition) that was under way when it was reached
-        assert 0 < held <= 2 * MIB + 3 * MIB, f"{held / MIB:.1f} MiB held"
+        # the limit, plus what the fetches under way when it was reached bring: 1 MiB per partition each, but a
+        # broker returns whole record batches, so one may pass it (6.3 MiB was seen on a loaded machine)
+        assert 0 < held <= 2 * MIB + 2 * 3 * MIB, f"{held / MIB:.1f} MiB held"
         assert taken < TICKETS, f"{taken} of {TICKETS} tickets taken while the model was stopped"
         assert json.loads(worker.get("/health")[1])["status"] == "ready"
     finally:
