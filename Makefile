@@ -40,12 +40,12 @@ $(BIN)/triage: $(LOCK) pyproject.toml | $(UV)
 install: $(BIN)/triage
 
 # Linux x86_64 and Python 3.11, like CI; the CPU torch wheel, so no nvidia-* package may be locked.
+COMPILE := $(UV) pip compile -q pyproject.toml --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 $(TORCH_CPU) --custom-compile-command "make lock"
 lock: | $(UV)
-	$(UV) pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
-		--python-platform x86_64-manylinux_2_28 $(TORCH_CPU) --custom-compile-command "make lock" -o $(LOCK)
+	$(COMPILE) --extra dev -o $(LOCK)
 	@! grep -q '^nvidia-' $(LOCK) || { echo "$(LOCK) pulls CUDA torch (nvidia-*): lock against the CPU wheel"; exit 1; }
-	$(UV) pip compile -q pyproject.toml --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		$(TORCH_CPU) --no-emit-package torch --custom-compile-command "make lock" -o $(IMAGE_LOCK)
+	$(COMPILE) --no-emit-package torch -o $(IMAGE_LOCK)
 
 demo: install
 	$(BIN)/triage demo

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from inference.errors import UserError
 from loadtest.cli import COMMANDS as LOADTEST_COMMANDS
 from trainer.cli import COMMANDS as TRAINER_COMMANDS
 from worker.cli import COMMANDS as WORKER_COMMANDS
@@ -21,8 +22,6 @@ class _TriageGroup(click.Group):
     """Errors a user can fix (no data, no or bad checkpoint, no base model) end any command with one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from inference.errors import UserError
-
         try:
             return super().invoke(ctx)
         except UserError as exc:

@@ -155,8 +155,12 @@ class Rig:
         return self.spawn(name, self.broker.bootstrap, self.stage, self.model_root / "latest", **env)
 
     async def start(self, *workers: WorkerProcess) -> None:
-        """Create the stage's topics (once), start the workers and wait until every one is ready."""
+        """Create the stage's topics, then launch the workers."""
         await self.stage.create_topics(self.broker.bootstrap)
+        await self.launch(*workers)
+
+    async def launch(self, *workers: WorkerProcess) -> None:
+        """Start (or restart) the workers and wait until every one is ready."""
         for worker in workers:
             worker.start()
         await asyncio.gather(*(asyncio.to_thread(worker.wait_ready) for worker in workers))

@@ -20,10 +20,6 @@ def _config(count: int, rate: float | None, seed: int) -> ReplayConfig:
     return ReplayConfig(count=count, rate=rate, malformed_ratio=0.08, duplicate_ratio=0.15, seed=seed)
 
 
-async def _ready(*workers: WorkerProcess) -> None:
-    await asyncio.gather(*(asyncio.to_thread(w.wait_ready) for w in workers))
-
-
 def test_sigkill_mid_batch_then_restart_loses_nothing(rig: Rig) -> None:
     worker = rig.worker("sigkill")
 
@@ -34,8 +30,7 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(rig: Rig) -> None:
             await t.until("the first 120 messages", lambda: t.resolved >= 120, 60)
             worker.kill()
             resolved_at_kill = t.resolved
-            worker.start()
-            await _ready(worker)
+            await rig.launch(worker)
             await t.settle(90)
         return t, resolved_at_kill
 
@@ -62,8 +57,7 @@ def test_sigterm_under_backlog_finishes_in_flight_work_within_the_grace_period(r
             code = await asyncio.to_thread(first.wait, GRACE_S + 30)
             took = time.monotonic() - signalled
             drained = t.resolved - at_term
-            second.start()
-            await _ready(second)
+            await rig.launch(second)
             await t.settle(90)
         return t, took, code, at_term, drained
 
@@ -123,8 +117,7 @@ def test_a_rebalance_mid_stream_keeps_each_partitions_outputs_in_order(rig: Rig)
         async with rig.traffic("rebalance") as t:
             t.send(_config(500, 60, 13))
             await t.until("the first 100 messages", lambda: t.resolved >= 100, 60)
-            joiner.start()
-            await _ready(joiner)
+            await rig.launch(joiner)
             # The joiner may take longer to load than the first stream lasts on a busy machine: a second
             # stream after it is up gives it partitions with work to take over.
             t.send(_config(200, 60, 14))
