@@ -118,6 +118,17 @@ class WorkerProcess(ChildProcess):
                 continue
         return total
 
+    def model_pid(self) -> int:
+        """The model process, found from outside: the newest child of the worker's multiprocessing forkserver.
+
+        Not read from ``/health``, so the fault tests drive any version of the worker, one that predates the field too.
+        """
+        assert self.pid is not None, "worker not started"
+        servers = [p for p in psutil.Process(self.pid).children() if "forkserver" in " ".join(p.cmdline())]
+        models = [child for server in servers for child in server.children()]
+        assert models, f"worker {self.name} has no model process"
+        return max(models, key=lambda p: p.create_time()).pid
+
     def signal(self, sig: signal.Signals) -> None:
         """Deliver ``sig`` to the worker alone, as an operator's ``kill`` would."""
         assert self.pid is not None, "worker not started"

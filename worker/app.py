@@ -74,10 +74,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_router_enabled=False,
-        web_tables_enabled=False,
+        web_stats_enabled=False, web_graph_enabled=False, web_router_enabled=False, web_tables_enabled=False,
         worker_redirect_stdouts=False,
         Worker="worker.runner:TriageWorker",
         # Faust's repaired Cython fast path takes queued events without awaiting: per-message overhead is

@@ -168,12 +168,8 @@ class TriageCache:
             self._on_failure("connect", exc)
         else:
             self._on_success()
-            log.info(
-                "cache_connected",
-                backend=self._opened().description,
-                key_prefix=self.settings.key_prefix,
-                ttl_s=self.settings.ttl_s,
-            )
+            log.info("cache_connected", backend=self._opened().description, key_prefix=self.settings.key_prefix,
+                     ttl_s=self.settings.ttl_s)
             if self.settings.backend == "memory":
                 log.warning("cache_in_process", detail="not shared between workers and lost on restart")
 
@@ -208,13 +204,8 @@ class TriageCache:
     def _on_failure(self, operation: str, exc: BaseException) -> None:
         self._metrics.cache_errors.labels(operation=operation).inc()
         if self._down_until == 0.0 or time.monotonic() >= self._down_until:
-            log.warning(
-                "cache_unavailable",
-                operation=operation,
-                error=type(exc).__name__,
-                detail=str(exc)[:200],
-                retry_in_s=self.settings.retry_interval_s,
-            )
+            log.warning("cache_unavailable", operation=operation, error=type(exc).__name__, detail=str(exc)[:200],
+                        retry_in_s=self.settings.retry_interval_s)
         self._down_until = time.monotonic() + self.settings.retry_interval_s
         self._answered = False
         self._metrics.cache_available.set(0)

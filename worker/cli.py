@@ -7,15 +7,12 @@ import click
 from inference.environment import env_vars
 from worker.settings import WorkerSettings
 
-__all__ = ["COMMANDS", "settings_help"]
+__all__ = ["COMMANDS"]
+
+_SETTINGS = "\n".join(f"  {var.name}: {var.description}" for var in env_vars(WorkerSettings))
 
 
-def settings_help() -> str:
-    """One line per environment variable of ``WorkerSettings``, for ``triage worker --help``."""
-    return "\n".join(f"  {var.name}: {var.description}" for var in env_vars(WorkerSettings))
-
-
-@click.command("worker", epilog="\b\nSettings (environment variables):\n" + settings_help())
+@click.command("worker", epilog="\b\nSettings (environment variables):\n" + _SETTINGS)
 def worker_cmd() -> None:
     """Run the streaming worker: tickets.incoming → triage → routing topics, until SIGTERM."""
     from worker.runner import main

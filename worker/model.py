@@ -192,7 +192,6 @@ class Engine:
         self.close(kill=True)
         self._executor = self._spawn()
         self.version, self.serving = self._loaded()
-        log.info("model_process_started", pid=self.pid, version=self.version)
 
     def close(self, kill: bool = False) -> None:
         """Stop taking calls; the model process exits after the calls already queued (at once with ``kill``)."""

@@ -193,15 +193,8 @@ class TriagePipeline:
             letter = build(ticket_id=None, max_payload_bytes=keep)
         if keep > cut and not letter.fits(self.settings.max_output_bytes, self.settings.output_compression):
             letter = build(ticket_id=ticket_id, max_payload_bytes=cut)
-        log.info(
-            "dead_letter",
-            reason=error.code.value,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            ticket_id=ticket_id,
-            size=len(record.value or b""),
-        )
+        log.info("dead_letter", reason=error.code.value, topic=record.topic, partition=record.partition,
+                 offset=record.offset, ticket_id=ticket_id, size=len(record.value or b""))
         return letter
 
 

@@ -94,17 +94,9 @@ def run_worker(settings: WorkerSettings) -> NoReturn:
 
         resolve_checkpoint(settings.model_dir)
     app = create_app(settings)
-    log.info(
-        "worker_starting",
-        brokers=settings.brokers,
-        group_id=settings.group_id,
-        incoming=settings.topics.incoming,
-        backend=settings.model_backend,
-        model_dir=str(settings.model_dir),
-        batch_size=settings.batch_size,
-        batch_wait_ms=settings.batch_wait_ms,
-        web_port=settings.web_port,
-    )
+    log.info("worker_starting", brokers=settings.brokers, group_id=settings.group_id,
+             incoming=settings.topics.incoming, backend=settings.model_backend, model_dir=str(settings.model_dir),
+             batch_size=settings.batch_size, batch_wait_ms=settings.batch_wait_ms, web_port=settings.web_port)
     worker = TriageWorker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

@@ -98,6 +98,10 @@ class ThresholdOverrides(BaseModel):
         default=None, ge=0.0, le=1.0,
         description="An out-of-scope ticket pages only when P(High) is at least this (default: the checkpoint's).",
     )
+    far_out_of_scope: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="No ticket pages when scope_score is below this (default: the checkpoint's).",
+    )
 
 
 class WorkerSettings(BaseSettings):

@@ -28,12 +28,6 @@ def _health(worker: WorkerProcess) -> tuple[int, dict[str, object]]:
     return status, json.loads(body) if body else {}
 
 
-def _model_pid(worker: WorkerProcess) -> int:
-    pid = _health(worker)[1].get("model_pid")
-    assert isinstance(pid, int), "the worker reports its model process in /health"
-    return pid
-
-
 async def _watch_health(worker: WorkerProcess, seen: list[tuple[int, object]], stop: asyncio.Event) -> None:
     while not stop.is_set():
         status, body = await asyncio.to_thread(_health, worker)
@@ -54,7 +48,7 @@ def test_model_that_cannot_come_back_pauses_the_worker_and_dead_letters_nothing(
             await t.until("the first 60 messages", lambda: t.resolved >= 60, 60)
             watcher = asyncio.create_task(_watch_health(worker, seen, stop))
             (rig.model_root / "v1").rename(hidden)
-            os.kill(_model_pid(worker), signal.SIGKILL)
+            os.kill(worker.model_pid(), signal.SIGKILL)
             at_fault = t.resolved
             await asyncio.sleep(8)
             during = t.resolved - at_fault
@@ -88,7 +82,7 @@ def test_hung_model_is_killed_at_its_deadline_and_restarted(rig: Rig) -> None:
             t.send(_config(300, 12))
             await t.until("the first 60 messages", lambda: t.resolved >= 60, 60)
             watcher = asyncio.create_task(_watch_health(worker, seen, stop))
-            os.kill(_model_pid(worker), signal.SIGSTOP)
+            os.kill(worker.model_pid(), signal.SIGSTOP)
             took = await t.settle(120)
             stop.set()
             await watcher

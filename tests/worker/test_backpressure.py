@@ -29,8 +29,8 @@ def test_the_worker_stops_fetching_when_its_tickets_fill_max_inflight_bytes(
     )
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
     try:
-        pid = worker.wait_ready()["model_pid"]
-        assert isinstance(pid, int)
+        worker.wait_ready()
+        pid = worker.model_pid()
         os.kill(pid, signal.SIGSTOP)
         blob = os.urandom(128 * 1024).hex()
         messages = [ticket(f"big-{i}", f"my card {i} was declined", metadata={"blob": blob}) for i in range(TICKETS)]
