@@ -36,6 +36,11 @@ class Thresholds(BaseModel):
         default=1.0, ge=0.0, le=1.0,
         description="An out-of-scope ticket is High (paged) only when P(High) is at least this.",
     )
+    far_out_of_scope: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="No ticket pages when scope_score is below this: farther from every intent than any "
+        "in-scope validation ticket, where the model's probabilities are extrapolation.",
+    )
 
     @classmethod
     def load(cls, path: Path) -> Thresholds:
@@ -86,7 +91,9 @@ def apply_rules(m: Marginals, thresholds: Thresholds, scope_scores: np.ndarray |
     review when the category is unsure. Out of scope (``scope_score`` below ``out_of_scope``): a forced
     guess between banking intents means little, so the ticket is General Inquiry, Low and reviewed, and
     it pages only when P(High) reaches the stricter ``high_priority_out_of_scope`` — then it keeps the
-    model's category, because that evidence is strong enough to route on.
+    model's category, because that evidence is strong enough to route on — and its ``scope_score`` is not
+    below ``far_out_of_scope``: beyond every in-scope validation ticket even a confident guess means little
+    (off-topic text such as "what year was the saxophone first played" reached P(High) 0.6 there).
     """
     categories = m.categories.argmax(axis=1)
     priorities = priority_ids(m.priorities, thresholds.high_priority)
@@ -94,7 +101,9 @@ def apply_rules(m: Marginals, thresholds: Thresholds, scope_scores: np.ndarray |
     out_of_scope = np.zeros(categories.shape, dtype=bool)
     if scope_scores is not None:
         out_of_scope = np.asarray(scope_scores) < thresholds.out_of_scope
-        paged = m.priorities[:, _HIGH] >= thresholds.high_priority_out_of_scope
+        paged = (m.priorities[:, _HIGH] >= thresholds.high_priority_out_of_scope) & (
+            np.asarray(scope_scores) >= thresholds.far_out_of_scope
+        )
         priorities = np.where(out_of_scope, np.where(paged, _HIGH, _LOW), priorities)
         categories = np.where(out_of_scope & ~paged, _GENERAL, categories)
         needs_review = needs_review | out_of_scope

@@ -68,6 +68,11 @@ class ScopeDetector:
         detector.calibration = np.sort(detector.distances(calibration_features))
         return detector
 
+    @property
+    def beyond_calibration(self) -> float:
+        """The ``scope_score`` threshold below which a text is farther than every calibration text."""
+        return 1.5 / (self.calibration.size + 1.0)
+
     def distances(self, features: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of each row to its nearest intent mean.
 

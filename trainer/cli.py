@@ -82,6 +82,12 @@ def _print_scope(report: dict[str, Any]) -> None:
 @click.option("--val-fraction", type=float, default=None, help="Share of train held out for validation [0.1].")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch [usable cores].")
 @click.option("--evaluate/--no-evaluate", default=None, help="Score the test split before publishing [preset].")
+@click.option("--scope-flag-budget", type=float, default=None,
+              help="Share of in-scope validation tickets flagged out of scope [0.02].")
+@click.option("--scope-page-budget", type=float, default=None,
+              help="Share of generated off-topic texts that may still page [0.01].")
+@click.option("--weights-from", type=_PATH, default=None,
+              help="Skip fine-tuning: re-tune thresholds and detector on this checkpoint's weights (same options).")
 def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, **overrides: Any) -> None:
     """Fine-tune the intent model on Banking77 and publish models/finetuned/<version> (+ latest)."""
     import json

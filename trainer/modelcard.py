@@ -55,11 +55,13 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
 - **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}**: by construction that flags
   {fit["flag_budget"]:.0%} of in-scope validation tickets ({100 * fit["validation_flagged"]:.2f}% measured).
   An out-of-scope ticket becomes General Inquiry, Low, needs_review (so it goes to the review queue).
-- It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**: the bar that at most
-  {fit["page_budget"]:.0%} of the flagged generated off-topic texts reach ({tuning["texts"]} texts of
-  `trainer/offtopic.py`, seed {tuning["seed"]}: greetings, thanks, gibberish, single words, emoji, other
-  languages, other domains, spam; {100 * tuning["flagged"]:.1f}% flagged, {100 * tuning["paged"]:.1f}%
-  paged). High recall on validation with the rule on: {100 * fit["validation_high_recall"]:.2f}%
+- It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**, unless its `scope_score` is
+  below **{thresholds.get("far_out_of_scope", 0.0):.4f}** (farther than every in-scope validation ticket: never
+  paged). That bar is the lowest at which at most {fit["page_budget"]:.0%} of the generated off-topic texts
+  page under the whole rule ({tuning["texts"]} texts of `trainer/offtopic.py`, seed {tuning["seed"]}: greetings,
+  thanks, gibberish, single words, emoji, other languages, other domains, spam; {100 * tuning["flagged"]:.1f}%
+  flagged, {100 * tuning["paged"]:.1f}% paged). High recall on validation with the rule on:
+  {100 * fit["validation_high_recall"]:.2f}%
   ({fit["validation_high_flagged"]} High validation tickets flagged out of scope).
 """
     ood = metrics.get("out_of_scope")

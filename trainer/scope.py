@@ -1,8 +1,9 @@
 """Fit and measure the out-of-scope detector: in-scope validation and generated off-topic texts only.
 
 The scope threshold is a share of in-scope validation tickets (``flag_budget``), so it is fitted to no
-off-topic data at all. The stricter High threshold for out-of-scope tickets is tuned on generated
-off-topic texts (``trainer.offtopic``, one seed) and reported on other ones: CLINC150's out-of-scope
+off-topic data at all, and neither is the far threshold (beyond every in-scope validation ticket, where
+nothing pages). The stricter High threshold for out-of-scope tickets is tuned on generated off-topic texts
+(``trainer.offtopic``, one seed) and reported on other ones: CLINC150's out-of-scope
 queries, another seed of the generator, Banking77 intents held out of the detector, and any file a
 user brings (``triage evaluate --ood``).
 """
@@ -32,6 +33,7 @@ __all__ = [
     "detector_scores",
     "fit_scope",
     "ood_sets",
+    "page_threshold",
     "ood_report",
     "read_ood_file",
     "reported_offtopic",
@@ -45,7 +47,6 @@ TUNING_SEED = 1
 REPORT_SEED = 2
 GENERATED = 800
 HELD_OUT_INTENTS = 7
-_PAGED = "high_priority_out_of_scope"
 _HIGH = PRIORITIES.index(Priority.HIGH)
 
 
@@ -56,6 +57,7 @@ class ScopeFit:
     detector: ScopeDetector
     out_of_scope: float
     high_priority_out_of_scope: float
+    far_out_of_scope: float
     report: dict[str, Any]
     train_features: np.ndarray  # reused by the evaluation that follows training, instead of a second encode
 
@@ -87,7 +89,7 @@ def fit_scope(
         val_encoded: (probabilities, features) of ``val``, already computed for the other thresholds.
         high_priority: The in-scope High threshold; the out-of-scope one is never lower.
         flag_budget: Share of in-scope validation tickets the detector may flag (the scope threshold).
-        page_budget: Share of flagged off-topic tuning texts that may still page.
+        page_budget: Share of the off-topic tuning texts that may still page under the whole rule.
     """
     _, train_features = classifier.encode(train.texts)
     assert train_features is not None, "the torch model always yields features"
@@ -98,13 +100,12 @@ def fit_scope(
     off_probs, off_scores = classifier.predict_scored(offtopic)
     assert off_scores is not None
     off_p_high = marginalise(off_probs, classifier.taxonomy).priorities[:, _HIGH]
+    far = classifier.scope.beyond_calibration
+    strict = page_threshold(off_p_high, off_scores, (high_priority, flag_budget, far), page_budget)
     flagged = off_scores < flag_budget
-    strict = high_priority
-    if flagged.any():
-        strict = max(high_priority, float(np.quantile(off_p_high[flagged], 1.0 - page_budget)) + 1e-6)
-    strict = min(strict, 1.0)
     val_scores = classifier.scope.scores(val_features)
-    thresholds = Thresholds(high_priority=high_priority, out_of_scope=flag_budget, high_priority_out_of_scope=strict)
+    thresholds = Thresholds(high_priority=high_priority, out_of_scope=flag_budget, high_priority_out_of_scope=strict,
+                            far_out_of_scope=far)
     val_high = _is_high(val.intents, classifier.taxonomy)
     decided = apply_rules(marginalise(val_probs, classifier.taxonomy), thresholds, val_scores)
     flagged_high = val_high & decided.out_of_scope
@@ -119,9 +120,30 @@ def fit_scope(
                             "paged": float(_paged(classifier, off_probs, off_scores, thresholds).mean())},
     }
     log.info("scope_fitted", out_of_scope=flag_budget, high_priority_out_of_scope=round(strict, 4),
+             far_out_of_scope=round(far, 6),
              validation_flagged=round(report["validation_flagged"], 4),
              offtopic_flagged=round(report["tuning_offtopic"]["flagged"], 4))
-    return ScopeFit(classifier.scope, flag_budget, strict, report, train_features)
+    return ScopeFit(classifier.scope, flag_budget, strict, far, report, train_features)
+
+
+def page_threshold(
+    p_high: np.ndarray, scores: np.ndarray, rule: tuple[float, float, float], page_budget: float
+) -> float:
+    """The lowest out-of-scope High bar (never below the in-scope one) at which at most ``page_budget`` of the
+    tuning texts page under the whole rule: those not flagged, paging at the in-scope bar, count too.
+
+    Args:
+        rule: (in-scope High threshold, scope threshold, far threshold) the bar completes.
+    """
+    high_priority, flag, far = rule
+    unflagged_pages = int(((scores >= flag) & (p_high >= high_priority)).sum())
+    candidates = np.sort(p_high[(scores < flag) & (scores >= far)])[::-1]
+    allowed = int(page_budget * p_high.size) - unflagged_pages
+    if allowed < 0:
+        return 1.0
+    if allowed >= candidates.size:
+        return high_priority
+    return min(1.0, max(high_priority, float(candidates[allowed]) + 1e-6))
 
 
 def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, float]:
@@ -178,8 +200,7 @@ def ood_report(
     decided = apply_rules(marginalise(test_probs, taxonomy), thresholds, test_scores)
     is_high = _is_high(test.intents, taxonomy)
     report: dict[str, Any] = {
-        "thresholds": {"out_of_scope": thresholds.out_of_scope,
-                       _PAGED: thresholds.high_priority_out_of_scope},
+        "thresholds": thresholds.model_dump(include={"out_of_scope", "high_priority_out_of_scope", "far_out_of_scope"}),
         "banking77_test": {
             "n": len(test),
             "flagged": float(decided.out_of_scope.mean()),

@@ -19,7 +19,15 @@ from typing import Any
 
 import structlog
 
-from inference.checkpoint import MANIFEST, new_version, publish, remove_staging
+from inference.checkpoint import (
+    MANIFEST,
+    CheckpointError,
+    new_version,
+    publish,
+    read_manifest,
+    remove_staging,
+    resolve_checkpoint,
+)
 from inference.decision import Thresholds
 from inference.errors import UserError
 from schemas.enums import Priority
@@ -36,6 +44,9 @@ from trainer.thresholds import tune_thresholds
 __all__ = ["BaseModelError", "run_training"]
 
 log = structlog.get_logger(__name__)
+
+_RETUNABLE = {"high_recall_target", "review_accuracy_target", "scope_flag_budget", "scope_page_budget"}
+"""Options that leave the fine-tuned weights as they are: ``--weights-from`` may change them."""
 
 
 class BaseModelError(UserError):
@@ -66,7 +77,10 @@ def run_training(args: TrainArgs) -> Path:
     args.output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=args.output))
     try:
-        model, tokenizer, precision, seconds = _fine_tune(args, taxonomy, train_split, device, staging)
+        if args.weights_from:
+            model, tokenizer, precision, seconds = _trained_weights(args, device)
+        else:
+            model, tokenizer, precision, seconds = _fine_tune(args, taxonomy, train_split, device, staging)
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         taxonomy.write_csv(staging / "taxonomy.csv")
@@ -81,6 +95,7 @@ def run_training(args: TrainArgs) -> Path:
         scope.detector.save(staging)
         classifier.thresholds = tuned.model_copy(update={
             "out_of_scope": scope.out_of_scope, "high_priority_out_of_scope": scope.high_priority_out_of_scope,
+            "far_out_of_scope": scope.far_out_of_scope,
         })
         classifier.thresholds.save(staging / "thresholds.json")
         val_scores = scope.detector.scores(val_features)
@@ -208,6 +223,27 @@ def _fine_tune(
     return model.eval(), tokenizer, precision, seconds
 
 
+def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float]:
+    """An earlier checkpoint's fine-tuned model, to re-tune its thresholds and detector without training again.
+
+    Only with the options it was trained with (budgets and targets aside): another seed or validation share
+    would put its training texts into the validation split that every threshold is tuned on.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    assert args.weights_from is not None
+    source = resolve_checkpoint(args.weights_from)
+    manifest = read_manifest(source)
+    wanted = args.hyperparameters()
+    differ = [key for key, value in manifest["hyperparameters"].items()
+              if key not in _RETUNABLE and wanted.get(key) != value]
+    if differ:
+        raise CheckpointError(f"{source} was trained with other {', '.join(differ)}: pass its preset and options")
+    model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device)
+    log.info("weights_reused", source=manifest["version"])
+    return model.eval(), AutoTokenizer.from_pretrained(source), manifest["precision"], manifest["train_seconds"]
+
+
 def _optimizer(model: Any, args: TrainArgs) -> Any:
     """AdamW with the new classification head at ``head_lr_scale`` × lr.
 
@@ -273,6 +309,7 @@ def _manifest(
         "device": device,
         "precision": precision,
         "train_seconds": round(train_seconds, 1),
+        "weights_from": read_manifest(resolve_checkpoint(args.weights_from))["version"] if args.weights_from else None,
         "software": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
     }

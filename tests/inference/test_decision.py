@@ -65,7 +65,7 @@ def test_thresholds_round_trip(tmp_path) -> None:
     assert Thresholds.load(path) == Thresholds(high_priority=0.123, review=0.77)
 
 
-OFF_TOPIC = Thresholds(high_priority=0.06, out_of_scope=0.02, high_priority_out_of_scope=0.6)
+OFF_TOPIC = Thresholds(high_priority=0.06, out_of_scope=0.02, high_priority_out_of_scope=0.6, far_out_of_scope=0.001)
 
 
 def test_out_of_scope_ticket_is_general_low_reviewed_and_not_paged() -> None:
@@ -86,6 +86,15 @@ def test_out_of_scope_ticket_with_strong_high_evidence_still_pages_with_its_cate
     assert triage.out_of_scope and triage.needs_review
     assert triage.priority is Priority.HIGH
     assert triage.category is Category.ACCOUNT_LOGIN
+
+
+def test_ticket_beyond_every_validation_ticket_never_pages() -> None:
+    """Below ``far_out_of_scope`` the strongest High guess is extrapolation: reviewed, not paged."""
+    probs = _one_intent("lost_or_stolen_card", mass=0.99)
+    [triage] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.0009]))
+    assert triage.out_of_scope and triage.needs_review
+    assert triage.priority is Priority.LOW
+    assert triage.category is Category.GENERAL_INQUIRY
 
 
 def test_scope_threshold_is_strict_and_absent_scores_never_flag() -> None:

@@ -40,6 +40,16 @@ def test_scores_are_calibrated_on_in_scope_texts_and_far_points_score_low() -> N
     assert (detector.scores(far) < 0.01).all()
 
 
+def test_only_texts_beyond_every_calibration_text_score_below_beyond_calibration() -> None:
+    features, labels = _clusters(0)
+    held_out, _ = _clusters(1)
+    detector = ScopeDetector.fit(features, labels, held_out)
+    assert (detector.scores(held_out) >= detector.beyond_calibration).all()
+    far = np.full((3, 16), 5.0) + np.random.default_rng(3).normal(size=(3, 16))
+    assert (detector.distances(far) > detector.calibration.max()).all()
+    assert (detector.scores(far) < detector.beyond_calibration).all()
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     features, labels = _clusters(0)
     detector = ScopeDetector.fit(features, labels, features[:100])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from inference.checkpoint import REQUIRED_FILES, resolve_checkpoint
+from inference.checkpoint import REQUIRED_FILES, CheckpointError, resolve_checkpoint
 from inference.classifier import ONNX_FILES, SERVING_FILE
 from inference.decision import Thresholds
 from inference.scope import SCOPE_FILE
@@ -106,3 +106,29 @@ def test_cli_reports_missing_data_actionably(tmp_path: Path, monkeypatch: pytest
     assert result.exit_code == 1
     assert "Banking77 not found" in result.output and str(tmp_path / "nowhere") in result.output
     assert "Traceback" not in result.output
+
+
+def test_weights_from_retunes_a_checkpoint_without_training(
+    data_dir: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """New budgets on the same weights: a new version with the source's model file, its split and its name."""
+    source = tiny_checkpoint.resolve()
+    args = TrainArgs(preset="tiny", data_dir=data_dir, output=tmp_path, weights_from=tiny_checkpoint,
+                     scope_page_budget=0.0, scope_flag_budget=0.05)
+    published = run_training(args)
+    manifest = json.loads((published / "checkpoint.json").read_text(encoding="utf-8"))
+    source_manifest = json.loads((source / "checkpoint.json").read_text(encoding="utf-8"))
+    assert manifest["weights_from"] == source.name and published.name != source.name
+    assert manifest["data"] == source_manifest["data"] and manifest["train_seconds"] == source_manifest["train_seconds"]
+    assert (published / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
+    assert Thresholds.load(published / "thresholds.json").out_of_scope == 0.05
+
+
+def test_weights_from_refuses_a_checkpoint_trained_on_another_split(
+    data_dir: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Another seed would put the checkpoint's training texts into the validation split the thresholds are tuned on."""
+    args = TrainArgs(preset="tiny", data_dir=data_dir, output=tmp_path, weights_from=tiny_checkpoint, seed=7)
+    with pytest.raises(CheckpointError, match="seed"):
+        run_training(args)
+    assert not (tmp_path / "latest").exists()
