@@ -10,14 +10,17 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["BrokerUnavailable", "EmbeddedBroker", "create_topics", "free_port"]
+from inference.errors import UserError
+
+__all__ = ["BrokerUnavailable", "EmbeddedBroker", "broker_or_embedded", "create_topics", "free_port"]
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(UserError):
     """The embedded broker could not be found or started."""
 
 
@@ -73,37 +76,29 @@ class EmbeddedBroker:
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
-        self._log_path = log_path
+        self._log_path = log_path or Path(tempfile.gettempdir()) / f"tansu-{self.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: object | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
-        binary = _broker_binary()
         url = f"tcp://{self.bootstrap}"
-        log_path = self._log_path or Path(tempfile.gettempdir()) / f"tansu-{self.port}.log"
-        log = log_path.open("ab")
-        self._log_file = log
-        self._proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        with self._log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [_broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise BrokerUnavailable(
-                    f"tansu exited with code {self._proc.returncode} on {self.bootstrap}; see {log_path}"
+                    f"tansu exited with code {self._proc.returncode} on {self.bootstrap}; see {self._log_path}"
                 )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -111,7 +106,7 @@ class EmbeddedBroker:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise BrokerUnavailable(f"tansu did not listen on {self.bootstrap} within {timeout}s; see {log_path}")
+        raise BrokerUnavailable(f"tansu did not listen on {self.bootstrap} within {timeout}s; see {self._log_path}")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -122,9 +117,6 @@ class EmbeddedBroker:
                 self._proc.kill()
                 self._proc.wait(timeout)
         self._proc = None
-        if self._log_file is not None:
-            self._log_file.close()  # type: ignore[attr-defined]
-            self._log_file = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
@@ -133,3 +125,13 @@ class EmbeddedBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def broker_or_embedded(brokers: str | None, log_path: Path) -> Iterator[str]:
+    """``brokers`` when given, else the bootstrap of an embedded broker that lives as long as the block."""
+    if brokers:
+        yield brokers
+        return
+    with EmbeddedBroker(log_path=log_path) as broker:
+        yield broker.bootstrap

@@ -5,41 +5,37 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from loadtest.arrivals import Arrival
 from loadtest.bench.commands import bench_group
 
+if TYPE_CHECKING:
+    from loadtest.replay import ReplayConfig
+
 __all__ = ["COMMANDS"]
-
-
-class RateType(click.ParamType):
-    """A positive number of tickets per second, or ``max`` for as fast as the producer can send."""
-
-    name = "RATE|max"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
-        if value is None or (isinstance(value, str) and value.lower() == "max"):
-            return None
-        try:
-            rate = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is neither a number of tickets/s nor 'max'", param, ctx)
-        if rate <= 0:
-            self.fail("rate must be positive (or 'max')", param, ctx)
-        return rate
-
 
 _RATIO = click.FloatRange(0, 1)
 _LIVE = click.option("--live/--no-live", default=True, show_default=True, help="Show progress while it runs.")
 
 
+def _replay_config(**fields: Any) -> ReplayConfig:
+    """``ReplayConfig(**fields)``, its validation errors shown as usage errors."""
+    from pydantic import ValidationError
+
+    from loadtest.replay import ReplayConfig
+
+    try:
+        return ReplayConfig(**fields)
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 @click.command("replay")
 @click.option("--source", default="test", show_default=True,
               help="Banking77 split (train|test) or a Ticket JSONL file (ground truth in metadata.intent).")
-@click.option("--rate", type=RateType(), default="100", show_default=True, help="Mean tickets/s, or 'max'.")
+@click.option("--rate", default="100", show_default=True, help="Mean tickets/s, or 'max'.")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Messages to send (default: one pass over the source unless --duration is given).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds to send for.")
@@ -63,9 +59,8 @@ _LIVE = click.option("--live/--no-live", default=True, show_default=True, help="
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write PNG plots beside report.json.")
 @_LIVE
 def replay_cmd(
-    source: str, rate: float | None, count: int | None, duration: float | None, arrival: Arrival, burst_size: int,
-    duplicate_ratio: float, malformed_ratio: float, seed: int, linger_ms: int, brokers: str | None,
-    metrics_url: str | None, drain_timeout: float, out_root: Path | None, plots: bool, live: bool,
+    rate: str, brokers: str | None, metrics_url: str | None, drain_timeout: float, out_root: Path | None,
+    plots: bool, live: bool, **replay: Any,
 ) -> None:
     """Replay Banking77 (or a Ticket JSONL) onto the input topic as live tickets and collect the outputs.
 
@@ -73,23 +68,14 @@ def replay_cmd(
     output topic and reports lost (must be 0), latency percentiles, throughput, online accuracy, cache hits
     and per-topic counts, writing report.json and PNG plots. Exits 1 when any ticket is lost.
     """
-    from pydantic import ValidationError
-
-    from loadtest.replay import ReplayConfig
     from loadtest.run import RunOptions, run_loadtest
     from loadtest.settings import LoadtestSettings
-    from loadtest.source import SourceError, load_source
+    from loadtest.source import load_source
     from loadtest.summary import print_report
 
     settings = LoadtestSettings()
-    try:
-        config = ReplayConfig(
-            source=source, rate=rate, count=count, duration=duration, arrival=arrival, burst_size=burst_size,
-            duplicate_ratio=duplicate_ratio, malformed_ratio=malformed_ratio, seed=seed, linger_ms=linger_ms,
-        )
-        records = load_source(source, settings.data_dir, settings.hub_dataset)
-    except (ValidationError, SourceError) as exc:
-        raise click.UsageError(str(exc)) from exc
+    config = _replay_config(rate=None if rate.lower() == "max" else rate, **replay)
+    records = load_source(config.source, settings.data_dir, settings.hub_dataset)
     options = RunOptions(drain_timeout_s=drain_timeout, metrics_url=metrics_url, live=live, plots=plots,
                          out_root=out_root or settings.results_dir / "loadtest")
     report = asyncio.run(run_loadtest(brokers or settings.brokers, settings.topics, records, config, options))
@@ -120,10 +106,7 @@ def replay_cmd(
 @_LIVE
 @click.option("--verbose", is_flag=True,
               help="Leave log events, warnings and progress bars on the screen (default: demo.log).")
-def demo_cmd(
-    brokers: str | None, model_dir: Path | None, count: int, rate: float, duplicate_ratio: float,
-    malformed_ratio: float, offtopic_ratio: float, seed: int, live: bool, verbose: bool,
-) -> None:
+def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: bool, **replay: Any) -> None:
     """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
 
     Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
@@ -136,13 +119,9 @@ def demo_cmd(
     from pydantic import ValidationError
 
     from inference.logging import configure_logging
-    from loadtest.broker import BrokerUnavailable
-    from loadtest.demo import DemoOptions, run_demo
+    from loadtest.demo import run_demo
     from loadtest.processes import Terminated
-    from loadtest.replay import ReplayConfig
     from loadtest.settings import LoadtestSettings
-    from loadtest.source import SourceError
-    from loadtest.stack import WorkerNotReady
     from loadtest.summary import print_report
     from worker.settings import WorkerSettings
 
@@ -150,20 +129,12 @@ def demo_cmd(
         settings, worker = LoadtestSettings(), WorkerSettings()
     except ValidationError as exc:
         raise click.ClickException(f"invalid TRIAGE_* settings:\n{exc}") from exc
-    try:
-        replay = ReplayConfig(
-            source="test", rate=rate, count=count, arrival="poisson", duplicate_ratio=duplicate_ratio,
-            malformed_ratio=malformed_ratio, offtopic_ratio=offtopic_ratio, seed=seed,
-        )
-    except ValidationError as exc:
-        raise click.UsageError(str(exc)) from exc
+    config = _replay_config(source="test", arrival="poisson", **replay)
     if not verbose:
         root = click.get_current_context().find_root().params
         configure_logging(root["log_level"], json=True if root["log_json"] is None else root["log_json"])
     try:
-        result = run_demo(settings, worker, DemoOptions(replay, brokers, model_dir, live, verbose))
-    except (BrokerUnavailable, SourceError, WorkerNotReady) as exc:
-        raise click.ClickException(str(exc)) from exc
+        result = run_demo(settings, worker, config, brokers, model_dir, live=live, verbose=verbose)
     except (KeyboardInterrupt, Terminated):
         click.echo("demo interrupted; every process it started has been stopped", err=True)
         sys.exit(130)

@@ -106,20 +106,15 @@ class Collector:
         read_at = time.time()
         count = 0
         for tp, records in batches.items():
+            record_one = self._record_deadletter if tp.topic == self.topics.deadletter else self._record_enriched
             for record in records:
                 seen_at = record.timestamp / 1000.0 if self.clock == "record" else read_at
-                self._record(tp.topic, record.value, seen_at, record.timestamp >= self._started_ms)
+                # ``recent`` is False for records written before the collector started
+                record_one(tp.topic, record.value or b"", seen_at, record.timestamp >= self._started_ms)
             if records:
                 self._positions[tp] = records[-1].offset + 1
             count += len(records)
         return count
-
-    def _record(self, topic: str, value: bytes | None, seen_at: float, recent: bool) -> None:
-        """Match one record; ``recent`` is False for records written before the collector started."""
-        if topic == self.topics.deadletter:
-            self._record_deadletter(topic, value or b"", seen_at, recent)
-        else:
-            self._record_enriched(topic, value or b"", seen_at, recent)
 
     def _record_deadletter(self, topic: str, value: bytes, seen_at: float, recent: bool) -> None:
         try:

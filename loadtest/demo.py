@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from inference.checkpoint import CheckpointError, resolve_checkpoint
-from loadtest.broker import EmbeddedBroker
+from loadtest.broker import broker_or_embedded
 from loadtest.processes import leftovers, stop_signals
 from loadtest.replay import ReplayConfig, new_run_id
 from loadtest.report import Report
@@ -22,29 +22,9 @@ from loadtest.run import RunOptions, run_loadtest
 from loadtest.settings import LoadtestSettings
 from loadtest.source import load_source
 from loadtest.stack import running_worker
-from worker.settings import RedisSettings, WorkerSettings
+from worker.settings import WorkerSettings
 
-__all__ = ["DemoOptions", "DemoResult", "cache_settings", "run_demo"]
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    """What the demo serves and replays.
-
-    Attributes:
-        replay: The replay of Banking77 test tickets (``triage demo``: Poisson arrivals, with repeats, malformed
-            and off-topic shares).
-        brokers: Use this Kafka instead of starting the embedded broker.
-        model_dir: Checkpoint to serve; None uses ``<models_dir>/latest`` and trains it when missing.
-        live: Show progress while the replay runs.
-        verbose: Leave log events, warnings and progress bars on the screen instead of in ``demo.log``.
-    """
-
-    replay: ReplayConfig
-    brokers: str | None = None
-    model_dir: Path | None = None
-    live: bool = True
-    verbose: bool = False
+__all__ = ["DemoResult", "cache_settings", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +37,12 @@ class DemoResult:
     out_dir: Path
 
 
-def _ensure_model(settings: LoadtestSettings, options: DemoOptions, console: Console, log_path: Path) -> Path:
+def _ensure_model(
+    settings: LoadtestSettings, model_dir: Path | None, verbose: bool, console: Console, log_path: Path
+) -> Path:
     """The checkpoint to serve, training the quick preset first when ``latest`` does not exist yet."""
-    if options.model_dir is not None:
-        return resolve_checkpoint(options.model_dir)
+    if model_dir is not None:
+        return resolve_checkpoint(model_dir)
     latest = settings.models_dir / "latest"
     try:
         return resolve_checkpoint(latest)
@@ -74,7 +56,7 @@ def _ensure_model(settings: LoadtestSettings, options: DemoOptions, console: Con
     started = time.monotonic()
     # The trainer's progress bars and loss lines go to stdout as well as stderr.
     with ExitStack() as quiet:
-        if not options.verbose:
+        if not verbose:
             quiet.enter_context(_output_to(log_path, 1, 2))
         run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, output=settings.models_dir))
     console.print(f"trained in {time.monotonic() - started:.0f}s")
@@ -105,76 +87,68 @@ def _output_to(path: Path, *fds: int) -> Iterator[None]:
             os.close(copy)
 
 
-@contextmanager
-def _broker(options: DemoOptions, out_dir: Path, console: Console) -> Iterator[str]:
-    if options.brokers:
-        console.print(f"Kafka: using {options.brokers}")
-        yield options.brokers
-        return
-    with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
-        console.print(f"Kafka: embedded broker on {broker.bootstrap}")
-        yield broker.bootstrap
-
-
-def _redis_problem(settings: RedisSettings, timeout_s: float = 1.0) -> str | None:
-    """None when the configured Redis answers PING (with the configured password), else the reason it did not."""
-    import redis
-
-    client = redis.Redis.from_url(settings.url, password=settings.password_value(),
-                                  socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        client.close()
-    return None
-
-
 def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dict[str, object]:
-    """Redis when it answers, else the worker's in-process cache, said plainly.
+    """Redis when it answers PING (with the configured password), else the worker's in-process cache, said plainly.
 
     A per-run key prefix keeps the cache hits this run's own.
     """
-    prefix = f"triage-demo-{run_id}"
+    import redis
+
+    memory: dict[str, object] = {"backend": "memory", "key_prefix": f"triage-demo-{run_id}"}
     if worker.redis.backend == "memory":
         console.print("Cache: in-process memory (TRIAGE_REDIS__BACKEND=memory)")
-        return {"backend": "memory", "key_prefix": prefix}
-    problem = _redis_problem(worker.redis)
-    if problem is None:
-        console.print(f"Cache: Redis at {worker.redis.url}")
-        return {"backend": "redis", "url": worker.redis.url, "key_prefix": prefix}
-    console.print(
-        f"[yellow]Cache: Redis is not reachable at {worker.redis.url} ({problem}); falling back to the worker's "
-        "in-process cache (private to the worker, lost when it stops). Start Redis or set TRIAGE_REDIS__URL "
-        "to use it.[/]"
-    )
-    return {"backend": "memory", "key_prefix": prefix}
+        return memory
+    url = worker.redis.url
+    client = redis.Redis.from_url(url, password=worker.redis.password_value(), socket_connect_timeout=1.0,
+                                  socket_timeout=1.0)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        console.print(
+            f"[yellow]Cache: Redis is not reachable at {url} ({type(exc).__name__}: {exc}); falling back to the "
+            "worker's in-process cache (private to the worker, lost when it stops). Start Redis or set "
+            "TRIAGE_REDIS__URL to use it.[/]"
+        )
+        return memory
+    finally:
+        client.close()
+    console.print(f"Cache: Redis at {url}")
+    return {**memory, "backend": "redis", "url": url}
 
 
 def run_demo(
-    settings: LoadtestSettings, worker: WorkerSettings, options: DemoOptions, console: Console | None = None
+    settings: LoadtestSettings, worker: WorkerSettings, replay: ReplayConfig, brokers: str | None = None,
+    model_dir: Path | None = None, live: bool = True, verbose: bool = False, console: Console | None = None,
 ) -> DemoResult:
-    """Run the whole stack once and return the replay's report; every child is stopped before returning."""
+    """Run the whole stack once and return the replay's report; every child is stopped before returning.
+
+    Args:
+        replay: The Banking77 test tickets to send (``triage demo``: Poisson arrivals, with repeated, malformed
+            and off-topic shares).
+        brokers: Use this Kafka instead of starting the embedded broker.
+        model_dir: Checkpoint to serve; None serves ``<models_dir>/latest``, trained first when missing.
+        live: Show progress while the replay runs.
+        verbose: Leave log events, warnings and progress bars on the screen instead of in ``demo.log``.
+    """
     console = console or Console()
-    replay = options.replay
     run_id = new_run_id()
     out_dir = settings.results_dir / "loadtest" / f"demo-{run_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "demo.log"
     started = time.monotonic()
     with stop_signals(), ExitStack() as stack:
-        if not options.verbose:
+        if not verbose:
             console.print(f"Logs: {log_path} (--verbose shows them here)", soft_wrap=True)
             stack.enter_context(_output_to(log_path, 2))
         records = load_source("test", settings.data_dir, settings.hub_dataset)  # before a training that needs it too
-        model = _ensure_model(settings, options, console, log_path)
+        model = _ensure_model(settings, model_dir, verbose, console, log_path)
         console.print(f"Model: {model}")
-        brokers = stack.enter_context(_broker(options, out_dir, console))
+        bootstrap = stack.enter_context(broker_or_embedded(brokers, out_dir / "broker.log"))
+        console.print(f"Kafka: using {brokers}" if brokers else f"Kafka: embedded broker on {bootstrap}")
         console.print(f"Worker: starting (log {out_dir / 'worker.log'})…")
         stack.callback(console.print, "Worker: stopped")
         running = stack.enter_context(running_worker({
-            "brokers": brokers, "group_id": f"triage-demo-{run_id}", "topics": settings.topics.model_dump(),
+            "brokers": bootstrap, "group_id": f"triage-demo-{run_id}", "topics": settings.topics.model_dump(),
             "model_dir": str(model), "redis": cache_settings(worker, run_id, console),
         }, out_dir / "worker.log"))
         serving = running.health.get("model_serving") or {}
@@ -187,6 +161,6 @@ def run_demo(
             f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
             f"{replay.offtopic_ratio:.0%} off-topic…"
         )
-        run_options = RunOptions(metrics_url=running.metrics_url, live=options.live, out_root=out_dir, console=console)
-        report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, run_options))
+        options = RunOptions(metrics_url=running.metrics_url, live=live, out_root=out_dir, console=console)
+        report = asyncio.run(run_loadtest(bootstrap, settings.topics, records, replay, options))
     return DemoResult(report, leftovers(), time.monotonic() - started, out_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -11,21 +11,17 @@ from loadtest.source import Truth
 from schemas.enums import ErrorCode
 from schemas.messages import Triage
 
-__all__ = ["Ledger", "Outcome", "Tracked"]
-
-Outcome = Literal["enriched", "deadletter"]
+__all__ = ["Ledger", "Tracked"]
 
 
 @dataclass
 class Tracked:
     """One produced message: what it should become and, once seen, what it became."""
 
-    seq: int
     ticket_id: str
     sha256: str
     sent_at: float
     kind: str
-    expected: Outcome
     truth: Truth | None = None
     expected_code: ErrorCode | None = None
     repeat: bool = False
@@ -37,13 +33,16 @@ class Tracked:
     deliveries: Counter[str] = field(default_factory=Counter)
 
     @property
-    def outcome(self) -> Outcome | None:
+    def malformed(self) -> bool:
+        """A bad message, sent to be dead-lettered with ``expected_code``."""
+        return self.expected_code is not None
+
+    @property
+    def outcome(self) -> Literal["enriched", "deadletter"] | None:
         """``enriched`` wins over ``deadletter`` if both were seen (then the report flags it)."""
         if self.enriched_at is not None:
             return "enriched"
-        if self.deadlettered_at is not None:
-            return "deadletter"
-        return None
+        return "deadletter" if self.deadlettered_at is not None else None
 
     @property
     def seen_at(self) -> float | None:
@@ -64,7 +63,7 @@ class Ledger:
         self._lock = threading.Lock()
         self.entries: list[Tracked] = []
         self._by_id: dict[str, Tracked] = {}
-        self._by_sha: dict[str, list[Tracked]] = {}
+        self._by_sha: defaultdict[str, list[Tracked]] = defaultdict(list)
         self.resolved = 0
         self.failed = 0
 
@@ -73,7 +72,7 @@ class Ledger:
         with self._lock:
             self.entries.append(entry)
             self._by_id.setdefault(entry.ticket_id, entry)
-            self._by_sha.setdefault(entry.sha256, []).append(entry)
+            self._by_sha[entry.sha256].append(entry)
 
     def mark_acked(self, entry: Tracked, ok: bool) -> None:
         with self._lock:
@@ -88,14 +87,10 @@ class Ledger:
         """Note one enriched record; returns the entry, or None when it is not from this run."""
         with self._lock:
             entry = self._by_id.get(ticket_id)
-            if entry is None:
-                return None
-            entry.deliveries[topic] += 1
-            if entry.enriched_at is None:
-                if entry.deadlettered_at is None:
-                    self.resolved += 1
-                entry.enriched_at = seen_at
-                entry.triage = triage
+            if entry is not None:
+                self._delivered(entry, topic)
+                if entry.enriched_at is None:
+                    entry.enriched_at, entry.triage = seen_at, triage
             return entry
 
     def on_deadletter(
@@ -107,15 +102,16 @@ class Ledger:
             entry = next((c for c in candidates if c.deadlettered_at is None), candidates[0] if candidates else None)
             if entry is None and ticket_id is not None:
                 entry = self._by_id.get(ticket_id)
-            if entry is None:
-                return None
-            entry.deliveries[topic] += 1
-            if entry.deadlettered_at is None:
-                if entry.enriched_at is None:
-                    self.resolved += 1
-                entry.deadlettered_at = seen_at
-                entry.dead_code = code
+            if entry is not None:
+                self._delivered(entry, topic)
+                if entry.deadlettered_at is None:
+                    entry.deadlettered_at, entry.dead_code = seen_at, code
             return entry
+
+    def _delivered(self, entry: Tracked, topic: str) -> None:
+        """Count one delivery on ``topic`` (before its outcome is set): the first of either outcome resolves it."""
+        entry.deliveries[topic] += 1
+        self.resolved += entry.outcome is None
 
     @property
     def produced(self) -> int:

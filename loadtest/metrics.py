@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -12,8 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.report import BatchSizes
 
-__all__ = ["BATCH_SIZE", "RECORDS_OUT", "BatchHistogram", "parse_batch_histogram", "records_out", "scrape",
-           "scrape_batch_histogram"]
+__all__ = ["BATCH_SIZE", "RECORDS_OUT", "BatchHistogram", "records_out", "scrape"]
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +21,18 @@ RECORDS_OUT = "triage_records_out"
 """The worker's counter of records the broker acknowledged, by topic."""
 
 
+def scrape(url: str | None, timeout: float = 3.0) -> str:
+    """The Prometheus text at ``url``; empty without a URL, or (with a warning) when it cannot be read."""
+    if not url:
+        return ""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
+            return str(response.read().decode("utf-8", errors="replace"))
+    except OSError as exc:
+        log.warning("metrics_unreachable", url=url, error=str(exc)[:200])
+        return ""
+
+
 @dataclass(frozen=True)
 class BatchHistogram:
     """The batch-size histogram: cumulative bucket counts by upper bound, summed over label sets."""
@@ -30,6 +40,25 @@ class BatchHistogram:
     buckets: dict[float, float]
     count: float
     total: float
+
+    @classmethod
+    def parse(cls, text: str) -> BatchHistogram | None:
+        """The ``triage_batch_size`` histogram out of Prometheus text; None when the text has none."""
+        for family in text_string_to_metric_families(text):
+            if family.name != BATCH_SIZE or family.type != "histogram":
+                continue
+            buckets: dict[float, float] = {}
+            count = total = 0.0
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    le = float(sample.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + sample.value
+                elif sample.name.endswith("_count"):
+                    count += sample.value
+                elif sample.name.endswith("_sum"):
+                    total += sample.value
+            return cls(buckets, count, total)
+        return None
 
     def minus(self, earlier: BatchHistogram | None) -> BatchHistogram:
         """The batches observed since ``earlier`` (a scrape taken before the run)."""
@@ -49,25 +78,6 @@ class BatchHistogram:
         return BatchSizes(source="metrics", histogram=histogram, batches=int(round(self.count)), mean=mean)
 
 
-def parse_batch_histogram(text: str) -> BatchHistogram | None:
-    """The ``triage_batch_size`` histogram out of Prometheus text; None when the text has none."""
-    for family in text_string_to_metric_families(text):
-        if family.name != BATCH_SIZE or family.type != "histogram":
-            continue
-        buckets: dict[float, float] = {}
-        count = total = 0.0
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                le = float(sample.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + sample.value
-            elif sample.name.endswith("_count"):
-                count += sample.value
-            elif sample.name.endswith("_sum"):
-                total += sample.value
-        return BatchHistogram(buckets, count, total)
-    return None
-
-
 def records_out(text: str, topics: set[str]) -> float:
     """Records the worker published to any of ``topics`` (its ``triage_records_out`` counter)."""
     return sum(
@@ -77,22 +87,3 @@ def records_out(text: str, topics: set[str]) -> float:
         for sample in family.samples
         if sample.name.endswith("_total") and sample.labels.get("topic") in topics
     )
-
-
-def scrape(url: str, timeout: float = 3.0) -> str | None:
-    """The Prometheus text at ``url``; None (with a warning) when it cannot be read."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
-            return str(response.read().decode("utf-8", errors="replace"))
-    except (urllib.error.URLError, OSError) as exc:
-        log.warning("metrics_unreachable", url=url, error=str(exc)[:200])
-        return None
-
-
-def scrape_batch_histogram(url: str | None) -> BatchHistogram | None:
-    """The batch-size histogram at ``url`` (the worker's /metrics); None without a URL, an answer or a histogram."""
-    text = scrape(url) if url else None
-    histogram = parse_batch_histogram(text) if text else None
-    if text and histogram is None:
-        log.warning("metrics_no_batch_histogram", url=url)
-    return histogram

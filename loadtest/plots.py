@@ -13,13 +13,12 @@ __all__ = ["write_plots"]
 
 
 def write_plots(report: Report, entries: Sequence[Tracked], out_dir: Path) -> list[Path]:
-    """Write the four standard plots into ``out_dir``; returns their paths."""
+    """Write the four standard plots into ``out_dir`` (which exists); returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     enriched = [e for e in entries if e.acked and e.enriched_at is not None]
     t0 = min((e.sent_at for e in entries if e.acked), default=0.0)
     latencies = [e.latency_ms or 0.0 for e in enriched]

@@ -1,30 +1,30 @@
-"""Produce a replay source onto the input topic as live tickets, paced by an arrival process."""
+"""Produce a replay source onto the input topic as live tickets: the seeded message plan and its pacing."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loadtest.arrivals import Arrival, arrival_offsets
 from loadtest.ledger import Ledger, Tracked
-from loadtest.malformed import make_malformed
 from loadtest.source import SourceRecord, Truth
 from schemas.enums import ErrorCode
 from schemas.messages import text_hash
 from trainer.offtopic import offtopic_texts
 
-__all__ = ["OFFTOPIC", "Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id", "plan_messages"]
+__all__ = ["MALFORMED", "OFFTOPIC", "Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id",
+           "plan_messages"]
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +32,29 @@ OFFTOPIC = "offtopic"
 """``metadata.loadtest.kind`` of a generated off-topic ticket: how the report finds them, never by text."""
 
 _OFFTOPIC_SET = 800  # distinct generated texts, 100 per family, cycled through by sequence number
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _truncated(ticket_id: str, text: str) -> bytes:
+    whole = _json({"ticket_id": ticket_id, "text": text})
+    return whole[: max(len(whole) // 2, 3)]
+
+
+MALFORMED: dict[str, tuple[Callable[[str, str], bytes], ErrorCode]] = {
+    "invalid_json": (_truncated, ErrorCode.INVALID_JSON),
+    "not_an_object": (lambda i, t: _json([i, t]), ErrorCode.NOT_AN_OBJECT),
+    "missing_text": (lambda i, t: _json({"ticket_id": i, "channel": "email"}), ErrorCode.MISSING_FIELD),
+    "empty_text": (lambda i, t: _json({"ticket_id": i, "text": " \t\u0007 "}), ErrorCode.EMPTY_TEXT),
+    "wrong_type": (lambda i, t: _json({"ticket_id": i, "text": len(t)}), ErrorCode.INVALID_FIELD),
+    "invalid_utf8": (lambda i, t: b'{"ticket_id": "' + i.encode() + b'", "text": "\xff\xfe bad bytes"}',
+                     ErrorCode.INVALID_UTF8),
+    "empty_message": (lambda i, t: b"", ErrorCode.EMPTY_MESSAGE),
+}
+"""Bad messages that exercise the dead-letter path: kind → (payload from a ticket id and a real text, the code it
+must get). The id, unique per run, keeps most payloads, so their hashes, unique."""
 
 
 class ReplayConfig(BaseModel):
@@ -43,7 +66,7 @@ class ReplayConfig(BaseModel):
     rate: float | None = Field(default=100.0, gt=0, description="Mean tickets/s; None sends as fast as possible.")
     count: int | None = Field(default=None, ge=1, description="Messages to send; with duration, whichever ends first.")
     duration: float | None = Field(default=None, gt=0, description="Seconds to keep sending.")
-    arrival: Arrival = "constant"
+    arrival: Literal["constant", "poisson", "burst"] = "constant"
     burst_size: int = Field(default=50, ge=1, description="Tickets per burst for the burst arrival process.")
     duplicate_ratio: float = Field(default=0.0, ge=0, le=1, description="Share re-sending an earlier text, new id.")
     malformed_ratio: float = Field(default=0.0, ge=0, le=1, description="Share of bad messages (dead-letter path).")
@@ -59,6 +82,22 @@ class ReplayConfig(BaseModel):
         if self.duplicate_ratio + self.malformed_ratio + self.offtopic_ratio > 1:
             raise ValueError("duplicate_ratio + malformed_ratio + offtopic_ratio must not exceed 1")
         return self
+
+    def arrival_offsets(self) -> Iterator[float]:
+        """When ticket 0, 1, 2, ... is due, in seconds after the start, for a mean of ``rate`` tickets/s.
+
+        ``constant`` spaces tickets evenly; ``poisson`` draws exponential gaps (real users arrive independently),
+        seeded so a run can be repeated exactly; ``burst`` sends ``burst_size`` tickets at once, then waits so the
+        mean rate holds. Without a rate every ticket is due at once.
+        """
+        rate = self.rate
+        if rate is None:
+            return itertools.repeat(0.0)
+        if self.arrival == "poisson":
+            rng = random.Random(self.seed)
+            return itertools.accumulate((rng.expovariate(rate) for _ in itertools.count()), initial=0.0)
+        group = self.burst_size if self.arrival == "burst" else 1
+        return ((index // group) * group / rate for index in itertools.count())
 
 
 def new_run_id() -> str:
@@ -88,8 +127,8 @@ class Planned:
         assert self.record is not None
         fields: dict[str, Any] = {"channel": "replay", **self.record.fields}
         metadata = {**fields.pop("metadata", {})}
-        truth = self.truth.as_json() if self.truth else None
-        metadata["loadtest"] = {"run": run_id, "seq": self.seq, "sent_at": sent_at, "kind": self.kind, "truth": truth}
+        metadata["loadtest"] = {"run": run_id, "seq": self.seq, "sent_at": sent_at, "kind": self.kind,
+                                "truth": self.truth and asdict(self.truth)}
         ticket = {**fields, "ticket_id": self.ticket_id, "text": self.record.text,
                   "created_at": datetime.fromtimestamp(sent_at, UTC).isoformat(), "metadata": metadata}
         return json.dumps(ticket, ensure_ascii=False).encode("utf-8")
@@ -109,26 +148,25 @@ def plan_messages(records: list[SourceRecord], config: ReplayConfig, run_id: str
     rng.shuffle(order)
     position = 0
     sent: list[int] = []
-    seq = 0
-    while True:
+    for seq in itertools.count():
         ticket_id = f"{run_id}-{seq:07d}"
         draw = rng.random()
         if draw < config.malformed_ratio:
-            bad = make_malformed(rng, ticket_id, records[rng.randrange(len(records))].text)
-            yield Planned(seq, ticket_id, bad.kind, payload=bad.payload, expected_code=bad.expected_code)
+            text = records[rng.randrange(len(records))].text
+            kind = rng.choice(list(MALFORMED))
+            build, code = MALFORMED[kind]
+            yield Planned(seq, ticket_id, kind, payload=build(ticket_id, text), expected_code=code)
         elif draw < config.malformed_ratio + config.offtopic_ratio:
             yield Planned(seq, ticket_id, OFFTOPIC, record=offtopic[seq % len(offtopic)])
         elif sent and draw < config.malformed_ratio + config.offtopic_ratio + config.duplicate_ratio:
             yield Planned(seq, ticket_id, "duplicate", record=records[rng.choice(sent)])
         else:
             index = order[position]
-            position += 1
-            if position == len(order):
+            position = (position + 1) % len(order)
+            if position == 0:
                 rng.shuffle(order)
-                position = 0
             sent.append(index)
             yield Planned(seq, ticket_id, "ticket", record=records[index])
-        seq += 1
 
 
 @dataclass
@@ -136,7 +174,6 @@ class ReplayStats:
     sent: int = 0
     started_at: float = 0.0
     finished_at: float = 0.0
-    send_errors: int = 0
 
 
 class Replayer:
@@ -164,19 +201,16 @@ class Replayer:
 
         producer = KafkaProducer(bootstrap_servers=self.brokers, client_id=f"triage-replay-{self.run_id}", acks="all",
                                  retries=5, linger_ms=self.config.linger_ms)
-        limit = self.limit
+        limit, duration = self.limit, self.config.duration
         seen_texts: set[str] = set()
-        offsets = arrival_offsets(self.config.arrival, self.config.rate, self.config.seed, self.config.burst_size)
+        plan = plan_messages(self.records, self.config, self.run_id)
         self.stats.started_at = time.time()
         start = time.monotonic()
         try:
-            for planned, offset in zip(plan_messages(self.records, self.config, self.run_id), offsets, strict=False):
-                if stop.is_set() or (limit is not None and planned.seq >= limit):
+            for planned, offset in zip(itertools.islice(plan, limit), self.config.arrival_offsets(), strict=False):
+                if duration is not None and max(offset, time.monotonic() - start) > duration:
                     break
-                if self.config.duration is not None and max(offset, time.monotonic() - start) > self.config.duration:
-                    break
-                delay = start + offset - time.monotonic()
-                if delay > 0 and stop.wait(delay):
+                if stop.wait(max(start + offset - time.monotonic(), 0)):
                     break
                 self._send(producer, planned, seen_texts)
             producer.flush(timeout=30)
@@ -184,7 +218,7 @@ class Replayer:
             producer.close(timeout=10)
             self.stats.finished_at = time.time()
             self.done.set()
-        log.info("replay_sent", run=self.run_id, sent=self.stats.sent, errors=self.stats.send_errors,
+        log.info("replay_sent", run=self.run_id, sent=self.stats.sent,
                  seconds=round(self.stats.finished_at - self.stats.started_at, 2))
         return self.stats
 
@@ -196,18 +230,14 @@ class Replayer:
             digest = text_hash(planned.record.text)
             repeat = digest in seen_texts
             seen_texts.add(digest)
-        entry = Tracked(
-            seq=planned.seq, ticket_id=planned.ticket_id, sha256=hashlib.sha256(payload).hexdigest(), sent_at=sent_at,
-            kind=planned.kind, expected="deadletter" if planned.expected_code is not None else "enriched",
-            truth=planned.truth, expected_code=planned.expected_code, repeat=repeat,
-        )
+        entry = Tracked(ticket_id=planned.ticket_id, sha256=hashlib.sha256(payload).hexdigest(), sent_at=sent_at,
+                        kind=planned.kind, truth=planned.truth, expected_code=planned.expected_code, repeat=repeat)
         self.ledger.register(entry)
         future = producer.send(self.topic, key=planned.ticket_id.encode(), value=payload)
-        future.add_callback(lambda _meta, e=entry: self.ledger.mark_acked(e, True))
-        future.add_errback(lambda exc, e=entry: self._on_error(e, exc))
+        future.add_callback(lambda _meta: self.ledger.mark_acked(entry, True))
+        future.add_errback(lambda exc: self._on_error(entry, exc))
         self.stats.sent += 1
 
     def _on_error(self, entry: Tracked, exc: BaseException) -> None:
-        self.stats.send_errors += 1
         self.ledger.mark_acked(entry, False)
         log.warning("replay_send_failed", ticket_id=entry.ticket_id, error=type(exc).__name__)

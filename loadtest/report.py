@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -126,15 +124,6 @@ class Report(BaseModel):
     schema_samples: list[str] = Field(default_factory=list)
     plots: list[str] = Field(default_factory=list)
 
-    def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def read(cls, path: Path) -> Report:
-        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
-
 
 def latency_stats(values_ms: Sequence[float]) -> LatencyStats:
     if not values_ms:
@@ -198,21 +187,15 @@ def _offtopic(produced: list[Tracked], oncall: str) -> OffTopic:
 
 
 def _timeline(produced: list[Tracked], t0: float) -> list[TimelinePoint]:
-    if not produced:
-        return []
     sent = Counter(int(e.sent_at - t0) for e in produced)
-    completed: Counter[int] = Counter()
-    latencies: dict[int, list[float]] = {}
+    completed = Counter(int(e.seen_at - t0) for e in produced if e.seen_at is not None)
+    latencies: defaultdict[int, list[float]] = defaultdict(list)
     for e in produced:
-        seen = e.seen_at
-        if seen is None:
-            continue
-        completed[int(seen - t0)] += 1
         if e.enriched_at is not None and e.latency_ms is not None:
-            latencies.setdefault(int(e.sent_at - t0), []).append(e.latency_ms)
+            latencies[int(e.sent_at - t0)].append(e.latency_ms)
     points = []
-    for second in range(max([*sent, *completed]) + 1):
-        stats = latency_stats(latencies.get(second, []))
+    for second in range(max([*sent, *completed], default=-1) + 1):
+        stats = latency_stats(latencies[second])
         points.append(TimelinePoint(second=second, sent=sent[second], completed=completed[second],
                                     p50_ms=stats.p50, p99_ms=stats.p99))
     return points
@@ -235,12 +218,11 @@ def build_report(
     repeated = sum(1 for e in produced if e.repeat)
     counts = Counts(
         produced=len(produced), send_failed=sum(1 for e in ledger.entries if e.acked is False),
-        valid=sum(1 for e in produced if e.expected == "enriched"),
-        malformed=sum(1 for e in produced if e.expected == "deadletter"), repeated_texts=repeated,
-        enriched=len(enriched), dead_lettered=len(dead),
-        dead_lettered_expected=sum(1 for e in dead if e.expected == "deadletter"),
-        dead_lettered_unexpected=sum(1 for e in dead if e.expected == "enriched"),
-        malformed_enriched=sum(1 for e in enriched if e.expected == "deadletter"),
+        valid=sum(not e.malformed for e in produced), malformed=sum(e.malformed for e in produced),
+        repeated_texts=repeated, enriched=len(enriched), dead_lettered=len(dead),
+        dead_lettered_expected=sum(e.malformed for e in dead),
+        dead_lettered_unexpected=sum(not e.malformed for e in dead),
+        malformed_enriched=sum(e.malformed for e in enriched),
         dead_letter_code_mismatches=sum(1 for e in dead if e.expected_code and e.dead_code != e.expected_code),
         lost=sum(1 for e in produced if e.outcome is None),
         duplicates=sum(n - 1 for e in produced for n in e.deliveries.values() if n > 1),

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger
-from loadtest.metrics import scrape_batch_histogram
+from loadtest.metrics import BatchHistogram, scrape
 from loadtest.replay import ReplayConfig, Replayer, new_run_id
 from loadtest.report import BatchSizes, Report, build_report
 from loadtest.settings import parse_brokers
@@ -39,7 +39,6 @@ class RunOptions:
 
     Attributes:
         drain_timeout_s: After the last send, stop waiting once no output arrived for this long.
-        grace_s: After every message is accounted for, keep reading this long to catch fan-out copies.
         metrics_url: The worker's Prometheus endpoint; its batch-size histogram is diffed over the run.
         live: Show progress: a bar on a terminal (``console``, default stderr), else a log line every 5 s.
         plots: Write the PNG plots.
@@ -47,7 +46,6 @@ class RunOptions:
     """
 
     drain_timeout_s: float = 30.0
-    grace_s: float = 1.0
     metrics_url: str | None = None
     live: bool = True
     plots: bool = True
@@ -77,7 +75,7 @@ async def run_loadtest(
     run_id = new_run_id()
     ledger = Ledger()
     collector = Collector(hosts, topics, ledger, clock="received" if consume is None else "record")
-    before = await asyncio.to_thread(scrape_batch_histogram, options.metrics_url)
+    before = BatchHistogram.parse(await asyncio.to_thread(scrape, options.metrics_url))
     await collector.start()
     replayer = Replayer(hosts, topics.incoming, records, config, ledger, run_id)
     stop = threading.Event()
@@ -97,16 +95,17 @@ async def run_loadtest(
         if sender.is_alive():
             await asyncio.to_thread(sender.join)
         await collector.stop()
-    after = await asyncio.to_thread(scrape_batch_histogram, options.metrics_url)
+    after = BatchHistogram.parse(await asyncio.to_thread(scrape, options.metrics_url))
     batches = after.minus(before).as_batch_sizes() if after else batches
     report = build_report(run_id, config, hosts, topics, ledger, collector, batches)
     if options.out_root is not None:
         out_dir = options.out_root / run_id
+        out_dir.mkdir(parents=True, exist_ok=True)
         if options.plots:
             from loadtest.plots import write_plots
 
             report.plots = [str(p) for p in write_plots(report, ledger.entries, out_dir)]
-        report.write(out_dir / "report.json")
+        (out_dir / "report.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     counts = report.counts
     log.info("loadtest_finished", run=run_id, produced=counts.produced, enriched=counts.enriched,
              dead_lettered=counts.dead_lettered, lost=counts.lost, p99_ms=report.latency_ms.p99)
@@ -160,7 +159,8 @@ def _progress(options: RunOptions, total: int | None, log_every_s: float = 5.0) 
 async def _drain(
     collector: Collector, replayer: Replayer, ledger: Ledger, options: RunOptions, tick: Callable[[], object]
 ) -> None:
-    """Read outputs until every message is accounted for (plus ``grace_s``), or none came for the drain timeout."""
+    """Read outputs until every message is accounted for (then one more second, for fan-out copies still on
+    their way), or none came for the drain timeout."""
     last_output = time.monotonic()
     done_at: float | None = None
     settled_at: float | None = None
@@ -174,7 +174,7 @@ async def _drain(
         done_at = done_at or now
         if ledger.pending == 0:
             settled_at = settled_at or now
-            if now - settled_at >= options.grace_s:
+            if now - settled_at >= 1.0:
                 return
         elif now - max(last_output, done_at) >= options.drain_timeout_s:
             log.warning("loadtest_drain_timeout", pending=ledger.pending, waited_s=options.drain_timeout_s)

@@ -6,18 +6,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from inference.errors import UserError
 from schemas.enums import Category, Priority
 from schemas.messages import Ticket
 from schemas.taxonomy import Taxonomy, load_taxonomy
 
-__all__ = ["SPLITS", "SourceError", "SourceRecord", "Truth", "load_source"]
-
-SPLITS = ("train", "test")
+__all__ = ["SourceError", "SourceRecord", "Truth", "load_source"]
 
 
-class SourceError(RuntimeError):
+class SourceError(UserError):
     """The replay source cannot be read; the message says what was tried and what to do."""
 
 
@@ -29,8 +26,13 @@ class Truth:
     category: Category
     priority: Priority
 
-    def as_json(self) -> dict[str, str]:
-        return {"intent": self.intent, "category": self.category.value, "priority": self.priority.value}
+    @classmethod
+    def of(cls, intent: str | None, taxonomy: Taxonomy) -> Truth | None:
+        """The taxonomy's labels for ``intent``; None for a ticket without one."""
+        if intent is None:
+            return None
+        rule = taxonomy.rule(intent)
+        return cls(intent, rule.category, rule.priority)
 
 
 @dataclass(frozen=True)
@@ -42,43 +44,23 @@ class SourceRecord:
     fields: dict[str, object]
 
 
-def _truth(intent: str | None, taxonomy: Taxonomy) -> Truth | None:
-    if intent is None:
-        return None
-    rule = taxonomy.rule(intent)
-    return Truth(intent=intent, category=rule.category, priority=rule.priority)
-
-
-def _from_banking77(split: str, data_dir: Path | None, hub_dataset: str, taxonomy: Taxonomy) -> list[SourceRecord]:
-    from trainer.data import DataNotFoundError, load_banking77
-
-    try:
-        data = load_banking77(data_dir, hub_dataset, taxonomy)
-    except DataNotFoundError as exc:
-        raise SourceError(str(exc)) from exc
-    chosen = data.train if split == "train" else data.test
-    pairs = zip(chosen.texts, chosen.intents, strict=True)
-    return [SourceRecord(text, _truth(intent, taxonomy), {}) for text, intent in pairs]
-
-
 def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
     """Each line is a Ticket; ``metadata.intent`` (when present) is its ground truth."""
     if not path.is_file():
         raise SourceError(f"no replay source at {path}: pass --source train, --source test or a Ticket JSONL file")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                ticket = Ticket.model_validate(json.loads(line))
-            except (ValueError, ValidationError) as exc:
-                raise SourceError(f"{path}:{line_no}: not a valid Ticket ({str(exc).splitlines()[0]})") from exc
-            intent = ticket.metadata.get("intent")
-            if intent is not None and intent not in taxonomy.intents:
-                raise SourceError(f"{path}:{line_no}: metadata.intent {intent!r} is not a Banking77 intent")
-            fields = ticket.model_dump(mode="json", exclude={"ticket_id", "text"}, exclude_none=True)
-            records.append(SourceRecord(ticket.text, _truth(intent, taxonomy), fields))
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            ticket = Ticket.model_validate(json.loads(line))
+        except ValueError as exc:  # invalid JSON, or pydantic's ValidationError
+            raise SourceError(f"{path}:{line_no}: not a valid Ticket ({str(exc).splitlines()[0]})") from exc
+        intent = ticket.metadata.get("intent")
+        if intent is not None and intent not in taxonomy.intents:
+            raise SourceError(f"{path}:{line_no}: metadata.intent {intent!r} is not a Banking77 intent")
+        fields = ticket.model_dump(mode="json", exclude={"ticket_id", "text"}, exclude_none=True)
+        records.append(SourceRecord(ticket.text, Truth.of(intent, taxonomy), fields))
     if not records:
         raise SourceError(f"{path} holds no tickets")
     return records
@@ -89,9 +71,14 @@ def load_source(source: str, data_dir: Path | None, hub_dataset: str = "PolyAI/b
     path of a Ticket JSONL file.
 
     Raises:
-        SourceError: Naming the source tried and how to fix it.
+        UserError: ``SourceError`` or ``DataNotFoundError``, naming the source tried and how to fix it.
     """
     taxonomy = load_taxonomy()
-    if source in SPLITS:
-        return _from_banking77(source, data_dir, hub_dataset, taxonomy)
-    return _from_jsonl(Path(source), taxonomy)
+    if source not in ("train", "test"):
+        return _from_jsonl(Path(source), taxonomy)
+    from trainer.data import load_banking77
+
+    data = load_banking77(data_dir, hub_dataset, taxonomy)
+    split = data.train if source == "train" else data.test
+    pairs = zip(split.texts, split.intents, strict=True)
+    return [SourceRecord(text, Truth.of(intent, taxonomy), {}) for text, intent in pairs]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,32 +46,33 @@ class BenchSetup:
     @classmethod
     def load(cls, out_dir: Path | None, model_dir: Path | None, need_model: bool = True) -> BenchSetup:
         """``need_model=False``: the no-op bench, which serves no checkpoint, does not require one."""
-        from inference.checkpoint import CheckpointError, resolve_checkpoint
+        from inference.checkpoint import resolve_checkpoint
         from loadtest.settings import LoadtestSettings
-        from loadtest.source import SourceError, load_source
+        from loadtest.source import load_source
         from worker.settings import WorkerSettings
 
         settings = LoadtestSettings()
         model = model_dir or settings.models_dir / "latest"
-        try:
-            return cls(
-                out_dir or settings.results_dir / "bench",
-                resolve_checkpoint(model) if need_model else model,
-                load_source("test", settings.data_dir, settings.hub_dataset),
-                load_source("train", settings.data_dir, settings.hub_dataset), WorkerSettings().redis.url,
-            )
-        except (CheckpointError, SourceError) as exc:
-            raise click.ClickException(str(exc)) from exc
+        return cls(
+            out_dir or settings.results_dir / "bench", resolve_checkpoint(model) if need_model else model,
+            load_source("test", settings.data_dir, settings.hub_dataset),
+            load_source("train", settings.data_dir, settings.hub_dataset), WorkerSettings().redis.url,
+        )
 
-    def stack(self, brokers: str | None, **worker: Any) -> AbstractContextManager[BenchStack]:
-        """Workers on ``brokers`` (default: an embedded broker), with ``worker`` settings, warmed up with test texts
-        marked so they never repeat a measured one."""
-        from loadtest.bench.worker import bench_stack
+    @contextmanager
+    def stack(self, brokers: str | None, **worker: Any) -> Iterator[BenchStack]:
+        """Workers on ``brokers`` (default: an embedded broker for the block) with ``worker`` settings, warmed up with
+        test texts marked so they never repeat a measured one; Ctrl-C or SIGTERM stop them in order."""
+        from loadtest.bench.worker import BenchStack
+        from loadtest.broker import broker_or_embedded
+        from loadtest.processes import stop_signals
         from loadtest.source import SourceRecord
 
+        work = self.out_dir / "work"
+        work.mkdir(parents=True, exist_ok=True)
         warmup = [SourceRecord(f"warm-up {r.text}", r.truth, {}) for r in self.test[:300]]
-        return bench_stack(self.out_dir / "work", brokers, model_dir=self.model_dir, redis_url=self.redis_url,
-                           warmup=warmup, worker=worker)
+        with stop_signals(), broker_or_embedded(brokers, work / "broker.log") as bootstrap:
+            yield BenchStack(bootstrap, work, self.model_dir, self.redis_url, warmup, worker=worker)
 
     def exported(self) -> list[str]:
         """The ONNX serving paths this checkpoint ships (``triage train`` and ``triage export`` write them)."""
@@ -92,14 +93,13 @@ def bench_group() -> None:
 @bench_group.command("model")
 @_OUT
 @_MODEL
-@click.option("--texts", type=click.IntRange(min=16), default=400, show_default=True, help="Test texts to time.")
-@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True, help="Passes (best kept).")
-def model_cmd(out_dir: Path | None, model_dir: Path | None, texts: int, repeats: int) -> None:
-    """Model texts/s in batches of 8/32/64, offline (bucketed or not) and as micro-batches, torch and ONNX."""
+def model_cmd(out_dir: Path | None, model_dir: Path | None) -> None:
+    """Model texts/s on 400 test texts in batches of 8/32/64, offline (bucketed or not) and as micro-batches, torch
+    and ONNX."""
     from loadtest.bench.model import bench_model
 
     bench = BenchSetup.load(out_dir, model_dir)
-    bench.finish(bench_model(bench.model_dir, [r.text for r in bench.test[:texts]], repeats=repeats))
+    bench.finish(bench_model(bench.model_dir, [r.text for r in bench.test[:400]]))
 
 
 @bench_group.command("batching")
@@ -108,19 +108,17 @@ def model_cmd(out_dir: Path | None, model_dir: Path | None, texts: int, repeats:
 @click.option("--count-batched", type=click.IntRange(min=100), default=3000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True,
               help="Micro-batch size to compare.")
-@click.option("--backend", "backends", type=click.Choice(["onnx", "onnx-int8"]), multiple=True,
-              help="Also run the micro-batched worker on this serving path [every one the checkpoint ships].")
 def batching_cmd(
     out_dir: Path | None, model_dir: Path | None, brokers: str | None, count_single: int, count_batched: int,
-    batch_size: int, backends: tuple[str, ...],
+    batch_size: int,
 ) -> None:
-    """Worker tickets/s: a naive per-ticket consumer vs batch_size=1 vs micro-batches vs defaults (cache off)."""
+    """Worker tickets/s: a naive per-ticket consumer vs batch_size=1 vs micro-batches (torch, then every exported
+    ONNX backend) vs defaults (cache off)."""
     from loadtest.bench.worker import bench_batching
 
     bench = BenchSetup.load(out_dir, model_dir)
     with bench.stack(brokers) as stack:
-        bench.finish(bench_batching(stack, bench.test, count_single, count_batched, batch_size,
-                                    backends or bench.exported()))
+        bench.finish(bench_batching(stack, bench.test, count_single, count_batched, batch_size, bench.exported()))
 
 
 @bench_group.command("noop")
@@ -137,22 +135,19 @@ def noop_cmd(out_dir: Path | None, model_dir: Path | None, brokers: str | None, 
 
 @bench_group.command("latency")
 @_options
-@click.option("--saturation", type=click.FloatRange(min=1), default=None,
-              help="Known saturation tickets/s (default: measured first, searched down from the burst rate).")
 @click.option("--duration", type=click.FloatRange(min=5), default=20.0, show_default=True,
               help="Seconds of traffic per load level.")
 @click.option("--level", "levels", type=click.FloatRange(min=0.01, max=2.0), multiple=True,
-              help="Fraction of saturation to offer (repeatable) [0.25, 0.5, 0.75, 1].")
+              default=(0.25, 0.5, 0.75, 1.0), show_default=True, help="Fraction of saturation to offer (repeatable).")
 def latency_cmd(
-    out_dir: Path | None, model_dir: Path | None, brokers: str | None, saturation: float | None, duration: float,
-    levels: tuple[float, ...],
+    out_dir: Path | None, model_dir: Path | None, brokers: str | None, duration: float, levels: tuple[float, ...],
 ) -> None:
-    """p50/p99 end to end at 25/50/75/100% of measured saturation."""
+    """p50/p99 end to end at 25/50/75/100% of saturation, searched down from the burst rate first."""
     from loadtest.bench.worker import bench_latency
 
     bench = BenchSetup.load(out_dir, model_dir)
     with bench.stack(brokers) as stack:
-        bench.finish(bench_latency(stack, bench.train, saturation, duration, levels or (0.25, 0.5, 0.75, 1.0)))
+        bench.finish(bench_latency(stack, bench.train, duration_s=duration, levels=levels))
 
 
 @bench_group.command("all")

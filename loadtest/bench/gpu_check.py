@@ -3,8 +3,8 @@
 Trains the quick preset on CUDA (no network: the base model ships as a package, Banking77 comes from
 ``TRIAGE_DATA_DIR``), drains a backlog of test tickets through a fresh worker on backend ``auto`` (torch in
 bf16/fp16 on CUDA), offers half that rate live for the p99, and prints one JSON line. ``--device cpu`` (with
-``--model`` or ``--preset tiny``) rehearses the same steps without a GPU, as the tests do; without CUDA and
-without that override it exits 2 and says why.
+``--model``) rehearses the same steps without a GPU, as the tests do; without CUDA and without that override it
+exits 2 and says why.
 """
 
 from __future__ import annotations
@@ -17,27 +17,17 @@ from typing import Any
 
 import click
 
+from inference.errors import UserError
+
 __all__ = ["gpu_check", "main"]
 
 
-def _no_cuda_message() -> str | None:
-    """Why CUDA cannot be used here, or None when it can."""
-    import torch
-
-    if torch.cuda.is_available():
-        return None
-    build = f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none (CPU wheel)'}"
-    return (
-        f"gpu-check needs a CUDA device and found none ({build}). Run it on a machine with an NVIDIA GPU and a "
-        "CUDA build of torch (the locked install is the CPU wheel: install torch from "
-        "https://download.pytorch.org/whl/cu128 into .venv there), or pass --device cpu to rehearse the steps."
-    )
-
-
 def gpu_check(
-    device: str, preset: str, model: Path | None, work: Path, count: int, duration_s: float, batch_size: int
+    device: str, model: Path | None, work: Path, count: int, duration_s: float, batch_size: int
 ) -> dict[str, Any]:
     """Train (unless ``model`` is given), drain, measure p99; returns the figures printed as one line."""
+    import torch
+
     from inference.checkpoint import read_manifest
     from inference.classifier import resolve_backend
     from loadtest.bench.commands import BenchSetup
@@ -49,10 +39,8 @@ def gpu_check(
 
     if model is None:
         settings = LoadtestSettings()
-        model = run_training(TrainArgs.model_validate({
-            "preset": preset, "data_dir": settings.data_dir, "hub_dataset": settings.hub_dataset,
-            "output": work / "models",
-        }))
+        model = run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, hub_dataset=settings.hub_dataset,
+                                       output=work / "models"))
     setup = BenchSetup.load(work / "bench", model)
     folder, test = setup.model_dir, setup.test
     manifest = read_manifest(folder)
@@ -65,8 +53,9 @@ def gpu_check(
             raise click.ClickException(f"the drain of {count} tickets was too short to time")
         (row,) = bench_latency(stack, test, saturation=rate, duration_s=duration_s, levels=(0.5,)).rows
     return {
-        "device": device, "device_name": _device_name(device), "version": manifest["version"],
-        "train_seconds": manifest["train_seconds"], "precision_trained": manifest["precision"],
+        "device": device, "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+        "version": manifest["version"], "train_seconds": manifest["train_seconds"],
+        "precision_trained": manifest["precision"],
         "test_intent_accuracy": metrics.get("test", {}).get("intent_accuracy"),
         "served": resolve_backend(folder, "auto", device).as_dict(), "drain_tickets": count,
         "drain_tickets_per_s": rate, "p99_ms_at_50pct": row["p99_ms"], "p50_ms_at_50pct": row["p50_ms"],
@@ -75,33 +64,36 @@ def gpu_check(
     }
 
 
-def _device_name(device: str) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-
-
 @click.command()
 @click.option("--device", default="cuda", show_default=True, help="Torch device; cpu rehearses without a GPU.")
-@click.option("--preset", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True)
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Skip training: use this checkpoint.")
 @click.option("--work", type=click.Path(path_type=Path), default=None, help="Scratch folder [a temp folder].")
 @click.option("--count", type=click.IntRange(min=100), default=5000, show_default=True, help="Backlog tickets.")
 @click.option("--duration", type=click.FloatRange(min=5), default=20.0, show_default=True,
               help="Seconds of live traffic at 50% of the drain rate, for the p99.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Worker micro-batch (a GPU wants bigger batches than the CPU default of 64).")
-def main(device: str, preset: str, model: Path | None, work: Path | None, count: int, duration: float,
-         batch_size: int) -> None:
+              help="Worker micro-batch (a GPU wants bigger batches than the CPU default).")
+def main(device: str, model: Path | None, work: Path | None, count: int, duration: float, batch_size: int) -> None:
     """Train on CUDA, drain through the worker on the GPU, print one JSON line."""
+    import torch
+
     from inference.logging import configure_logging
 
     configure_logging("WARNING")
-    if device.startswith("cuda") and (problem := _no_cuda_message()):
-        click.echo(problem, err=True)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        click.echo(
+            f"gpu-check needs a CUDA device and found none (torch {torch.__version__}, CUDA build "
+            f"{torch.version.cuda or 'none (CPU wheel)'}). Run it on a machine with an NVIDIA GPU and a CUDA build of "
+            "torch (the locked install is the CPU wheel: install torch from https://download.pytorch.org/whl/cu128 "
+            "into .venv there), or pass --device cpu to rehearse the steps.",
+            err=True,
+        )
         sys.exit(2)
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
-        figures = gpu_check(device, preset, model, work or Path(scratch), count, duration, batch_size)
+        try:
+            figures = gpu_check(device, model, work or Path(scratch), count, duration, batch_size)
+        except UserError as exc:  # no data or checkpoint: the message says what to do
+            raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(figures))
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,8 @@ import structlog
 
 from loadtest.bench.naive import consume_one_at_a_time
 from loadtest.bench.result import BenchResult
-from loadtest.broker import EmbeddedBroker, create_topics
-from loadtest.metrics import records_out, scrape, scrape_batch_histogram
-from loadtest.processes import stop_signals
+from loadtest.broker import create_topics
+from loadtest.metrics import BatchHistogram, records_out, scrape
 from loadtest.replay import ReplayConfig
 from loadtest.report import BatchSizes, Report
 from loadtest.run import Consume, RunOptions, run_loadtest
@@ -32,10 +31,12 @@ from loadtest.source import SourceRecord
 from loadtest.stack import RunningWorker, running_worker
 from schemas.topics import TopicSettings
 
-__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "bench_stack", "compare_with_offline",
-           "measure_saturation", "sustained_rate"]
+__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation",
+           "sustained_rate"]
 
 log = structlog.get_logger(__name__)
+
+_DRAIN_TIMEOUT_S = 600.0  # one backlog drain, worker start included
 
 _DRAIN = ("throughput: backlog drained by a fresh worker alone (broker on the same cores), "
           "outputs between the 5th and 95th percentile of their Kafka timestamps")
@@ -65,16 +66,20 @@ class BenchStack:
             **self.worker, **settings,
         }, self.out_dir / f"{prefix}.log")
 
-    def _run(self, prefix: str, records: list[SourceRecord], config: ReplayConfig, metrics_url: str | None = None,
-             consume: Consume | None = None) -> Report:
+    def _run(self, label: str, prefix: str, records: list[SourceRecord], config: ReplayConfig,
+             metrics_url: str | None = None, consume: Consume | None = None) -> Report:
+        """One run on ``prefix``'s topics; one that lost tickets measured something else, so it stops the bench."""
         options = RunOptions(drain_timeout_s=60.0, metrics_url=metrics_url, live=False, plots=False,
                              out_root=self.out_dir / "runs")
         topics = TopicSettings.namespaced(prefix)
-        return asyncio.run(run_loadtest(self.brokers, topics, records, config, options, consume))
+        report = asyncio.run(run_loadtest(self.brokers, topics, records, config, options, consume))
+        if report.counts.lost:
+            raise RuntimeError(f"{label}: {report.counts.lost} tickets lost; see run {report.run_id}")
+        return report
 
     def drain(
         self, label: str, records: list[SourceRecord], config: ReplayConfig, cache: bool = False, naive: bool = False,
-        timeout_s: float = 600.0, **settings: Any,
+        **settings: Any,
     ) -> Report:
         """Preload ``config``'s tickets, then let a fresh worker (with ``settings``, WorkerSettings fields) or the
         naive consumer empty the topic alone; the report's ``throughput.steady_per_s`` is the figure."""
@@ -85,54 +90,34 @@ class BenchStack:
         def consume(expected: int) -> BatchSizes | None:
             if naive:
                 coroutine = consume_one_at_a_time(self.brokers, topics, expected, self.model_dir)
-                asyncio.run(asyncio.wait_for(coroutine, timeout_s))
+                asyncio.run(asyncio.wait_for(coroutine, _DRAIN_TIMEOUT_S))
                 return None
             with self._worker(prefix, cache, settings) as worker:
-                _wait_published(worker, topics, expected, timeout_s)
-                histogram = scrape_batch_histogram(worker.metrics_url)
+                _wait_published(worker, topics, expected)
+                histogram = BatchHistogram.parse(scrape(worker.metrics_url))
             return histogram.as_batch_sizes() if histogram else None
 
-        return _checked(self._run(prefix, records, config, consume=consume), label)
+        return self._run(label, prefix, records, config, consume=consume)
 
     def live(self, label: str, records: list[SourceRecord], config: ReplayConfig) -> Report:
         """A fresh worker (cache off), warmed up, then ``config`` replayed to it while its outputs are collected."""
         prefix = f"bench-{label}-{secrets.token_hex(3)}"
         warmup = ReplayConfig(source="warm-up", rate=None, count=self.warmup_count, seed=99)
         with self._worker(prefix, False, {}) as worker:
-            _checked(self._run(prefix, self.warmup, warmup, worker.metrics_url), f"{label} warm-up")
-            report = self._run(prefix, records, config, worker.metrics_url)
-        return _checked(report, label)
+            self._run(f"{label} warm-up", prefix, self.warmup, warmup, worker.metrics_url)
+            return self._run(label, prefix, records, config, worker.metrics_url)
 
 
-@contextmanager
-def bench_stack(out_dir: Path, brokers: str | None = None, **fields: Any) -> Iterator[BenchStack]:
-    """A ``BenchStack`` on ``brokers``, else on an embedded broker that lives as long as the block; Ctrl-C or
-    SIGTERM stop the work in order, so no worker outlives it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with stop_signals(), ExitStack() as stack:
-        if brokers is None:
-            brokers = stack.enter_context(EmbeddedBroker(log_path=out_dir / "broker.log")).bootstrap
-        yield BenchStack(brokers, out_dir, **fields)
-
-
-def _wait_published(worker: RunningWorker, topics: TopicSettings, expected: int, timeout_s: float) -> None:
+def _wait_published(worker: RunningWorker, topics: TopicSettings, expected: int) -> None:
     """Until the worker's own counters say it published an outcome for ``expected`` tickets."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
     done = 0.0
     while done < expected:
         if not worker.child.running or time.monotonic() > deadline:
             raise RuntimeError(f"the worker published {done:.0f} of {expected} tickets and stopped or took over "
-                               f"{timeout_s:.0f}s; see {worker.child.log_path}")
+                               f"{_DRAIN_TIMEOUT_S:.0f}s; see {worker.child.log_path}")
         time.sleep(0.2)
-        text = scrape(worker.metrics_url)
-        done = records_out(text, {topics.enriched, topics.deadletter}) if text else done
-
-
-def _checked(report: Report, label: str) -> Report:
-    """A run that lost tickets measured something else: stop rather than print its figures."""
-    if report.counts.lost:
-        raise RuntimeError(f"{label}: {report.counts.lost} tickets lost; see run {report.run_id}")
-    return report
+        done = records_out(scrape(worker.metrics_url), {topics.enriched, topics.deadletter}) or done
 
 
 def _row(report: Report, live: bool = False, **row: Any) -> dict[str, Any]:
@@ -229,13 +214,13 @@ def sustained_rate(report: Report, skip: float = 0.25) -> float | None:
 
 def measure_saturation(
     stack: BenchStack, records: list[SourceRecord], result: BenchResult, duration_s: float, count: int,
-    keep_up: float = 0.95, max_steps: int = 3,
+    max_steps: int = 3,
 ) -> float:
     """The highest Poisson rate the worker keeps up with, found from above.
 
     A backlog replay gives the burst rate. Offered that, the worker falls behind, and what it sustains is the
     next offer (a deep backlog's full batches overstate what it sustains at that rate), until it keeps up
-    (sustained ≥ ``keep_up`` × offered) or ``max_steps`` more offers were made.
+    (sustained ≥ 95% of offered) or ``max_steps`` more offers were made.
     """
     report = stack.live("latency-burst", records, ReplayConfig(source="train", rate=None, count=count, seed=4))
     offered = report.throughput.completed_per_s
@@ -250,7 +235,7 @@ def measure_saturation(
         result.rows.append({**_row(report, live=True, config=label, offered_per_s=round(offered, 1)),
                             "sustained_per_s": sustained})
         log.info("bench_saturation_step", step=step, offered=round(offered, 1), sustained=sustained)
-        if sustained >= keep_up * offered:
+        if sustained >= 0.95 * offered:
             return offered
         offered = min(sustained, offered)
     return offered

@@ -62,7 +62,7 @@ def test_demo_runs_the_whole_stack_and_stops_everything(
     assert demo.returncode == 0, output
     assert "every process the demo started has exited" in output
     (report_path,) = tmp_path.glob("loadtest/demo-*/*/report.json")
-    report = Report.read(report_path)
+    report = Report.model_validate_json(report_path.read_text())
     assert report.counts.produced == 300 and report.counts.lost == 0
     assert report.counts.produced == report.counts.enriched + report.counts.dead_lettered
     assert report.offtopic.sent > 0 and report.offtopic.enriched == report.offtopic.sent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from loadtest.metrics import parse_batch_histogram
+from loadtest.metrics import BatchHistogram
 
 
 def _scrape(observations: list[int]) -> str:
@@ -18,8 +18,8 @@ def _scrape(observations: list[int]) -> str:
 
 
 def test_histogram_is_diffed_into_per_bucket_counts() -> None:
-    before = parse_batch_histogram(_scrape([1, 1, 30]))
-    after = parse_batch_histogram(_scrape([1, 1, 30, 1, 5, 6, 20, 64, 64]))
+    before = BatchHistogram.parse(_scrape([1, 1, 30]))
+    after = BatchHistogram.parse(_scrape([1, 1, 30, 1, 5, 6, 20, 64, 64]))
     assert before is not None and after is not None
     sizes = after.minus(before).as_batch_sizes()
     assert sizes.source == "metrics"
@@ -31,4 +31,4 @@ def test_histogram_is_diffed_into_per_bucket_counts() -> None:
 def test_text_without_a_batch_histogram_gives_none() -> None:
     registry = CollectorRegistry()
     Histogram("triage_inference_seconds", "Model time.", registry=registry).observe(0.1)
-    assert parse_batch_histogram(generate_latest(registry).decode()) is None
+    assert BatchHistogram.parse(generate_latest(registry).decode()) is None

@@ -32,7 +32,7 @@ def _triage(priority: Priority, out_of_scope: bool) -> Triage:
 
 
 def _sent(ledger: Ledger, seq: int, kind: str) -> Tracked:
-    entry = Tracked(seq, f"run-{seq}", f"sha-{seq}", 100.0 + seq, kind, "enriched")
+    entry = Tracked(f"run-{seq}", f"sha-{seq}", 100.0 + seq, kind)
     ledger.register(entry)
     ledger.mark_acked(entry, True)
     return entry

@@ -91,7 +91,7 @@ def test_every_ticket_is_accounted_for(
     out_dir = tmp_path / report.run_id
     written = json.loads((out_dir / "report.json").read_text())
     assert written["counts"]["lost"] == 0 and written["run_id"] == report.run_id
-    assert Report.read(out_dir / "report.json") == report
+    assert Report.model_validate_json((out_dir / "report.json").read_text()) == report
     for name in ("latency_over_time", "throughput_over_time", "latency_histogram", "batch_sizes"):
         assert (out_dir / f"{name}.png").stat().st_size > 1000
 
@@ -166,7 +166,7 @@ def test_replay_command_writes_a_report_and_exits_zero(
     )
     assert result.exit_code == 0, result.output
     (report_path,) = tmp_path.glob("*/report.json")
-    report = Report.read(report_path)
+    report = Report.model_validate_json(report_path.read_text())
     assert report.counts.produced == 150 and report.counts.lost == 0
     assert report.config.arrival == "burst" and report.config.rate == 300
     assert "lost" in result.output
