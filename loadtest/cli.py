@@ -122,7 +122,6 @@ def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: b
     from loadtest.demo import run_demo
     from loadtest.processes import Terminated
     from loadtest.settings import LoadtestSettings
-    from loadtest.summary import print_report
     from worker.settings import WorkerSettings
 
     try:
@@ -130,22 +129,14 @@ def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: b
     except ValidationError as exc:
         raise click.ClickException(f"invalid TRIAGE_* settings:\n{exc}") from exc
     config = _replay_config(source="test", arrival="poisson", **replay)
-    if not verbose:
+    if not verbose:  # JSON events in demo.log unless --log-pretty
         root = click.get_current_context().find_root().params
-        configure_logging(root["log_level"], json=True if root["log_json"] is None else root["log_json"])
+        configure_logging(root["log_level"], json=root["log_json"] is not False)
     try:
-        result = run_demo(settings, worker, config, brokers, model_dir, live=live, verbose=verbose)
+        sys.exit(run_demo(settings, worker, config, brokers, model_dir, live=live, verbose=verbose))
     except (KeyboardInterrupt, Terminated):
         click.echo("demo interrupted; every process it started has been stopped", err=True)
         sys.exit(130)
-    print_report(result.report)
-    click.echo(f"demo finished in {result.seconds:.0f}s; report, plots and logs in {result.out_dir}")
-    if result.leftovers:
-        click.echo(f"processes left running: {', '.join(result.leftovers)}", err=True)
-    else:
-        click.echo("every process the demo started has exited")
-    if result.report.counts.lost or result.leftovers:
-        sys.exit(1)
 
 
 COMMANDS: list[click.Command] = [replay_cmd, demo_cmd, bench_group]

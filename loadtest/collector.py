@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
 from typing import Literal
 
 import structlog
@@ -32,7 +31,8 @@ _MAX_SCHEMA_SAMPLES = 5
 
 
 class Collector:
-    """Reads the worker's outputs into a ``Ledger``; counts records per topic, foreign and invalid ones."""
+    """Reads the worker's outputs into a ``Ledger`` (which counts each message's deliveries per topic); counts foreign
+    and invalid records."""
 
     def __init__(
         self, brokers: list[str], topics: TopicSettings, ledger: Ledger, topic_refresh_s: float = 1.0,
@@ -42,9 +42,8 @@ class Collector:
         of when the collector read them, for runs that read the outputs only after the worker is done."""
         self.brokers, self.topics, self.ledger = brokers, topics, ledger
         self.topic_refresh_s, self.clock = topic_refresh_s, clock
-        self.per_topic: Counter[str] = Counter()
-        self.foreign: Counter[str] = Counter()
-        self.schema_errors: Counter[str] = Counter()
+        self.foreign = 0  # records that match nothing sent
+        self.schema_errors = 0
         self.schema_samples: list[str] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -122,10 +121,8 @@ class Collector:
         except ValidationError as exc:
             self._schema_error(topic, exc, recent)
             return
-        if self.ledger.on_deadletter(letter.payload_sha256, letter.ticket_id, topic, letter.error.code, seen_at):
-            self.per_topic[topic] += 1
-        elif recent:
-            self.foreign[topic] += 1
+        entry = self.ledger.on_deadletter(letter.payload_sha256, letter.ticket_id, topic, letter.error.code, seen_at)
+        self.foreign += recent and entry is None
 
     def _record_enriched(self, topic: str, value: bytes, seen_at: float, recent: bool) -> None:
         try:
@@ -138,7 +135,7 @@ class Collector:
             return
         first = self.ledger.find(ticket_id)
         if first is None:
-            self.foreign[topic] += recent
+            self.foreign += recent
             return
         triage = None
         if first.enriched_at is None:
@@ -148,11 +145,10 @@ class Collector:
                 self._schema_error(topic, exc, recent=True)
                 return
         self.ledger.on_enriched(ticket_id, topic, triage, seen_at)
-        self.per_topic[topic] += 1
 
     def _schema_error(self, topic: str, exc: Exception, recent: bool) -> None:
         if not recent:
             return
-        self.schema_errors[topic] += 1
+        self.schema_errors += 1
         if len(self.schema_samples) < _MAX_SCHEMA_SAMPLES:
             self.schema_samples.append(f"{topic}: {str(exc).splitlines()[0][:200]}")

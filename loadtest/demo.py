@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -17,24 +16,14 @@ from inference.checkpoint import CheckpointError, resolve_checkpoint
 from loadtest.broker import broker_or_embedded
 from loadtest.processes import leftovers, stop_signals
 from loadtest.replay import ReplayConfig, new_run_id
-from loadtest.report import Report
 from loadtest.run import RunOptions, run_loadtest
 from loadtest.settings import LoadtestSettings
 from loadtest.source import load_source
 from loadtest.stack import running_worker
+from loadtest.summary import print_report
 from worker.settings import WorkerSettings
 
-__all__ = ["DemoResult", "cache_settings", "run_demo"]
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """The replay's report, what is still running afterwards (must be nothing), and how long it all took."""
-
-    report: Report
-    leftovers: list[str]
-    seconds: float
-    out_dir: Path
+__all__ = ["cache_settings", "run_demo"]
 
 
 def _ensure_model(
@@ -118,9 +107,9 @@ def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dic
 
 def run_demo(
     settings: LoadtestSettings, worker: WorkerSettings, replay: ReplayConfig, brokers: str | None = None,
-    model_dir: Path | None = None, live: bool = True, verbose: bool = False, console: Console | None = None,
-) -> DemoResult:
-    """Run the whole stack once and return the replay's report; every child is stopped before returning.
+    model_dir: Path | None = None, live: bool = True, verbose: bool = False,
+) -> int:
+    """Run the whole stack once and print the replay's report; every child is stopped before it returns.
 
     Args:
         replay: The Banking77 test tickets to send (``triage demo``: Poisson arrivals, with repeated, malformed
@@ -129,8 +118,11 @@ def run_demo(
         model_dir: Checkpoint to serve; None serves ``<models_dir>/latest``, trained first when missing.
         live: Show progress while the replay runs.
         verbose: Leave log events, warnings and progress bars on the screen instead of in ``demo.log``.
+
+    Returns:
+        The exit status: 1 when a ticket was lost or a process of the demo is still running, else 0.
     """
-    console = console or Console()
+    console = Console()
     run_id = new_run_id()
     out_dir = settings.results_dir / "loadtest" / f"demo-{run_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,4 +155,10 @@ def run_demo(
         )
         options = RunOptions(metrics_url=running.metrics_url, live=live, out_root=out_dir, console=console)
         report = asyncio.run(run_loadtest(bootstrap, settings.topics, records, replay, options))
-    return DemoResult(report, leftovers(), time.monotonic() - started, out_dir)
+    print_report(report, console)
+    print(f"demo finished in {time.monotonic() - started:.0f}s; report, plots and logs in {out_dir}")
+    if left := leftovers():
+        print(f"processes left running: {', '.join(left)}", file=sys.stderr)
+    else:
+        print("every process the demo started has exited")
+    return 1 if report.counts.lost or left else 0

@@ -76,18 +76,17 @@ class ChildProcess:
         """SIGTERM the child's whole process group, SIGKILL it after ``timeout``; returns the exit code."""
         if self._proc is None:
             return None
-        if self._proc.poll() is None:
-            _signal_group(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("child_killed", name=self.name, pid=self._proc.pid, after_s=timeout)
-                _signal_group(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(5)
-        _signal_group(self._proc.pid, signal.SIGKILL)
-        _wait_group_gone(self._proc.pid, timeout=5.0)
+        pid = self._proc.pid
+        _signal_group(pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("child_killed", name=self.name, pid=pid, after_s=timeout)
+        _signal_group(pid, signal.SIGKILL)
+        self._proc.wait(5)
+        _wait_group_gone(pid, timeout=5.0)
         _RUNNING.discard(self)
-        log.info("child_stopped", name=self.name, pid=self._proc.pid, code=self._proc.returncode)
+        log.info("child_stopped", name=self.name, pid=pid, code=self._proc.returncode)
         return self._proc.returncode
 
     def tail(self, lines: int = 20) -> str:
@@ -137,10 +136,10 @@ def _wait_group_gone(pgid: int, timeout: float) -> None:
 
 
 def _running(process: psutil.Process) -> bool:
-    try:
-        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
+    """Not exited (a zombie has exited and waits to be reaped)."""
+    with contextlib.suppress(psutil.Error):
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    return False
 
 
 def _kill_leftovers() -> None:

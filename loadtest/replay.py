@@ -38,13 +38,8 @@ def _json(value: object) -> bytes:
     return json.dumps(value).encode()
 
 
-def _truncated(ticket_id: str, text: str) -> bytes:
-    whole = _json({"ticket_id": ticket_id, "text": text})
-    return whole[: max(len(whole) // 2, 3)]
-
-
 MALFORMED: dict[str, tuple[Callable[[str, str], bytes], ErrorCode]] = {
-    "invalid_json": (_truncated, ErrorCode.INVALID_JSON),
+    "invalid_json": (lambda i, t: _json({"ticket_id": i, "text": t})[:-2], ErrorCode.INVALID_JSON),
     "not_an_object": (lambda i, t: _json([i, t]), ErrorCode.NOT_AN_OBJECT),
     "missing_text": (lambda i, t: _json({"ticket_id": i, "channel": "email"}), ErrorCode.MISSING_FIELD),
     "empty_text": (lambda i, t: _json({"ticket_id": i, "text": " \t\u0007 "}), ErrorCode.EMPTY_TEXT),

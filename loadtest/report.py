@@ -216,6 +216,9 @@ def build_report(
     total = max(t_end - t0, 1e-9)
     hits = sum(1 for e in enriched if e.triage is not None and e.triage.cached)
     repeated = sum(1 for e in produced if e.repeat)
+    per_topic: Counter[str] = Counter()
+    for e in ledger.entries:
+        per_topic.update(e.deliveries)
     counts = Counts(
         produced=len(produced), send_failed=sum(1 for e in ledger.entries if e.acked is False),
         valid=sum(not e.malformed for e in produced), malformed=sum(e.malformed for e in produced),
@@ -226,7 +229,7 @@ def build_report(
         dead_letter_code_mismatches=sum(1 for e in dead if e.expected_code and e.dead_code != e.expected_code),
         lost=sum(1 for e in produced if e.outcome is None),
         duplicates=sum(n - 1 for e in produced for n in e.deliveries.values() if n > 1),
-        foreign=sum(collector.foreign.values()), schema_errors=sum(collector.schema_errors.values()),
+        foreign=collector.foreign, schema_errors=collector.schema_errors,
     )
     throughput = Throughput(
         offered_per_s=round(len(produced) / max(t_sent - t0, 1e-9), 1) if len(produced) > 1 else 0.0,
@@ -245,7 +248,7 @@ def build_report(
         latency_ms=latency_stats([e.latency_ms for e in enriched if e.latency_ms is not None]), throughput=throughput,
         accuracy=_accuracy(enriched),
         cache=CacheStats(hits=hits, hit_ratio=_ratio(hits, len(enriched)), repeated_texts=repeated),
-        offtopic=_offtopic(produced, topics.oncall), per_topic=dict(sorted(collector.per_topic.items())),
+        offtopic=_offtopic(produced, topics.oncall), per_topic=dict(sorted(per_topic.items())),
         routes=tally(e.triage.category.value for e in enriched if e.triage),
         priorities=tally(e.triage.priority.value for e in enriched if e.triage),
         dead_letter_codes=tally(e.dead_code.value for e in dead if e.dead_code),

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from inference.environment import flatten_env
+from inference.errors import UserError
 from loadtest.broker import free_port
 from loadtest.processes import ChildProcess
 
 __all__ = ["RunningWorker", "WorkerNotReady", "running_worker", "wait_ready"]
 
 
-class WorkerNotReady(RuntimeError):
+class WorkerNotReady(UserError):
     """The worker exited or did not report ready in time; the message carries the end of its log."""
 
 

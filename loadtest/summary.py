@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 from rich.columns import Columns
-from rich.console import Console, Group
+from rich.console import Console
 from rich.table import Table
 
 from loadtest.report import Report
 
-__all__ = ["fmt", "print_report", "report_tables"]
+__all__ = ["fmt", "print_report"]
 
 
 def fmt(value: object, pct: bool = False) -> str:
@@ -36,9 +36,9 @@ def _table(title: str, rows: list[tuple[str, str]], key: str = "", value: str = 
     return table
 
 
-def report_tables(report: Report) -> Group:
-    """The report as one renderable: outcomes, latency/throughput, quality/cache, per-topic counts, and the
-    off-topic tickets when the run sent any."""
+def print_report(report: Report, console: Console | None = None) -> None:
+    """Outcomes, latency/throughput, quality/cache, per-topic counts, the off-topic tickets when the run sent any,
+    then dead letters by code and where the report went."""
     c, lat, tp, acc, cache = report.counts, report.latency_ms, report.throughput, report.accuracy, report.cache
     outcomes = _table("Outcome", [
         ("produced", fmt(c.produced)), ("enriched", fmt(c.enriched)),
@@ -66,13 +66,9 @@ def report_tables(report: Report) -> Group:
             ("sent", fmt(off.sent)), ("flagged out of scope", f"{off.out_of_scope:,} of {off.enriched:,} triaged"),
             ("paged (on-call)", f"[bold {'green' if off.paged == 0 else 'red'}]{off.paged:,}[/]"),
         ]))
-    columns = (Columns([outcomes, speed, quality], padding=(0, 2)), Columns(below, padding=(0, 2)))
-    return Group(f"[bold]Run {report.run_id}[/]", *columns)
-
-
-def print_report(report: Report, console: Console | None = None) -> None:
     console = console or Console()
-    console.print(report_tables(report))
+    console.print(f"[bold]Run {report.run_id}[/]", Columns([outcomes, speed, quality], padding=(0, 2)),
+                  Columns(below, padding=(0, 2)), sep="\n")
     if report.dead_letter_codes:
         codes = ", ".join(f"{code} {n}" for code, n in report.dead_letter_codes.items())
         console.print(f"dead letters by code: {codes}")

@@ -31,8 +31,7 @@ from loadtest.source import SourceRecord
 from loadtest.stack import RunningWorker, running_worker
 from schemas.topics import TopicSettings
 
-__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation",
-           "sustained_rate"]
+__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation"]
 
 log = structlog.get_logger(__name__)
 
@@ -203,15 +202,6 @@ def bench_noop(stack: BenchStack, records: list[SourceRecord], count: int = 1000
     return result
 
 
-def sustained_rate(report: Report, skip: float = 0.25) -> float | None:
-    """Outputs per second while tickets were still being sent, the first ``skip`` of that time left out."""
-    sending = [point for point in report.timeline if point.sent]
-    window = sending[int(len(sending) * skip) : -1]
-    if len(window) < 2:
-        return None
-    return round(sum(point.completed for point in window) / len(window), 1)
-
-
 def measure_saturation(
     stack: BenchStack, records: list[SourceRecord], result: BenchResult, duration_s: float, count: int,
     max_steps: int = 3,
@@ -228,9 +218,11 @@ def measure_saturation(
     for step in range(max_steps + 1):
         config = ReplayConfig(source="train", rate=offered, duration=duration_s, arrival="poisson", seed=5 + step)
         report = stack.live(f"latency-saturation-{step}", records, config)
-        sustained = sustained_rate(report)
-        if sustained is None:
+        sending = [point for point in report.timeline if point.sent]
+        window = sending[len(sending) // 4 : -1]  # outputs/s while tickets still arrive, the first quarter left out
+        if len(window) < 2:
             raise RuntimeError("saturation run too short to measure; raise --duration")
+        sustained = round(sum(point.completed for point in window) / len(window), 1)
         label = "overload (offered at burst rate)" if step == 0 else f"offered the rate sustained before ({step})"
         result.rows.append({**_row(report, live=True, config=label, offered_per_s=round(offered, 1)),
                             "sustained_per_s": sustained})
