@@ -30,8 +30,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def create_topics(bootstrap: str, partitions: Mapping[str, int], replication_factor: int = 1) -> None:
-    """Create the named topics with these partition counts; topics that already exist are left alone.
+def create_topics(bootstrap: str, partitions: Mapping[str, int]) -> None:
+    """Create the named topics with these partition counts (one replica); topics that already exist are left alone.
 
     Needed before producing to a topic nobody has created yet: a broker that auto-creates topics would
     give it its own default partition count.
@@ -42,11 +42,8 @@ def create_topics(bootstrap: str, partitions: Mapping[str, int], replication_fac
     try:
         missing = set(partitions) - set(admin.list_topics())
         if missing:
-            admin.create_topics(
-                {name: {"num_partitions": partitions[name], "replication_factor": replication_factor}
-                 for name in sorted(missing)},
-                wait_for_metadata=True,
-            )
+            specs = {name: {"num_partitions": partitions[name], "replication_factor": 1} for name in sorted(missing)}
+            admin.create_topics(specs, wait_for_metadata=True)
     finally:
         admin.close()
 

@@ -28,15 +28,11 @@ class WorkerNotReady(UserError):
 
 @dataclass(frozen=True)
 class RunningWorker:
-    """A worker that reported ready: its process, its port and what its ``/health`` said."""
+    """A worker that reported ready: its process, its ``/metrics`` URL and what its ``/health`` said."""
 
     child: ChildProcess
-    port: int
+    metrics_url: str
     health: dict[str, Any]
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
 
 
 @contextmanager
@@ -52,7 +48,7 @@ def running_worker(settings: Mapping[str, Any], log_path: Path) -> Iterator[Runn
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **flatten_env({**own, **settings})}
     child = ChildProcess("worker", [sys.executable, "-m", "worker"], env, log_path).start()
     try:
-        yield RunningWorker(child, port, wait_ready(child, port))
+        yield RunningWorker(child, f"http://127.0.0.1:{port}/metrics", wait_ready(child, port))
     finally:
         child.stop()
 

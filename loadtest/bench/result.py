@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +21,8 @@ __all__ = ["BenchResult", "machine"]
 
 def machine() -> dict[str, Any]:
     """Where the figures came from; the load average shows whether the CPU was shared at the time."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        cpuinfo = []
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpuinfo = Path("/proc/cpuinfo")
+    models = re.findall(r"^model name\s*: (.*)$", cpuinfo.read_text(), re.M) if cpuinfo.is_file() else []
     return {
         "cpu": models[0] if models else platform.processor() or "unknown",
         "cores": len(os.sched_getaffinity(0)),

@@ -19,17 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from loadtest.bench.naive import consume_one_at_a_time
 from loadtest.bench.result import BenchResult
 from loadtest.broker import create_topics
 from loadtest.metrics import BatchHistogram, records_out, scrape
 from loadtest.replay import ReplayConfig
 from loadtest.report import BatchSizes, Report
 from loadtest.run import Consume, RunOptions, run_loadtest
+from loadtest.settings import parse_brokers
 from loadtest.source import SourceRecord
 from loadtest.stack import RunningWorker, running_worker
+from schemas.messages import EnrichedTicket
 from schemas.topics import TopicSettings
+from schemas.validation import decode_ticket
 
 __all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation"]
 
@@ -88,7 +91,7 @@ class BenchStack:
 
         def consume(expected: int) -> BatchSizes | None:
             if naive:
-                coroutine = consume_one_at_a_time(self.brokers, topics, expected, self.model_dir)
+                coroutine = _consume_one_at_a_time(self.brokers, topics, expected, self.model_dir)
                 asyncio.run(asyncio.wait_for(coroutine, _DRAIN_TIMEOUT_S))
                 return None
             with self._worker(prefix, cache, settings) as worker:
@@ -105,6 +108,36 @@ class BenchStack:
         with self._worker(prefix, False, {}) as worker:
             self._run(f"{label} warm-up", prefix, self.warmup, warmup, worker.metrics_url)
             return self._run(label, prefix, records, config, worker.metrics_url)
+
+
+async def _consume_one_at_a_time(brokers: str, topics: TopicSettings, expected: int, model_dir: Path) -> None:
+    """The peer the batching benchmark is measured against: a naive aiokafka consumer, one ticket at a time.
+
+    It reads each ticket from the start of the input topic, classifies it alone with the checkpoint's torch fp32
+    weights (the same inference core, batch of one), waits for its enriched record to be acknowledged, then takes
+    the next, ``expected`` times. No micro-batches, no cache, no routing: what a first version of the service
+    would do, and what the issue's outside harness compared the worker with.
+    """
+    from inference.classifier import Classifier
+
+    classifier = Classifier.load(model_dir, backend="torch", device="cpu", batch_size=1)
+    create_topics(brokers, {topics.enriched: topics.partitions})
+    consumer = AIOKafkaConsumer(bootstrap_servers=parse_brokers(brokers), enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=parse_brokers(brokers), acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        partitions = [TopicPartition(topics.incoming, p) for p in range(topics.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        for _ in range(expected):
+            record = await consumer.getone()
+            ticket = decode_ticket(record.value)
+            enriched = EnrichedTicket.from_ticket(ticket, classifier.predict([ticket.text])[0])
+            await producer.send_and_wait(topics.enriched, enriched.model_dump_json().encode(), key=record.key)
+    finally:
+        await producer.stop()
+        await consumer.stop()
 
 
 def _wait_published(worker: RunningWorker, topics: TopicSettings, expected: int) -> None:
@@ -138,7 +171,7 @@ def bench_batching(
 ) -> BenchResult:
     """The default worker's backlog drain as a multiple of a naive per-ticket fp32 consumer, and why.
 
-    Drains, on the same broker and cache off: the naive consumer (``loadtest.bench.naive``), the worker with
+    Drains, on the same broker and cache off: the naive consumer (``_consume_one_at_a_time``), the worker with
     batch_size=1 and with micro-batches on torch fp32, the micro-batched worker on each of ``backends``
     (``onnx``, ``onnx-int8``), and the worker on its defaults (backend ``auto``).
     """
