@@ -10,14 +10,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 from inference.errors import UserError
 
-__all__ = ["BrokerUnavailable", "EmbeddedBroker", "broker_or_embedded", "create_topics", "free_port"]
+__all__ = ["BrokerUnavailable", "EmbeddedBroker", "create_topics", "free_port"]
 
 
 class BrokerUnavailable(UserError):
@@ -122,13 +121,3 @@ class EmbeddedBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-@contextmanager
-def broker_or_embedded(brokers: str | None, log_path: Path) -> Iterator[str]:
-    """``brokers`` when given, else the bootstrap of an embedded broker that lives as long as the block."""
-    if brokers:
-        yield brokers
-        return
-    with EmbeddedBroker(log_path=log_path) as broker:
-        yield broker.bootstrap

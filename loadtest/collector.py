@@ -67,24 +67,17 @@ class Collector:
         """Add topics that appeared since the last look, keeping every known partition's position."""
         assert self._consumer is not None
         self._started_ms = self._started_ms or int(time.time() * 1000)
-        existing = await self._consumer.topics()
         fresh: list[TopicPartition] = []
-        appeared: list[str] = []
-        for topic in sorted(t for t in self._missing if t in existing):
+        for topic in sorted(self._missing & await self._consumer.topics()):
             if not self._consumer.partitions_for_topic(topic):
                 # Listing topics does not refresh the consumer's own metadata; aiokafka has no public way
                 # to ask for one topic's partitions without subscribing (which needs a group).
                 await self._consumer._client.add_topic(topic)
-            partitions = sorted(self._consumer.partitions_for_topic(topic) or ())
-            if partitions:
-                appeared.append(topic)
-                fresh.extend(TopicPartition(topic, p) for p in partitions)
-        if not appeared:
+            fresh += [TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+        if not fresh:
             return
-        if first:
-            self._positions.update(await self._consumer.end_offsets(fresh))
-        else:
-            self._positions.update({tp: 0 for tp in fresh})
+        self._positions.update(await self._consumer.end_offsets(fresh) if first else dict.fromkeys(fresh, 0))
+        appeared = sorted({tp.topic for tp in fresh})
         self._missing.difference_update(appeared)
         self._consumer.assign(list(self._positions))
         for tp, offset in self._positions.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from inference.checkpoint import CheckpointError, resolve_checkpoint
-from loadtest.broker import broker_or_embedded
+from loadtest.broker import EmbeddedBroker
 from loadtest.processes import leftovers, stop_signals
 from loadtest.replay import ReplayConfig, new_run_id
 from loadtest.run import RunOptions, run_loadtest
@@ -135,12 +135,15 @@ def run_demo(
         records = load_source("test", settings.data_dir, settings.hub_dataset)  # before a training that needs it too
         model = _ensure_model(settings, model_dir, verbose, console, log_path)
         console.print(f"Model: {model}")
-        bootstrap = stack.enter_context(broker_or_embedded(brokers, out_dir / "broker.log"))
-        console.print(f"Kafka: using {brokers}" if brokers else f"Kafka: embedded broker on {bootstrap}")
+        if brokers:
+            console.print(f"Kafka: using {brokers}")
+        else:
+            brokers = stack.enter_context(EmbeddedBroker(log_path=out_dir / "broker.log")).bootstrap
+            console.print(f"Kafka: embedded broker on {brokers}")
         console.print(f"Worker: starting (log {out_dir / 'worker.log'})…")
         stack.callback(console.print, "Worker: stopped")
         running = stack.enter_context(running_worker({
-            "brokers": bootstrap, "group_id": f"triage-demo-{run_id}", "topics": settings.topics.model_dump(),
+            "brokers": brokers, "group_id": f"triage-demo-{run_id}", "topics": settings.topics.model_dump(),
             "model_dir": str(model), "redis": cache_settings(worker, run_id, console),
         }, out_dir / "worker.log"))
         serving = running.health.get("model_serving") or {}
@@ -154,7 +157,7 @@ def run_demo(
             f"{replay.offtopic_ratio:.0%} off-topic…"
         )
         options = RunOptions(metrics_url=running.metrics_url, live=live, out_root=out_dir, console=console)
-        report = asyncio.run(run_loadtest(bootstrap, settings.topics, records, replay, options))
+        report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, options))
     print_report(report, console)
     print(f"demo finished in {time.monotonic() - started:.0f}s; report, plots and logs in {out_dir}")
     if left := leftovers():

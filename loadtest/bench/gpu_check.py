@@ -45,7 +45,7 @@ def gpu_check(
     folder, test = setup.model_dir, setup.test
     manifest = read_manifest(folder)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    with setup.stack(None, device=device) as stack:
+    with setup.stack(device=device) as stack:
         drained = stack.drain("gpu-check", test, ReplayConfig(source="test", rate=None, count=count, seed=1),
                               batch_size=batch_size, model_backend="auto")
         rate = drained.throughput.steady_per_s
