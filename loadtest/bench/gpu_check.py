@@ -30,8 +30,7 @@ def gpu_check(
 
     from inference.checkpoint import read_manifest
     from inference.classifier import resolve_backend
-    from loadtest.bench.commands import BenchSetup
-    from loadtest.bench.worker import bench_latency
+    from loadtest.bench.worker import Bench, bench_latency
     from loadtest.replay import ReplayConfig
     from loadtest.settings import LoadtestSettings
     from trainer.config import TrainArgs
@@ -41,17 +40,17 @@ def gpu_check(
         settings = LoadtestSettings()
         model = run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, hub_dataset=settings.hub_dataset,
                                        output=work / "models"))
-    setup = BenchSetup.load(work / "bench", model)
-    folder, test = setup.model_dir, setup.test
+    bench = Bench.load(work / "bench", model)
+    folder = bench.model_dir
     manifest = read_manifest(folder)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    with setup.stack(device=device) as stack:
-        drained = stack.drain("gpu-check", test, ReplayConfig(source="test", rate=None, count=count, seed=1),
-                              batch_size=batch_size, model_backend="auto")
+    with bench.started(device=device) as live:
+        drained = live.drain("gpu-check", bench.test, ReplayConfig(source="test", rate=None, count=count, seed=1),
+                             batch_size=batch_size, model_backend="auto")
         rate = drained.throughput.steady_per_s
         if not rate:
             raise click.ClickException(f"the drain of {count} tickets was too short to time")
-        (row,) = bench_latency(stack, test, saturation=rate, duration_s=duration_s, levels=(0.5,)).rows
+        (row,) = bench_latency(live, saturation=rate, duration_s=duration_s, levels=(0.5,)).rows
     return {
         "device": device, "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
         "version": manifest["version"], "train_seconds": manifest["train_seconds"],

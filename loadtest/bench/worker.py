@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,20 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.bench.result import BenchResult
-from loadtest.broker import create_topics
+from loadtest.broker import EmbeddedBroker, create_topics
 from loadtest.metrics import BatchHistogram, records_out, scrape
+from loadtest.processes import stop_signals
 from loadtest.replay import ReplayConfig
 from loadtest.report import BatchSizes, Report
 from loadtest.run import Consume, RunOptions, run_loadtest
-from loadtest.settings import parse_brokers
-from loadtest.source import SourceRecord
+from loadtest.settings import LoadtestSettings, parse_brokers
+from loadtest.source import SourceRecord, load_source
 from loadtest.stack import RunningWorker, running_worker
 from schemas.messages import EnrichedTicket
 from schemas.topics import TopicSettings
 from schemas.validation import decode_ticket
 
-__all__ = ["BenchStack", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation"]
+__all__ = ["Bench", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,34 +46,69 @@ _DRAIN = ("throughput: backlog drained by a fresh worker alone (broker on the sa
 
 
 @dataclass(frozen=True)
-class BenchStack:
-    """A broker to measure fresh workers on, each serving ``model_dir`` on its own topics, consumer group and cache
-    keys, with ``worker`` settings (a run's own win).
+class Bench:
+    """What every benchmark needs: the checkpoint, Banking77, the cache, where results go and, inside ``started()``,
+    the broker to measure fresh workers on, each on its own topics, consumer group and cache keys, with ``worker``
+    settings (a run's own win).
 
-    ``warmup`` is replayed to each live-measured worker first (partition assignment, first forward passes); it
-    should not overlap the measured texts, so that it cannot turn them into cache hits.
+    Live-measured workers are first warmed up (partition assignment, first forward passes) with ``warmup_count`` test
+    texts marked so they never repeat a measured one, which would turn it into a cache hit.
     """
 
-    brokers: str
     out_dir: Path
     model_dir: Path
+    test: list[SourceRecord]
+    train: list[SourceRecord]
     redis_url: str
-    warmup: list[SourceRecord]
-    warmup_count: int = 100
+    brokers: str = ""
     worker: Mapping[str, Any] = field(default_factory=dict)
+    warmup_count: int = 100
+
+    @classmethod
+    def load(cls, out_dir: Path | None, model_dir: Path | None, need_model: bool = True) -> Bench:
+        """From the ``TRIAGE_*`` settings; ``need_model=False``: the no-op bench serves no checkpoint."""
+        from inference.checkpoint import resolve_checkpoint
+        from worker.settings import WorkerSettings
+
+        settings = LoadtestSettings()
+        model = model_dir or settings.models_dir / "latest"
+        return cls(
+            out_dir or settings.results_dir / "bench", resolve_checkpoint(model) if need_model else model,
+            load_source("test", settings.data_dir, settings.hub_dataset),
+            load_source("train", settings.data_dir, settings.hub_dataset), WorkerSettings().redis.url,
+        )
+
+    @contextmanager
+    def started(self, **worker: Any) -> Iterator[Bench]:
+        """This bench on an embedded broker that lives as long as the block, its workers with ``worker`` settings;
+        Ctrl-C or SIGTERM stop them in order."""
+        (self.out_dir / "work").mkdir(parents=True, exist_ok=True)
+        with stop_signals(), EmbeddedBroker(log_path=self.out_dir / "work" / "broker.log") as broker:
+            yield replace(self, brokers=broker.bootstrap, worker=worker)
+
+    def exported(self) -> list[str]:
+        """The ONNX serving paths this checkpoint ships (``triage train`` and ``triage export`` write them)."""
+        from inference.classifier import ONNX_FILES
+
+        return [backend for backend, file in ONNX_FILES.items() if (self.model_dir / file).is_file()]
+
+    def finish(self, result: BenchResult) -> None:
+        """Print the result and write it to ``<out_dir>/<name>.json``."""
+        result.print()
+        print(f"written: {result.write(self.out_dir)}")
 
     def _worker(self, prefix: str, cache: bool, settings: Mapping[str, Any]) -> AbstractContextManager[RunningWorker]:
         return running_worker({
             "brokers": self.brokers, "group_id": prefix, "topics": TopicSettings.namespaced(prefix).model_dump(),
             "model_dir": str(self.model_dir), "redis": {"enabled": cache, "url": self.redis_url, "key_prefix": prefix},
             **self.worker, **settings,
-        }, self.out_dir / f"{prefix}.log")
+        }, self.out_dir / "work" / f"{prefix}.log")
 
     def _run(self, label: str, prefix: str, records: list[SourceRecord], config: ReplayConfig,
              metrics_url: str | None = None, consume: Consume | None = None) -> Report:
         """One run on ``prefix``'s topics; one that lost tickets measured something else, so it stops the bench."""
         options = RunOptions(drain_timeout_s=60.0, metrics_url=metrics_url, live=False, plots=False,
-                             out_root=self.out_dir / "runs")
+                             out_root=self.out_dir / "work" / "runs")
         topics = TopicSettings.namespaced(prefix)
         report = asyncio.run(run_loadtest(self.brokers, topics, records, config, options, consume))
         if report.counts.lost:
@@ -104,9 +140,10 @@ class BenchStack:
     def live(self, label: str, records: list[SourceRecord], config: ReplayConfig) -> Report:
         """A fresh worker (cache off), warmed up, then ``config`` replayed to it while its outputs are collected."""
         prefix = f"bench-{label}-{secrets.token_hex(3)}"
+        texts = [SourceRecord(f"warm-up {r.text}", r.truth, {}) for r in self.test[: self.warmup_count]]
         warmup = ReplayConfig(source="warm-up", rate=None, count=self.warmup_count, seed=99)
         with self._worker(prefix, False, {}) as worker:
-            self._run(f"{label} warm-up", prefix, self.warmup, warmup, worker.metrics_url)
+            self._run(f"{label} warm-up", prefix, texts, warmup, worker.metrics_url)
             return self._run(label, prefix, records, config, worker.metrics_url)
 
 
@@ -166,24 +203,24 @@ def _row(report: Report, live: bool = False, **row: Any) -> dict[str, Any]:
 
 
 def bench_batching(
-    stack: BenchStack, records: list[SourceRecord], count_single: int = 1000, count_batched: int = 3000,
-    batch_size: int = 128, backends: Sequence[str] = (),
+    bench: Bench, count_single: int = 1000, count_batched: int = 3000, batch_size: int = 128,
+    backends: Sequence[str] = (),
 ) -> BenchResult:
     """The default worker's backlog drain as a multiple of a naive per-ticket fp32 consumer, and why.
 
-    Drains, on the same broker and cache off: the naive consumer (``_consume_one_at_a_time``), the worker with
-    batch_size=1 and with micro-batches on torch fp32, the micro-batched worker on each of ``backends``
+    Drains of test tickets, on the same broker and cache off: the naive consumer (``_consume_one_at_a_time``), the
+    worker with batch_size=1 and with micro-batches on torch fp32, the micro-batched worker on each of ``backends``
     (``onnx``, ``onnx-int8``), and the worker on its defaults (backend ``auto``).
     """
     from inference.classifier import resolve_backend
 
-    serving = resolve_backend(stack.model_dir)
+    serving = resolve_backend(bench.model_dir)
     default = f"default (auto: {serving.backend})"
     result = BenchResult(
         "batching",
         "Worker throughput: naive per-ticket consumer vs one at a time vs micro-batched vs the default (cache off)",
         {"count_single": count_single, "count_batched": count_batched, "batch_size": batch_size,
-         "backends": ["torch", *backends], "default_backend": serving.as_dict(), "model_dir": str(stack.model_dir)},
+         "backends": ["torch", *backends], "default_backend": serving.as_dict(), "model_dir": str(bench.model_dir)},
     )
     runs = [
         ("naive consumer", "torch", 1, count_single),
@@ -195,7 +232,7 @@ def bench_batching(
     rates = {}
     for label, backend, size, count in runs:
         naive = label == "naive consumer"
-        report = stack.drain(f"{'naive' if naive else backend}-{size}", records,
+        report = bench.drain(f"{'naive' if naive else backend}-{size}", bench.test,
                              ReplayConfig(source="test", rate=None, count=count, seed=1),
                              naive=naive, batch_size=size, model_backend=backend)
         result.rows.append(_row(report, config=label, backend=backend, batch_size=size))
@@ -224,11 +261,11 @@ def compare_with_offline(batching: BenchResult, model: BenchResult) -> None:
             batching.ratio(name, row["tickets_per_s"], max(offline))
 
 
-def bench_noop(stack: BenchStack, records: list[SourceRecord], count: int = 10000) -> BenchResult:
+def bench_noop(bench: Bench, count: int = 10000) -> BenchResult:
     """The pipeline's own ceiling: Kafka in and out, schemas, the Redis cache and routing, with the no-op model."""
     result = BenchResult("noop", "No-op model pipeline ceiling (Kafka + schemas + cache + routing)", {"count": count})
     config = ReplayConfig(source="train", rate=None, count=count, seed=2)
-    report = stack.drain("noop", records, config, cache=True, model_backend="noop")
+    report = bench.drain("noop", bench.train, config, cache=True, model_backend="noop")
     result.rows.append(_row(report, config="worker, noop model, cache on"))
     rate = report.throughput.steady_per_s or 0.0
     result.notes += [f"target (issue #5): ≥ 5,000 tickets/s on one process — measured {rate:,.1f}/s", _DRAIN]
@@ -236,8 +273,7 @@ def bench_noop(stack: BenchStack, records: list[SourceRecord], count: int = 1000
 
 
 def measure_saturation(
-    stack: BenchStack, records: list[SourceRecord], result: BenchResult, duration_s: float, count: int,
-    max_steps: int = 3,
+    bench: Bench, result: BenchResult, duration_s: float, count: int, max_steps: int = 3
 ) -> float:
     """The highest Poisson rate the worker keeps up with, found from above.
 
@@ -245,12 +281,12 @@ def measure_saturation(
     next offer (a deep backlog's full batches overstate what it sustains at that rate), until it keeps up
     (sustained ≥ 95% of offered) or ``max_steps`` more offers were made.
     """
-    report = stack.live("latency-burst", records, ReplayConfig(source="train", rate=None, count=count, seed=4))
+    report = bench.live("latency-burst", bench.train, ReplayConfig(source="train", rate=None, count=count, seed=4))
     offered = report.throughput.completed_per_s
     result.rows.append(_row(report, live=True, config="burst (backlog replay)", offered_per_s=None))
     for step in range(max_steps + 1):
         config = ReplayConfig(source="train", rate=offered, duration=duration_s, arrival="poisson", seed=5 + step)
-        report = stack.live(f"latency-saturation-{step}", records, config)
+        report = bench.live(f"latency-saturation-{step}", bench.train, config)
         sending = [point for point in report.timeline if point.sent]
         window = sending[len(sending) // 4 : -1]  # outputs/s while tickets still arrive, the first quarter left out
         if len(window) < 2:
@@ -267,7 +303,7 @@ def measure_saturation(
 
 
 def bench_latency(
-    stack: BenchStack, records: list[SourceRecord], saturation: float | None = None, duration_s: float = 20.0,
+    bench: Bench, saturation: float | None = None, duration_s: float = 20.0,
     levels: Sequence[float] = (0.25, 0.5, 0.75, 1.0), saturation_count: int = 3000, max_steps: int = 3,
 ) -> BenchResult:
     """p50/p99 end to end at fractions of the saturation throughput (Poisson arrivals, cache off).
@@ -280,15 +316,15 @@ def bench_latency(
         max_steps: Offers after the first before the saturation search settles.
     """
     result = BenchResult("latency", "Latency vs offered load (Poisson arrivals, micro-batched, cache off)",
-                         {"duration_s": duration_s, "levels": list(levels), "model_dir": str(stack.model_dir)})
+                         {"duration_s": duration_s, "levels": list(levels), "model_dir": str(bench.model_dir)})
     if saturation is None:
-        saturation = measure_saturation(stack, records, result, duration_s, saturation_count, max_steps=max_steps)
+        saturation = measure_saturation(bench, result, duration_s, saturation_count, max_steps=max_steps)
     result.params["saturation_per_s"] = saturation
     p99 = {}
     for level in levels:
         rate = saturation * level
         config = ReplayConfig(source="train", rate=rate, duration=duration_s, arrival="poisson", seed=int(level * 100))
-        report = stack.live(f"latency-{round(level * 100)}", records, config)
+        report = bench.live(f"latency-{round(level * 100)}", bench.train, config)
         result.rows.append(_row(report, live=True, config=f"{level:.0%} of saturation", offered_per_s=round(rate, 1)))
         p99[level] = report.latency_ms.p99
     if (half := p99.get(0.5)) is not None:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from inference.classifier import resolve_backend
 from loadtest.bench.gpu_check import main as gpu_check_main
 from loadtest.bench.model import MODES, bench_model
-from loadtest.bench.worker import BenchStack, bench_batching, bench_latency, bench_noop
+from loadtest.bench.worker import Bench, bench_batching, bench_latency, bench_noop
 from loadtest.broker import EmbeddedBroker
 from loadtest.report import steady_rate
 from loadtest.source import SourceRecord, load_source
@@ -51,10 +51,9 @@ def records(data_dir: Path) -> list[SourceRecord]:
 @pytest.fixture
 def stack(
     broker: EmbeddedBroker, redis_url: str, tiny_checkpoint: Path, records: list[SourceRecord], tmp_path: Path
-) -> BenchStack:
-    warmup = [SourceRecord(f"warm-up {r.text}", r.truth, {}) for r in records[:50]]
-    return BenchStack(broker.bootstrap, tmp_path, tiny_checkpoint.resolve(), redis_url, warmup, warmup_count=20,
-                      worker=FAST_START)
+) -> Bench:
+    return Bench(tmp_path, tiny_checkpoint.resolve(), records, records, redis_url, broker.bootstrap, FAST_START,
+                 warmup_count=20)
 
 
 def test_model_bench_times_every_backend_batch_and_mode(tiny_checkpoint: Path, records: list[SourceRecord]) -> None:
@@ -82,10 +81,8 @@ def test_model_bench_shows_the_export_s_one_text_figures_instead_of_timing_them(
     assert result.notes[-1] == "one text per call, from `triage export` (300 texts, 1 threads): torch 74.8/s"
 
 
-def test_batching_compares_the_default_worker_with_a_naive_consumer(
-    stack: BenchStack, records: list[SourceRecord]
-) -> None:
-    result = bench_batching(stack, records, count_single=40, count_batched=120, batch_size=16)
+def test_batching_compares_the_default_worker_with_a_naive_consumer(stack: Bench) -> None:
+    result = bench_batching(stack, count_single=40, count_batched=120, batch_size=16)
     naive, single, batched, default = result.rows
     assert [row["tickets"] for row in result.rows] == [40, 40, 120, 120]
     assert all(row["lost"] == 0 and row["tickets_per_s"] > 0 for row in result.rows)
@@ -103,18 +100,18 @@ def test_batching_compares_the_default_worker_with_a_naive_consumer(
     assert any("≥ 6× the naive per-ticket fp32 consumer" in note for note in result.notes)
 
 
-def test_noop_drains_the_pipeline_without_a_model(stack: BenchStack, records: list[SourceRecord]) -> None:
-    result = bench_noop(stack, records, count=300)
+def test_noop_drains_the_pipeline_without_a_model(stack: Bench) -> None:
+    result = bench_noop(stack, count=300)
     (row,) = result.rows
     assert row["tickets"] == 300 and row["lost"] == 0 and row["tickets_per_s"] > 0 and row["mean_batch"] > 1
     assert any(note.startswith("target (issue #5): ≥ 5,000 tickets/s") for note in result.notes)
 
 
-def test_latency_searches_saturation_down_from_the_burst_rate(stack: BenchStack, records: list[SourceRecord]) -> None:
+def test_latency_searches_saturation_down_from_the_burst_rate(stack: Bench) -> None:
     """Workers with the no-op model (no model to import, the search is the same); a level itself is offered in the
     gpu-check rehearsal below (50% of a known rate)."""
     noop = dataclasses.replace(stack, worker={**FAST_START, "model_backend": "noop"})
-    result = bench_latency(noop, records, duration_s=5.0, levels=(), saturation_count=100, max_steps=0)
+    result = bench_latency(noop, duration_s=5.0, levels=(), saturation_count=100, max_steps=0)
     burst, offer = result.rows
     assert burst["tickets"] == 100 and burst["lost"] == offer["lost"] == 0
     assert offer["offered_per_s"] == round(burst["tickets_per_s"], 1) and offer["sustained_per_s"] > 0
