@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS"]
 
-_RATIO = click.FloatRange(0, 1)
-_LIVE = click.option("--live/--no-live", default=True, show_default=True, help="Show progress while it runs.")
+_LIVE = click.option("--live/--no-live", default=True, help="Show progress while it runs.")
+_SHOW_DEFAULTS = {"show_default": True}
 
 
 def _replay_config(**fields: Any) -> ReplayConfig:
-    """``ReplayConfig(**fields)``, its validation errors shown as usage errors."""
+    """``ReplayConfig(**fields)``: it checks every range, and its errors are shown as usage errors."""
     from pydantic import ValidationError
 
     from loadtest.replay import ReplayConfig
@@ -29,34 +29,33 @@ def _replay_config(**fields: Any) -> ReplayConfig:
     try:
         return ReplayConfig(**fields)
     except ValidationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        errors = [(f"--{str(e['loc'][0]).replace('_', '-')}: " if e["loc"] else "") + e["msg"] for e in exc.errors()]
+        raise click.UsageError("; ".join(errors)) from exc
 
 
-@click.command("replay")
-@click.option("--source", default="test", show_default=True,
+@click.command("replay", context_settings=_SHOW_DEFAULTS)
+@click.option("--source", default="test",
               help="Banking77 split (train|test) or a Ticket JSONL file (ground truth in metadata.intent).")
-@click.option("--rate", default="100", show_default=True, help="Mean tickets/s, or 'max'.")
-@click.option("--count", type=click.IntRange(min=1), default=None,
+@click.option("--rate", default="100", help="Mean tickets/s, or 'max'.")
+@click.option("--count", type=int,
               help="Messages to send (default: one pass over the source unless --duration is given).")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds to send for.")
+@click.option("--duration", type=float, help="Seconds to send for.")
 @click.option("--arrival", type=click.Choice(["constant", "poisson", "burst"]), default="constant",
-              show_default=True, help="Arrival process.")
-@click.option("--burst-size", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Tickets per burst (--arrival burst).")
-@click.option("--duplicate-ratio", type=_RATIO, default=0.0, show_default=True,
+              help="Arrival process.")
+@click.option("--burst-size", default=50, help="Tickets per burst (--arrival burst).")
+@click.option("--duplicate-ratio", default=0.0,
               help="Share of tickets re-sending an earlier text under a new id (exercises the cache).")
-@click.option("--malformed-ratio", type=_RATIO, default=0.0, show_default=True,
-              help="Share of bad messages (exercises the dead-letter path).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds order, duplicates, bad messages, gaps.")
-@click.option("--linger-ms", type=click.IntRange(min=0), default=5, show_default=True, help="Producer linger.")
-@click.option("--brokers", default=None, help="Bootstrap servers (default: TRIAGE_BROKERS).")
-@click.option("--metrics-url", default=None,
+@click.option("--malformed-ratio", default=0.0, help="Share of bad messages (exercises the dead-letter path).")
+@click.option("--seed", default=0, help="Seeds order, duplicates, bad messages, gaps.")
+@click.option("--linger-ms", default=5, help="Producer linger.")
+@click.option("--brokers", help="Bootstrap servers (default: TRIAGE_BROKERS).")
+@click.option("--metrics-url",
               help="Worker /metrics URL; its batch-size histogram goes into the report (e.g. http://127.0.0.1:6066/metrics).")
-@click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@click.option("--drain-timeout", default=30.0,
               help="After the last send, stop once no output arrived for this many seconds.")
-@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_root", type=click.Path(path_type=Path),
               help="Results root (default: <TRIAGE_RESULTS_DIR>/loadtest); each run writes <out>/<run_id>/.")
-@click.option("--plots/--no-plots", default=True, show_default=True, help="Write PNG plots beside report.json.")
+@click.option("--plots/--no-plots", default=True, help="Write PNG plots beside report.json.")
 @_LIVE
 def replay_cmd(
     rate: str, brokers: str | None, metrics_url: str | None, drain_timeout: float, out_root: Path | None,
@@ -89,20 +88,17 @@ def replay_cmd(
         sys.exit(1)
 
 
-@click.command("demo")
-@click.option("--brokers", default=None, help="Use this Kafka instead of starting the embedded broker.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+@click.command("demo", context_settings=_SHOW_DEFAULTS)
+@click.option("--brokers", help="Use this Kafka instead of starting the embedded broker.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path),
               help="Checkpoint to serve (default: <TRIAGE_MODELS_DIR>/latest, trained with --preset quick if missing).")
-@click.option("--count", type=click.IntRange(min=1), default=3000, show_default=True, help="Test tickets to replay.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
-              help="Mean tickets/s (Poisson arrivals).")
-@click.option("--duplicate-ratio", type=_RATIO, default=0.1, show_default=True,
-              help="Share of repeated texts (cache hits).")
-@click.option("--malformed-ratio", type=_RATIO, default=0.01, show_default=True,
-              help="Share of bad messages (dead letters).")
-@click.option("--offtopic-ratio", type=_RATIO, default=0.05, show_default=True,
+@click.option("--count", default=3000, help="Test tickets to replay.")
+@click.option("--rate", default=50.0, help="Mean tickets/s (Poisson arrivals).")
+@click.option("--duplicate-ratio", default=0.1, help="Share of repeated texts (cache hits).")
+@click.option("--malformed-ratio", default=0.01, help="Share of bad messages (dead letters).")
+@click.option("--offtopic-ratio", default=0.05,
               help="Share of generated off-topic texts (greetings, spam, other domains); the report counts the paged.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the replay.")
+@click.option("--seed", default=0, help="Seeds the replay.")
 @_LIVE
 @click.option("--verbose", is_flag=True,
               help="Leave log events, warnings and progress bars on the screen (default: demo.log).")

@@ -14,7 +14,7 @@ _MODEL = click.option("--model", "model_dir", type=click.Path(path_type=Path), d
                       help="Checkpoint (default: <TRIAGE_MODELS_DIR>/latest).")
 
 
-@click.group("bench")
+@click.group("bench", context_settings={"show_default": True})
 def bench_group() -> None:
     """Benchmarks: the model offline; the worker's backlog drains (batching, no-op ceiling) and latency vs load."""
 
@@ -35,10 +35,9 @@ def model_cmd(out_dir: Path | None, model_dir: Path | None) -> None:
 @bench_group.command("batching")
 @_OUT
 @_MODEL
-@click.option("--count-single", type=click.IntRange(min=100), default=1000, show_default=True)
-@click.option("--count-batched", type=click.IntRange(min=100), default=3000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True,
-              help="Micro-batch size to compare.")
+@click.option("--count-single", type=click.IntRange(min=100), default=1000)
+@click.option("--count-batched", type=click.IntRange(min=100), default=3000)
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, help="Micro-batch size to compare.")
 def batching_cmd(
     out_dir: Path | None, model_dir: Path | None, count_single: int, count_batched: int, batch_size: int
 ) -> None:
@@ -65,13 +64,10 @@ def noop_cmd(out_dir: Path | None) -> None:
 @bench_group.command("latency")
 @_OUT
 @_MODEL
-@click.option("--duration", type=click.FloatRange(min=5), default=20.0, show_default=True,
-              help="Seconds of traffic per load level.")
+@click.option("--duration", type=click.FloatRange(min=5), default=20.0, help="Seconds of traffic per load level.")
 @click.option("--level", "levels", type=click.FloatRange(min=0.01, max=2.0), multiple=True,
-              default=(0.25, 0.5, 0.75, 1.0), show_default=True, help="Fraction of saturation to offer (repeatable).")
-def latency_cmd(
-    out_dir: Path | None, model_dir: Path | None, duration: float, levels: tuple[float, ...]
-) -> None:
+              default=(0.25, 0.5, 0.75, 1.0), help="Fraction of saturation to offer (repeatable).")
+def latency_cmd(out_dir: Path | None, model_dir: Path | None, duration: float, levels: tuple[float, ...]) -> None:
     """p50/p99 end to end at 25/50/75/100% of saturation, searched down from the burst rate first."""
     from loadtest.bench.worker import Bench, bench_latency
 

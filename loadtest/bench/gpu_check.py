@@ -63,14 +63,14 @@ def gpu_check(
     }
 
 
-@click.command()
-@click.option("--device", default="cuda", show_default=True, help="Torch device; cpu rehearses without a GPU.")
+@click.command(context_settings={"show_default": True})
+@click.option("--device", default="cuda", help="Torch device; cpu rehearses without a GPU.")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Skip training: use this checkpoint.")
 @click.option("--work", type=click.Path(path_type=Path), default=None, help="Scratch folder [a temp folder].")
-@click.option("--count", type=click.IntRange(min=100), default=5000, show_default=True, help="Backlog tickets.")
-@click.option("--duration", type=click.FloatRange(min=5), default=20.0, show_default=True,
+@click.option("--count", type=click.IntRange(min=100), default=5000, help="Backlog tickets.")
+@click.option("--duration", type=click.FloatRange(min=5), default=20.0,
               help="Seconds of live traffic at 50% of the drain rate, for the p99.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=256,
               help="Worker micro-batch (a GPU wants bigger batches than the CPU default).")
 def main(device: str, model: Path | None, work: Path | None, count: int, duration: float, batch_size: int) -> None:
     """Train on CUDA, drain through the worker on the GPU, print one JSON line."""
