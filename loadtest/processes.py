@@ -84,7 +84,9 @@ class ChildProcess:
             log.warning("child_killed", name=self.name, pid=pid, after_s=timeout)
         _signal_group(pid, signal.SIGKILL)
         self._proc.wait(5)
-        _wait_group_gone(pid, timeout=5.0)
+        deadline = time.monotonic() + 5.0  # SIGKILL is delivered asynchronously: until the members have exited
+        while _group_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         _RUNNING.discard(self)
         log.info("child_stopped", name=self.name, pid=pid, code=self._proc.returncode)
         return self._proc.returncode
@@ -126,13 +128,6 @@ def _group_members(pgid: int) -> list[psutil.Process]:
             if os.getpgid(process.pid) == pgid and _running(process):
                 members.append(process)
     return members
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> None:
-    """SIGKILL is delivered asynchronously: wait until the group's members have actually exited."""
-    deadline = time.monotonic() + timeout
-    while _group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _running(process: psutil.Process) -> bool:

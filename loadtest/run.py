@@ -61,10 +61,6 @@ async def run_loadtest(
 
     Args:
         brokers: Bootstrap servers (``host:port`` list, ``kafka://`` accepted).
-        topics: Input and output topic names.
-        records: The replay source.
-        config: Rate, count, arrival process, ratios, seed.
-        options: Draining, metrics, display and output.
         consume: Makes the run a backlog drain: everything is sent first, then ``consume`` runs (in a thread)
             alone, and the outputs are read afterwards, timed by their Kafka timestamps.
 
