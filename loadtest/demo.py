@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -26,12 +26,8 @@ from worker.settings import WorkerSettings
 __all__ = ["cache_settings", "run_demo"]
 
 
-def _ensure_model(
-    settings: LoadtestSettings, model_dir: Path | None, verbose: bool, console: Console, log_path: Path
-) -> Path:
-    """The checkpoint to serve, training the quick preset first when ``latest`` does not exist yet."""
-    if model_dir is not None:
-        return resolve_checkpoint(model_dir)
+def _latest_model(settings: LoadtestSettings, verbose: bool, console: Console, log_path: Path) -> Path:
+    """``<models_dir>/latest``, training the quick preset first when it does not exist yet."""
     latest = settings.models_dir / "latest"
     try:
         return resolve_checkpoint(latest)
@@ -44,9 +40,7 @@ def _ensure_model(
 
     started = time.monotonic()
     # The trainer's progress bars and loss lines go to stdout as well as stderr.
-    with ExitStack() as quiet:
-        if not verbose:
-            quiet.enter_context(_output_to(log_path, 1, 2))
+    with nullcontext() if verbose else _output_to(log_path, 1, 2):
         run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, output=settings.models_dir))
     console.print(f"trained in {time.monotonic() - started:.0f}s")
     return resolve_checkpoint(latest)
@@ -133,7 +127,7 @@ def run_demo(
             console.print(f"Logs: {log_path} (--verbose shows them here)", soft_wrap=True)
             stack.enter_context(_output_to(log_path, 2))
         records = load_source("test", settings.data_dir, settings.hub_dataset)  # before a training that needs it too
-        model = _ensure_model(settings, model_dir, verbose, console, log_path)
+        model = resolve_checkpoint(model_dir) if model_dir else _latest_model(settings, verbose, console, log_path)
         console.print(f"Model: {model}")
         if brokers:
             console.print(f"Kafka: using {brokers}")
