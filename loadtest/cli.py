@@ -67,7 +67,7 @@ def replay_cmd(
     output topic and reports lost (must be 0), latency percentiles, throughput, online accuracy, cache hits
     and per-topic counts, writing report.json and PNG plots. Exits 1 when any ticket is lost.
     """
-    from loadtest.run import RunOptions, run_loadtest
+    from loadtest.run import run_loadtest
     from loadtest.settings import LoadtestSettings
     from loadtest.source import load_source
     from loadtest.summary import print_report
@@ -75,9 +75,10 @@ def replay_cmd(
     settings = LoadtestSettings()
     config = _replay_config(rate=None if rate.lower() == "max" else rate, **replay)
     records = load_source(config.source, settings.data_dir, settings.hub_dataset)
-    options = RunOptions(drain_timeout_s=drain_timeout, metrics_url=metrics_url, live=live, plots=plots,
-                         out_root=out_root or settings.results_dir / "loadtest")
-    report = asyncio.run(run_loadtest(brokers or settings.brokers, settings.topics, records, config, options))
+    report = asyncio.run(run_loadtest(
+        brokers or settings.brokers, settings.topics, records, config, drain_timeout_s=drain_timeout,
+        metrics_url=metrics_url, live=live, plots=plots, out_root=out_root or settings.results_dir / "loadtest",
+    ))
     print_report(report)
     if report.counts.lost:
         click.echo(

@@ -16,7 +16,7 @@ from inference.checkpoint import CheckpointError, resolve_checkpoint
 from loadtest.broker import EmbeddedBroker
 from loadtest.processes import leftovers, stop_signals
 from loadtest.replay import ReplayConfig, new_run_id
-from loadtest.run import RunOptions, run_loadtest
+from loadtest.run import run_loadtest
 from loadtest.settings import LoadtestSettings
 from loadtest.source import load_source
 from loadtest.stack import running_worker
@@ -150,8 +150,8 @@ def run_demo(
             f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
             f"{replay.offtopic_ratio:.0%} off-topic…"
         )
-        options = RunOptions(metrics_url=running.metrics_url, live=live, out_root=out_dir, console=console)
-        report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, options))
+        report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, metrics_url=running.metrics_url,
+                                          live=live, out_root=out_dir, console=console))
     print_report(report, console)
     print(f"demo finished in {time.monotonic() - started:.0f}s; report, plots and logs in {out_dir}")
     if left := leftovers():

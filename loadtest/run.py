@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -24,7 +23,7 @@ from loadtest.settings import parse_brokers
 from loadtest.source import SourceRecord
 from schemas.topics import TopicSettings
 
-__all__ = ["Consume", "RunOptions", "run_loadtest"]
+__all__ = ["Consume", "run_loadtest"]
 
 log = structlog.get_logger(__name__)
 
@@ -33,45 +32,28 @@ Consume = Callable[[int], BatchSizes | None]
 published and returns the model batch sizes it saw (None: inferred from the records)."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run ends and what it writes.
-
-    Attributes:
-        drain_timeout_s: After the last send, stop waiting once no output arrived for this long.
-        metrics_url: The worker's Prometheus endpoint; its batch-size histogram is diffed over the run.
-        live: Show progress: a bar on a terminal (``console``, default stderr), else a log line every 5 s.
-        plots: Write the PNG plots.
-        out_root: Reports go to ``<out_root>/<run_id>/``; None writes nothing.
-    """
-
-    drain_timeout_s: float = 30.0
-    metrics_url: str | None = None
-    live: bool = True
-    plots: bool = True
-    out_root: Path | None = None
-    console: Console | None = None
-
-
 async def run_loadtest(
-    brokers: str, topics: TopicSettings, records: list[SourceRecord], config: ReplayConfig, options: RunOptions,
-    consume: Consume | None = None,
+    brokers: str, topics: TopicSettings, records: list[SourceRecord], config: ReplayConfig, *,
+    drain_timeout_s: float = 30.0, metrics_url: str | None = None, live: bool = True, plots: bool = True,
+    out_root: Path | None = None, console: Console | None = None, consume: Consume | None = None,
 ) -> Report:
     """Replay ``records`` onto ``topics.incoming`` and collect every output until all are accounted for.
 
     Args:
         brokers: Bootstrap servers (``host:port`` list, ``kafka://`` accepted).
+        drain_timeout_s: After the last send, stop waiting once no output arrived for this long.
+        metrics_url: The worker's Prometheus endpoint; its batch-size histogram is diffed over the run.
+        live: Show progress: a bar on a terminal (``console``, default stderr), else a log line every 5 s.
+        plots: Write the PNG plots beside the report.
+        out_root: Reports go to ``<out_root>/<run_id>/``; None writes nothing.
         consume: Makes the run a backlog drain: everything is sent first, then ``consume`` runs (in a thread)
             alone, and the outputs are read afterwards, timed by their Kafka timestamps.
-
-    Returns:
-        The report (also written to ``<out_root>/<run_id>/report.json`` with plots when ``out_root`` is set).
     """
     hosts = parse_brokers(brokers)
     run_id = new_run_id()
     ledger = Ledger()
     collector = Collector(hosts, topics, ledger, clock="received" if consume is None else "record")
-    before = BatchHistogram.parse(await asyncio.to_thread(scrape, options.metrics_url))
+    before = BatchHistogram.parse(await asyncio.to_thread(scrape, metrics_url))
     await collector.start()
     replayer = Replayer(hosts, topics.incoming, records, config, ledger, run_id)
     stop = threading.Event()
@@ -80,25 +62,25 @@ async def run_loadtest(
              rate=config.rate or "max", count=config.count, duration=config.duration)
     batches: BatchSizes | None = None
     try:
-        with _progress(options, ledger, replayer.limit) as show:
+        with _progress(console or Console(stderr=True), live, ledger, replayer.limit) as show:
             sender.start()
             if consume is not None:
                 await asyncio.to_thread(sender.join)
                 batches = await asyncio.to_thread(consume, ledger.produced - ledger.failed)
-            await _drain(collector, replayer, ledger, options.drain_timeout_s, show)
+            await _drain(collector, replayer, ledger, drain_timeout_s, show)
     finally:
         gc.unfreeze()
         stop.set()
         if sender.is_alive():
             await asyncio.to_thread(sender.join)
         await collector.stop()
-    after = BatchHistogram.parse(await asyncio.to_thread(scrape, options.metrics_url))
+    after = BatchHistogram.parse(await asyncio.to_thread(scrape, metrics_url))
     batches = after.minus(before).as_batch_sizes() if after else batches
     report = build_report(run_id, config, hosts, topics, ledger, collector, batches)
-    if options.out_root is not None:
-        out_dir = options.out_root / run_id
+    if out_root is not None:
+        out_dir = out_root / run_id
         out_dir.mkdir(parents=True, exist_ok=True)
-        if options.plots:
+        if plots:
             from loadtest.plots import write_plots
 
             report.plots = [str(p) for p in write_plots(report, ledger.entries, out_dir)]
@@ -110,10 +92,9 @@ async def run_loadtest(
 
 
 @contextmanager
-def _progress(options: RunOptions, ledger: Ledger, total: int | None) -> Iterator[Callable[[], None]]:
+def _progress(console: Console, live: bool, ledger: Ledger, total: int | None) -> Iterator[Callable[[], None]]:
     """How far the run is: a rich progress bar on a terminal, a log line every 5 s elsewhere."""
-    console = options.console or Console(stderr=True)
-    interactive = options.live and console.is_terminal
+    interactive = live and console.is_terminal
     columns = (TextColumn("outputs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[pending]} pending"))
     logged_at = time.monotonic()
     with Progress(*columns, TimeElapsedColumn(), console=console, disable=not interactive) as bar:
@@ -122,7 +103,7 @@ def _progress(options: RunOptions, ledger: Ledger, total: int | None) -> Iterato
         def show() -> None:
             nonlocal logged_at
             bar.update(task, completed=ledger.resolved, pending=ledger.pending)
-            if options.live and not interactive and time.monotonic() - logged_at >= 5.0:
+            if live and not interactive and time.monotonic() - logged_at >= 5.0:
                 logged_at = time.monotonic()
                 log.info("loadtest_progress", produced=ledger.produced, resolved=ledger.resolved,
                          pending=ledger.pending)

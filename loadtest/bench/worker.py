@@ -27,7 +27,7 @@ from loadtest.metrics import BatchHistogram, records_out, scrape
 from loadtest.processes import stop_signals
 from loadtest.replay import ReplayConfig
 from loadtest.report import BatchSizes, Report
-from loadtest.run import Consume, RunOptions, run_loadtest
+from loadtest.run import Consume, run_loadtest
 from loadtest.settings import LoadtestSettings, parse_brokers
 from loadtest.source import SourceRecord, load_source
 from loadtest.stack import RunningWorker, running_worker
@@ -107,10 +107,10 @@ class Bench:
     def _run(self, label: str, prefix: str, records: list[SourceRecord], config: ReplayConfig,
              metrics_url: str | None = None, consume: Consume | None = None) -> Report:
         """One run on ``prefix``'s topics; one that lost tickets measured something else, so it stops the bench."""
-        options = RunOptions(drain_timeout_s=60.0, metrics_url=metrics_url, live=False, plots=False,
-                             out_root=self.out_dir / "work" / "runs")
-        topics = TopicSettings.namespaced(prefix)
-        report = asyncio.run(run_loadtest(self.brokers, topics, records, config, options, consume))
+        report = asyncio.run(run_loadtest(
+            self.brokers, TopicSettings.namespaced(prefix), records, config, drain_timeout_s=60.0,
+            metrics_url=metrics_url, live=False, plots=False, out_root=self.out_dir / "work" / "runs", consume=consume,
+        ))
         if report.counts.lost:
             raise RuntimeError(f"{label}: {report.counts.lost} tickets lost; see run {report.run_id}")
         return report

@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from loadtest.broker import EmbeddedBroker
 from loadtest.replay import ReplayConfig
 from loadtest.report import Report
-from loadtest.run import RunOptions, run_loadtest
+from loadtest.run import run_loadtest
 from loadtest.source import SourceRecord, load_source
 from schemas.enums import Category
 from schemas.topics import TopicSettings
@@ -33,8 +33,8 @@ def _run(
     config: ReplayConfig,
     **options: object,
 ) -> Report:
-    run_options = RunOptions(**{"drain_timeout_s": 10.0, "live": False, **options})  # type: ignore[arg-type]
-    return asyncio.run(run_loadtest(broker.bootstrap, topics, records, config, run_options))
+    settings = {"drain_timeout_s": 10.0, "live": False, **options}
+    return asyncio.run(run_loadtest(broker.bootstrap, topics, records, config, **settings))  # type: ignore[arg-type]
 
 
 def test_every_ticket_is_accounted_for(
