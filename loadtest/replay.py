@@ -205,7 +205,8 @@ class Replayer:
             for planned, offset in zip(itertools.islice(plan, limit), self.config.arrival_offsets(), strict=False):
                 if duration is not None and max(offset, time.monotonic() - start) > duration:
                     break
-                if stop.wait(max(start + offset - time.monotonic(), 0)):
+                delay = start + offset - time.monotonic()
+                if stop.is_set() or (delay > 0 and stop.wait(delay)):
                     break
                 self._send(producer, planned, seen_texts)
             producer.flush(timeout=30)
