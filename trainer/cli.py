@@ -85,7 +85,7 @@ def _print_scope(report: dict[str, Any]) -> None:
 @click.option("--scope-flag-budget", type=float, default=None,
               help="Share of in-scope validation tickets flagged out of scope [0.02].")
 @click.option("--scope-page-budget", type=float, default=None,
-              help="Share of generated off-topic texts that may still page [0.01].")
+              help="Share of generated off-topic texts that may still page [0.05].")
 @click.option("--weights-from", type=_PATH, default=None,
               help="Skip fine-tuning: re-tune thresholds and detector on this checkpoint's weights (same options).")
 def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, **overrides: Any) -> None:
