@@ -23,7 +23,7 @@ from loadtest.broker import free_port
 from loadtest.processes import ChildProcess
 from loadtest.stack import WorkerNotReady, wait_ready
 
-__all__ = ["WorkerProcess", "metric_labels", "metric_sum"]
+__all__ = ["WorkerProcess", "consumer_lag", "metric_labels", "metric_sum"]
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +36,20 @@ def metric_sum(text: str, sample: str, **labels: str) -> float:
             if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
                 total += s.value
     return total
+
+
+def consumer_lag(text: str) -> dict[tuple[str, int], float]:
+    """End minus committed offset per (topic, partition) from Faust's sensors, as the lag alerts compute it.
+
+    A partition with no commit yet counts from offset 0.
+    """
+
+    def by_partition(sample: str) -> dict[tuple[str, int], float]:
+        return {(s.labels["topic"], int(s.labels["partition"])): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples if s.name == sample}
+
+    committed = by_partition("faust_topic_partition_offset_commited")
+    return {tp: end - committed.get(tp, 0.0) for tp, end in by_partition("faust_topic_partition_end_offset").items()}
 
 
 def metric_labels(text: str, sample: str | None = None) -> list[dict[str, str]]:

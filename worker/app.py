@@ -12,6 +12,7 @@ from typing import Any
 import faust
 import structlog
 from faust.auth import SASLCredentials, SSLCredentials
+from faust.sensors.prometheus import PrometheusMonitor
 from faust.types.auth import CredentialsT
 
 from worker.agents import BatchRunner, register_agent
@@ -84,6 +85,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     app.triage_settings = settings
     app.inflight = InflightBytes(settings.max_inflight_bytes)
     metrics = WorkerMetrics()
+    app.monitor = PrometheusMonitor(metrics=metrics.faust)
     cache = TriageCache(settings.redis, metrics)
     model = ModelClient(settings, metrics)
     reloader = ModelReloader(settings, model, metrics)
@@ -92,7 +94,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     runner = BatchRunner(app, settings, pipeline, app.inflight, metrics)
     app.drain = runner.drain
     register_agent(app, settings, runner)
-    register_pages(app, health, metrics, settings.topics.incoming, app.inflight)
+    register_pages(app, health, metrics, app.inflight)
 
     @app.task
     async def load_model() -> None:

@@ -15,7 +15,7 @@ from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
 from worker.transport import InflightBytes
 
-__all__ = ["HealthCheck", "register_pages", "update_consumer_lag"]
+__all__ = ["HealthCheck", "register_pages"]
 
 _KAFKA_TIMEOUT_S = 2.0
 _KAFKA_CACHE_S = 1.0
@@ -75,22 +75,7 @@ class HealthCheck:
         }
 
 
-def update_consumer_lag(app: faust.App, metrics: WorkerMetrics, topic: str) -> None:
-    """Lag per assigned partition: log end offset minus the committed (else next unread) offset."""
-    monitor = app.monitor
-    for tp, end in list(monitor.tp_end_offsets.items()):
-        if tp.topic != topic:
-            continue
-        committed = monitor.tp_committed_offsets.get(tp)
-        if committed is None:
-            read = monitor.tp_read_offsets.get(tp)
-            committed = read + 1 if read is not None else 0
-        metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - committed))
-
-
-def register_pages(
-    app: faust.App, health: HealthCheck, metrics: WorkerMetrics, incoming: str, inflight: InflightBytes
-) -> None:
+def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, inflight: InflightBytes) -> None:
     """Add the two pages to the app's web server (``web_port``)."""
 
     @app.page("/health")
@@ -100,6 +85,5 @@ def register_pages(
 
     @app.page("/metrics")
     async def metrics_page(self: View, request: Request) -> Response:
-        update_consumer_lag(app, metrics, incoming)
         metrics.inflight_bytes.set(inflight.held)
         return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

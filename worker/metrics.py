@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["WorkerMetrics"]
@@ -13,10 +14,15 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
 class WorkerMetrics:
-    """Every metric the worker exports on ``/metrics``; names start with ``triage_``."""
+    """Every metric the worker exports on ``/metrics``: its own (``triage_``) and Faust's sensors (``faust_``).
+
+    Faust's ``PrometheusMonitor`` (``faust``) counts messages in and out, sends, commits and rebalances, and
+    exports each partition's end and committed offset: their difference is the consumer lag.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.faust = FaustMetrics.create(self.registry, "faust")
         counter, gauge = partial(Counter, registry=self.registry), partial(Gauge, registry=self.registry)
         histogram = partial(Histogram, registry=self.registry)
         self.tickets_in = counter("triage_tickets_in", "Messages consumed, by topic.", ["topic"])
@@ -57,10 +63,6 @@ class WorkerMetrics:
         )
         self.cache_hit_ratio = gauge(
             "triage_cache_hit_ratio", "Hits / lookups since start (use rate() of the counters for windows)."
-        )
-        self.consumer_lag = gauge(
-            "triage_consumer_lag", "Messages not yet committed, by partition of the incoming topic.",
-            ["topic", "partition"],
         )
         self.model_info = gauge("triage_model_info", "1 for the model version being served.", ["version"])
         self.model_reloads = counter("triage_model_reloads", "Hot reload attempts, by result (ok, failed).", ["result"])

@@ -57,7 +57,8 @@ def test_alerts_use_only_exported_metrics() -> None:
     for rule in rules:
         assert rule["alert"] and rule["labels"]["severity"] in ("page", "warning")
         assert rule["annotations"]["summary"]
-        used.update(re.findall(r"\btriage_[a-z_]+", rule["expr"]))
+        used.update(re.findall(r"\b(?:triage|faust)_[a-z_]+", rule["expr"]))
     assert used, "alerts must watch the worker's own metrics"
     assert used - exported == set(), f"alerts reference metrics the worker does not export: {used - exported}"
-    assert {"triage_consumer_lag", "triage_publish_failures_total", "triage_dead_letters_total"} <= used
+    lag = {"faust_topic_partition_end_offset", "faust_topic_partition_offset_commited"}
+    assert lag | {"triage_publish_failures_total", "triage_dead_letters_total"} <= used

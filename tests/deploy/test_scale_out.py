@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from inference.environment import flatten_env
 from loadtest.broker import EmbeddedBroker, create_topics
 from schemas.topics import TopicSettings
-from tests.workers import WorkerProcess, metric_labels
+from tests.workers import WorkerProcess, consumer_lag
 
 WORKERS = 2
 PARTITIONS = 4
@@ -169,8 +169,8 @@ def test_two_workers_share_the_partitions_and_triage_each_ticket_once(
     consumed: list[float] = []
     for worker in workers:
         assert worker.running, f"a worker died during the run:\n{worker.tail()}"
-        lag = metric_labels(worker.metrics(), "triage_consumer_lag")
-        owned.append({labels["partition"] for labels in lag if labels["topic"] == topics.incoming})
+        lag = consumer_lag(worker.metrics())
+        owned.append({str(partition) for topic, partition in lag if topic == topics.incoming})
         consumed.append(worker.metric("triage_tickets_in_total", topic=topics.incoming))
     assert all(owned), f"every worker owns partitions: {owned}"
     assert set.intersection(*owned) == set(), f"a partition is owned twice: {owned}"

@@ -15,7 +15,7 @@ from loadtest.replay import ReplayConfig
 from tests.reliability.conftest import Rig
 from tests.reliability.summary import report
 from tests.reliability.traffic import Traffic
-from tests.workers import metric_sum
+from tests.workers import consumer_lag
 
 RSS_GROWTH_BOUND = 200 * 1024 * 1024
 BURST_S = 1.0
@@ -36,7 +36,7 @@ def test_burst_at_ten_times_the_sustainable_rate_drains_without_loss(rig: Rig) -
     samples: list[tuple[float, int, float]] = []
 
     def lag() -> float:
-        return metric_sum(worker.metrics(), "triage_consumer_lag")
+        return sum(consumer_lag(worker.metrics()).values())
 
     async def sample(stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -230,7 +230,8 @@ def test_health_metrics_and_logs(running: Running, unique: Callable[[str], str])
         "triage_end_to_end_seconds_bucket",
         "triage_cache_hit_ratio",
         "triage_cache_available",
-        "triage_consumer_lag",
+        "faust_topic_partition_end_offset",
+        "faust_messages_received_total",
         f'triage_model_info{{version="{running.version}"}} 1.0',
     ):
         assert name in metrics, name
