@@ -80,21 +80,20 @@ def test_out_of_scope_ticket_is_general_low_reviewed_and_not_paged() -> None:
     assert outside.intent == "compromised_card"
 
 
-def test_out_of_scope_ticket_with_strong_high_evidence_still_pages_with_its_category() -> None:
-    probs = _one_intent("lost_or_stolen_card", mass=0.9)
-    [triage] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.001]))
+@pytest.mark.parametrize(
+    ("scope_score", "priority", "category"),
+    [
+        (0.001, Priority.HIGH, Category.ACCOUNT_LOGIN),  # flagged, strong High evidence: pages with its category
+        (0.0009, Priority.LOW, Category.GENERAL_INQUIRY),  # below far_out_of_scope: extrapolation, never pages
+    ],
+)
+def test_out_of_scope_ticket_pages_on_strong_evidence_unless_beyond_every_validation_ticket(
+    scope_score: float, priority: Priority, category: Category
+) -> None:
+    probs = _one_intent("lost_or_stolen_card", mass=0.95)
+    [triage] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([scope_score]))
     assert triage.out_of_scope and triage.needs_review
-    assert triage.priority is Priority.HIGH
-    assert triage.category is Category.ACCOUNT_LOGIN
-
-
-def test_ticket_beyond_every_validation_ticket_never_pages() -> None:
-    """Below ``far_out_of_scope`` the strongest High guess is extrapolation: reviewed, not paged."""
-    probs = _one_intent("lost_or_stolen_card", mass=0.99)
-    [triage] = decide(probs, TAXONOMY, OFF_TOPIC, "v1", scope_scores=np.array([0.0009]))
-    assert triage.out_of_scope and triage.needs_review
-    assert triage.priority is Priority.LOW
-    assert triage.category is Category.GENERAL_INQUIRY
+    assert (triage.priority, triage.category) == (priority, category)
 
 
 def test_scope_threshold_is_strict_and_absent_scores_never_flag() -> None:
