@@ -40,6 +40,11 @@ _LABELS_ALLOWED = {
     "partition",
     "result",
     "le",
+    # Faust's own sensors: stream names, its metric names, HTTP status codes of /health and /metrics
+    "stream",
+    "metric",
+    "status_code",
+    "table",
 }
 
 
