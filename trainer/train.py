@@ -77,8 +77,9 @@ def run_training(args: TrainArgs) -> Path:
     args.output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=args.output))
     try:
+        weights_from = None
         if args.weights_from:
-            model, tokenizer, precision, seconds = _trained_weights(args, device)
+            model, tokenizer, precision, seconds, weights_from = _trained_weights(args, device)
         else:
             model, tokenizer, precision, seconds = _fine_tune(args, taxonomy, train_split, device, staging)
         model.save_pretrained(staging, safe_serialization=True)
@@ -113,7 +114,8 @@ def run_training(args: TrainArgs) -> Path:
             metrics.update(evaluate_classifier(classifier, data, (train_split, val_split), plots,
                                                ood_sets(args.ood_dir), (scope.train_features, val_features)))
             metrics["data_source"] = data.source
-        manifest = _manifest(args, version, data, train_split, val_split, device.type, precision, seconds)
+        manifest = _manifest(args, version, data, train_split, val_split, device.type, precision, seconds,
+                             weights_from)
         _write_json(staging / METRICS_FILE, metrics)
         if args.results_dir:
             _write_json(args.results_dir / "metrics" / f"{version}.json", metrics)
@@ -223,8 +225,8 @@ def _fine_tune(
     return model.eval(), tokenizer, precision, seconds
 
 
-def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float]:
-    """An earlier checkpoint's fine-tuned model, to re-tune its thresholds and detector without training again.
+def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float, str]:
+    """An earlier checkpoint's fine-tuned model (and its version), to re-tune thresholds and detector without training.
 
     Only with the options it was trained with (budgets and targets aside): another seed or validation share
     would put its training texts into the validation split that every threshold is tuned on.
@@ -241,7 +243,8 @@ def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float
         raise CheckpointError(f"{source} was trained with other {', '.join(differ)}: pass its preset and options")
     model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device)
     log.info("weights_reused", source=manifest["version"])
-    return model.eval(), AutoTokenizer.from_pretrained(source), manifest["precision"], manifest["train_seconds"]
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    return model.eval(), tokenizer, manifest["precision"], manifest["train_seconds"], manifest["version"]
 
 
 def _optimizer(model: Any, args: TrainArgs) -> Any:
@@ -294,6 +297,7 @@ def _manifest(
     device: str,
     precision: str,
     train_seconds: float,
+    weights_from: str | None,
 ) -> dict[str, Any]:
     import torch
     import transformers
@@ -309,7 +313,7 @@ def _manifest(
         "device": device,
         "precision": precision,
         "train_seconds": round(train_seconds, 1),
-        "weights_from": read_manifest(resolve_checkpoint(args.weights_from))["version"] if args.weights_from else None,
+        "weights_from": weights_from,
         "software": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
     }
