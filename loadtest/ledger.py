@@ -46,14 +46,12 @@ class Tracked:
 
     @property
     def seen_at(self) -> float | None:
-        """When its outcome was seen: the enriched record if any, else the dead letter."""
         return self.enriched_at if self.enriched_at is not None else self.deadlettered_at
 
     @property
     def latency_ms(self) -> float | None:
-        """End to end: first sighting on any output topic minus the send timestamp in its metadata."""
-        seen = self.seen_at
-        return None if seen is None else (seen - self.sent_at) * 1000.0
+        """End to end: when its outcome was seen minus the send timestamp in its metadata."""
+        return None if self.seen_at is None else (self.seen_at - self.sent_at) * 1000.0
 
 
 class Ledger:
@@ -93,9 +91,8 @@ class Ledger:
                     entry.enriched_at, entry.triage = seen_at, triage
             return entry
 
-    def on_deadletter(
-        self, sha256: str, ticket_id: str | None, topic: str, code: ErrorCode, seen_at: float
-    ) -> Tracked | None:
+    def on_deadletter(self, sha256: str, ticket_id: str | None, topic: str, code: ErrorCode,
+                      seen_at: float) -> Tracked | None:
         """Match a dead letter by payload hash (exact bytes sent), else by the id the worker could read."""
         with self._lock:
             candidates = self._by_sha.get(sha256, [])

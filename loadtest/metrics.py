@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import urllib.request
+from collections import defaultdict
 from dataclasses import dataclass
 
 import structlog
@@ -15,10 +16,8 @@ __all__ = ["BATCH_SIZE", "RECORDS_OUT", "BatchHistogram", "records_out", "scrape
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = "triage_batch_size"
-"""The worker's histogram of messages per micro-batch."""
-RECORDS_OUT = "triage_records_out"
-"""The worker's counter of records the broker acknowledged, by topic."""
+BATCH_SIZE = "triage_batch_size"  # the worker's histogram of messages per micro-batch
+RECORDS_OUT = "triage_records_out"  # the worker's counter of records the broker acknowledged, by topic
 
 
 def scrape(url: str | None, timeout: float = 3.0) -> str:
@@ -44,21 +43,17 @@ class BatchHistogram:
     @classmethod
     def parse(cls, text: str) -> BatchHistogram | None:
         """The ``triage_batch_size`` histogram out of Prometheus text; None when the text has none."""
-        for family in text_string_to_metric_families(text):
-            if family.name != BATCH_SIZE or family.type != "histogram":
-                continue
-            buckets: dict[float, float] = {}
-            count = total = 0.0
-            for sample in family.samples:
-                if sample.name.endswith("_bucket"):
-                    le = float(sample.labels["le"])
-                    buckets[le] = buckets.get(le, 0.0) + sample.value
-                elif sample.name.endswith("_count"):
-                    count += sample.value
-                elif sample.name.endswith("_sum"):
-                    total += sample.value
-            return cls(buckets, count, total)
-        return None
+        families = [f for f in text_string_to_metric_families(text) if f.name == BATCH_SIZE and f.type == "histogram"]
+        if not families:
+            return None
+        buckets: defaultdict[float, float] = defaultdict(float)
+        totals: defaultdict[str, float] = defaultdict(float)  # by suffix: count, sum
+        for sample in families[0].samples:
+            if sample.name.endswith("_bucket"):
+                buckets[float(sample.labels["le"])] += sample.value
+            else:
+                totals[sample.name.rsplit("_", 1)[-1]] += sample.value
+        return cls(dict(buckets), totals["count"], totals["sum"])
 
     def minus(self, earlier: BatchHistogram | None) -> BatchHistogram:
         """The batches observed since ``earlier`` (a scrape taken before the run)."""
@@ -80,10 +75,6 @@ class BatchHistogram:
 
 def records_out(text: str, topics: set[str]) -> float:
     """Records the worker published to any of ``topics`` (its ``triage_records_out`` counter)."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == RECORDS_OUT
-        for sample in family.samples
-        if sample.name.endswith("_total") and sample.labels.get("topic") in topics
-    )
+    families = [family for family in text_string_to_metric_families(text) if family.name == RECORDS_OUT]
+    return sum(sample.value for family in families for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("topic") in topics)

@@ -1,9 +1,8 @@
 """Child processes that never outlive the command: each in its own process group, stopped as a group.
 
-Children run in a new session so a terminal's Ctrl-C reaches only the parent, which then stops them in
-order (SIGTERM to the whole group, SIGKILL after a timeout). SIGTERM to the parent is turned into the same
-orderly exit (``stop_signals``), and an ``atexit`` hook kills whatever is still running if the parent
-leaves another way.
+Children run in a new session so a terminal's Ctrl-C reaches only the parent, which then stops them in order
+(SIGTERM to the whole group, SIGKILL after a timeout); ``stop_signals`` turns SIGTERM to the parent into the
+same orderly exit, and an ``atexit`` hook kills whatever still runs if the parent leaves another way.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -38,9 +37,11 @@ class ChildProcess:
     """One child command with its output in a log file."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.name, self.argv, self.env, self.log_path, self.cwd = name, list(argv), dict(env), log_path, cwd
+        self.preexec_fn = preexec_fn
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,14 +60,15 @@ class ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             self._proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                          stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+                                          stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=self.preexec_fn)
         _RUNNING.add(self)
         _GROUPS.append(self._proc.pid)
         log.info("child_started", name=self.name, pid=self._proc.pid, log=str(self.log_path))
         return self
 
     def wait(self, timeout: float | None = None) -> int:
-        """Wait for the child to exit on its own; raises ``subprocess.TimeoutExpired``."""
+        """Wait for the child to exit on its own (``subprocess.TimeoutExpired`` after ``timeout``)."""
         assert self._proc is not None
         code = self._proc.wait(timeout)
         _RUNNING.discard(self)
@@ -82,7 +84,7 @@ class ChildProcess:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             log.warning("child_killed", name=self.name, pid=pid, after_s=timeout)
-        _signal_group(pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL)  # grandchildren that linger after the child exits die too
         self._proc.wait(5)
         deadline = time.monotonic() + 5.0  # SIGKILL is delivered asynchronously: until the members have exited
         while _group_members(pid) and time.monotonic() < deadline:
@@ -92,7 +94,6 @@ class ChildProcess:
         return self._proc.returncode
 
     def tail(self, lines: int = 20) -> str:
-        """The end of the child's log, for error messages."""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -100,16 +101,13 @@ class ChildProcess:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    """Signal a whole group (the child is its leader); grandchildren that linger after it exits die too."""
     with contextlib.suppress(OSError):
         os.killpg(pgid, sig)
 
 
 def leftovers() -> list[str]:
-    """Processes this one started that still run: live children, and members of groups it created.
-
-    Empty after a clean shutdown; ``ps`` would show the same. Zombies (exited, not yet reaped) don't count.
-    """
+    """Processes this one started that still run (zombies don't count): live children, and members of groups it
+    created. Empty after a clean shutdown."""
     alive = {p.pid: p for p in psutil.Process().children(recursive=True) if _running(p)}
     for pgid in _GROUPS:
         alive.update((p.pid, p) for p in _group_members(pgid))
@@ -117,7 +115,6 @@ def leftovers() -> list[str]:
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
-    """Running (not zombie) processes of one group."""
     try:
         os.killpg(pgid, 0)
     except OSError:
@@ -131,29 +128,24 @@ def _group_members(pgid: int) -> list[psutil.Process]:
 
 
 def _running(process: psutil.Process) -> bool:
-    """Not exited (a zombie has exited and waits to be reaped)."""
+    """Not exited; a zombie has exited and waits to be reaped."""
     with contextlib.suppress(psutil.Error):
         return bool(process.status() != psutil.STATUS_ZOMBIE)
     return False
 
 
+@atexit.register
 def _kill_leftovers() -> None:
     for child in list(_RUNNING):
         if child.pid is not None:
             _signal_group(child.pid, signal.SIGKILL)
 
 
-atexit.register(_kill_leftovers)
-
-
 @contextmanager
 def stop_signals() -> Iterator[None]:
-    """The first SIGINT/SIGTERM interrupts the work; later ones are ignored so the cleanup can finish.
-
-    SIGINT raises ``KeyboardInterrupt`` and SIGTERM raises ``Terminated`` in the main thread, so every
-    ``finally`` and context manager up the stack runs and stops the children. A second Ctrl-C while they
-    are being stopped would otherwise abort that and leave them running. The old handlers come back on exit.
-    """
+    """The first SIGINT/SIGTERM raises ``KeyboardInterrupt``/``Terminated`` in the main thread, so every ``finally``
+    up the stack runs and stops the children; later ones are ignored, or a second Ctrl-C would abort that cleanup
+    and leave them running. The old handlers come back on exit."""
     stopping = False
 
     def handler(signum: int, frame: FrameType | None) -> None:

@@ -23,8 +23,7 @@ from schemas.enums import ErrorCode
 from schemas.messages import text_hash
 from trainer.offtopic import offtopic_texts
 
-__all__ = ["MALFORMED", "OFFTOPIC", "Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id",
-           "plan_messages"]
+__all__ = ["MALFORMED", "OFFTOPIC", "Planned", "ReplayConfig", "ReplayStats", "Replayer", "new_run_id", "plan_messages"]
 
 log = structlog.get_logger(__name__)
 
@@ -79,20 +78,15 @@ class ReplayConfig(BaseModel):
         return self
 
     def arrival_offsets(self) -> Iterator[float]:
-        """When ticket 0, 1, 2, ... is due, in seconds after the start, for a mean of ``rate`` tickets/s.
-
-        ``constant`` spaces tickets evenly; ``poisson`` draws exponential gaps (real users arrive independently),
-        seeded so a run can be repeated exactly; ``burst`` sends ``burst_size`` tickets at once, then waits so the
-        mean rate holds. Without a rate every ticket is due at once.
-        """
-        rate = self.rate
-        if rate is None:
+        """When ticket 0, 1, 2, ... is due, in seconds after the start, for a mean of ``rate`` tickets/s (all at once
+        without a rate); ``poisson`` gaps model users arriving independently, seeded so a run can be repeated."""
+        if self.rate is None:
             return itertools.repeat(0.0)
         if self.arrival == "poisson":
             rng = random.Random(self.seed)
-            return itertools.accumulate((rng.expovariate(rate) for _ in itertools.count()), initial=0.0)
+            return itertools.accumulate((rng.expovariate(self.rate) for _ in itertools.count()), initial=0.0)
         group = self.burst_size if self.arrival == "burst" else 1
-        return ((index // group) * group / rate for index in itertools.count())
+        return ((index // group) * group / self.rate for index in itertools.count())
 
 
 def new_run_id() -> str:
@@ -130,11 +124,8 @@ class Planned:
 
 
 def plan_messages(records: list[SourceRecord], config: ReplayConfig, run_id: str) -> Iterator[Planned]:
-    """The endless, seeded message sequence: shuffled source, earlier texts re-sent, bad messages mixed in.
-
-    The source is shuffled (Banking77 files are sorted by intent) and reshuffled after each full pass.
-    Off-topic tickets (kind ``offtopic``, no ground truth) cycle through a generated set of every family.
-    """
+    """The endless, seeded message sequence: the source shuffled (Banking77 files are sorted by intent) and
+    reshuffled after each pass, earlier texts re-sent, bad messages and generated off-topic texts mixed in."""
     if not records:
         raise ValueError("the replay source is empty")
     rng = random.Random(config.seed)
@@ -174,10 +165,8 @@ class ReplayStats:
 class Replayer:
     """Sends planned messages with kafka-python (acks=all, retries, key = ticket id) from one thread."""
 
-    def __init__(
-        self, brokers: list[str], topic: str, records: list[SourceRecord], config: ReplayConfig, ledger: Ledger,
-        run_id: str,
-    ) -> None:
+    def __init__(self, brokers: list[str], topic: str, records: list[SourceRecord], config: ReplayConfig,
+                 ledger: Ledger, run_id: str) -> None:
         self.brokers, self.topic, self.records, self.config = brokers, topic, records, config
         self.ledger, self.run_id = ledger, run_id
         self.stats = ReplayStats()

@@ -53,9 +53,7 @@ class Throughput(BaseModel):
     offered_per_s: float = Field(description="Produced messages / send window.")
     completed_per_s: float = Field(description="Messages resolved / (last output - first send).")
     peak_per_s: float = Field(description="Busiest whole second of completions.")
-    steady_per_s: float | None = Field(
-        default=None, description="Outputs/s between the 5th and 95th percentile of their times (see steady_rate)."
-    )
+    steady_per_s: float | None = Field(default=None, description="Outputs/s between the 5th and 95th percentile.")
     send_seconds: float
     total_seconds: float = Field(description="First send to last output.")
 
@@ -128,18 +126,14 @@ class Report(BaseModel):
 def latency_stats(values_ms: Sequence[float]) -> LatencyStats:
     if not values_ms:
         return LatencyStats(count=0)
-    arr = np.asarray(values_ms, dtype=np.float64)
-    p50, p95, p99 = (round(float(p), 2) for p in np.percentile(arr, [50, 95, 99]))
-    return LatencyStats(count=len(arr), p50=p50, p95=p95, p99=p99, max=round(float(arr.max()), 2),
-                        mean=round(float(arr.mean()), 2))
+    p50, p95, p99, top = (round(float(p), 2) for p in np.percentile(values_ms, [50, 95, 99, 100]))
+    mean = round(float(np.mean(values_ms)), 2)
+    return LatencyStats(count=len(values_ms), p50=p50, p95=p95, p99=p99, max=top, mean=mean)
 
 
 def steady_rate(times: Sequence[float], trim: float = 0.05) -> float | None:
-    """Outputs per second between the ``trim`` and ``1 - trim`` quantiles of their times.
-
-    Cutting both ends leaves out the consumer's start (group join, first cold forward passes) and the tail of
-    the last partial batches: in a backlog drain, this is the rate the worker sustains.
-    """
+    """Outputs per second between the ``trim`` and ``1 - trim`` quantiles of their times: in a backlog drain the rate
+    the worker sustains, without its start (group join, cold forward passes) and its last partial batches."""
     ordered = sorted(times)
     low = int(len(ordered) * trim)
     high = len(ordered) - 1 - low
@@ -150,11 +144,8 @@ def steady_rate(times: Sequence[float], trim: float = 0.05) -> float | None:
 
 def batch_sizes_from_records(entries: Sequence[Tracked]) -> BatchSizes:
     """Model batches inferred from triages: one ``Classifier.predict`` call stamps one ``latency_ms``."""
-    groups: Counter[tuple[str, float]] = Counter(
-        (e.triage.model_version, e.triage.latency_ms)
-        for e in entries
-        if e.triage is not None and not e.triage.cached and e.triage.latency_ms > 0
-    )
+    triages = [e.triage for e in entries if e.triage is not None and not e.triage.cached and e.triage.latency_ms > 0]
+    groups = Counter((triage.model_version, triage.latency_ms) for triage in triages)
     if not groups:
         return BatchSizes(source="none", histogram={}, batches=0)
     sizes = Counter(groups.values())
@@ -216,9 +207,7 @@ def build_report(
     total = max(t_end - t0, 1e-9)
     hits = sum(1 for e in enriched if e.triage is not None and e.triage.cached)
     repeated = sum(1 for e in produced if e.repeat)
-    per_topic: Counter[str] = Counter()
-    for e in ledger.entries:
-        per_topic.update(e.deliveries)
+    per_topic = sum((e.deliveries for e in ledger.entries), Counter[str]())
     counts = Counts(
         produced=len(produced), send_failed=sum(1 for e in ledger.entries if e.acked is False),
         valid=sum(not e.malformed for e in produced), malformed=sum(e.malformed for e in produced),

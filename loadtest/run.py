@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from loadtest.collector import Collector
 from loadtest.ledger import Ledger
 from loadtest.metrics import BatchHistogram, scrape
+from loadtest.plots import write_plots
 from loadtest.replay import ReplayConfig, Replayer, new_run_id
 from loadtest.report import BatchSizes, Report, build_report
 from loadtest.settings import parse_brokers
@@ -40,11 +41,9 @@ async def run_loadtest(
     """Replay ``records`` onto ``topics.incoming`` and collect every output until all are accounted for.
 
     Args:
-        brokers: Bootstrap servers (``host:port`` list, ``kafka://`` accepted).
         drain_timeout_s: After the last send, stop waiting once no output arrived for this long.
         metrics_url: The worker's Prometheus endpoint; its batch-size histogram is diffed over the run.
         live: Show progress: a bar on a terminal (``console``, default stderr), else a log line every 5 s.
-        plots: Write the PNG plots beside the report.
         out_root: Reports go to ``<out_root>/<run_id>/``; None writes nothing.
         consume: Makes the run a backlog drain: everything is sent first, then ``consume`` runs (in a thread)
             alone, and the outputs are read afterwards, timed by their Kafka timestamps.
@@ -81,13 +80,10 @@ async def run_loadtest(
         out_dir = out_root / run_id
         out_dir.mkdir(parents=True, exist_ok=True)
         if plots:
-            from loadtest.plots import write_plots
-
             report.plots = [str(p) for p in write_plots(report, ledger.entries, out_dir)]
         (out_dir / "report.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    counts = report.counts
-    log.info("loadtest_finished", run=run_id, produced=counts.produced, enriched=counts.enriched,
-             dead_lettered=counts.dead_lettered, lost=counts.lost, p99_ms=report.latency_ms.p99)
+    log.info("loadtest_finished", run=run_id, produced=report.counts.produced, enriched=report.counts.enriched,
+             dead_lettered=report.counts.dead_lettered, lost=report.counts.lost, p99_ms=report.latency_ms.p99)
     return report
 
 
@@ -111,15 +107,13 @@ def _progress(console: Console, live: bool, ledger: Ledger, total: int | None) -
         yield show
 
 
-async def _drain(
-    collector: Collector, replayer: Replayer, ledger: Ledger, timeout_s: float, show: Callable[[], None]
-) -> None:
-    """Read outputs until every message is accounted for (then one more second, for fan-out copies still on
-    their way), or none came for ``timeout_s``.
+async def _drain(collector: Collector, replayer: Replayer, ledger: Ledger, timeout_s: float,
+                 show: Callable[[], None]) -> None:
+    """Read outputs until every message is accounted for (then one more second, for fan-out copies still on their
+    way), or none came for ``timeout_s``.
 
-    Meanwhile the garbage collector's full passes stay short: what the heap holds is frozen, never walked again
-    until the run ends. A full pass over the replay source and the growing ledger took 92 ms mid-run on 2 cores
-    and showed up as a tail on the worker's latency.
+    Meanwhile what the heap holds is frozen out of the garbage collector's full passes: one over the replay source
+    and the growing ledger took 92 ms mid-run on 2 cores and showed up as a tail on the worker's latency.
     """
     last_output = time.monotonic()
     done_at: float | None = None

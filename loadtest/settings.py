@@ -27,12 +27,8 @@ class LoadtestSettings(BaseSettings):
     brokers: str = Field(default="localhost:9092", description="Kafka bootstrap servers, comma-separated.")
     topics: TopicSettings = Field(default_factory=TopicSettings, description="The worker's topic names.")
     data_dir: Path | None = Field(default=None, description="Local Banking77 folder (train.csv, test.csv).")
-    hub_dataset: str = Field(
-        default="PolyAI/banking77", description="Hub dataset tried when no local folder is set."
-    )
-    models_dir: Path = Field(
-        default=DEFAULT_MODELS_DIR, description="Checkpoint root; the demo trains into it."
-    )
+    hub_dataset: str = Field(default="PolyAI/banking77", description="Hub dataset tried when no local folder is set.")
+    models_dir: Path = Field(default=DEFAULT_MODELS_DIR, description="Checkpoint root; the demo trains into it.")
     results_dir: Path = Field(
         default=Path("results"), description="Reports and plots land under <results_dir>/loadtest."
     )

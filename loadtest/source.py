@@ -68,11 +68,7 @@ def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
 
 def load_source(source: str, data_dir: Path | None, hub_dataset: str = "PolyAI/banking77") -> list[SourceRecord]:
     """The records of ``source``: ``train`` or ``test`` (a Banking77 split from ``data_dir``, else the hub) or the
-    path of a Ticket JSONL file.
-
-    Raises:
-        UserError: ``SourceError`` or ``DataNotFoundError``, naming the source tried and how to fix it.
-    """
+    path of a Ticket JSONL file; a ``UserError`` names the source tried and how to fix it."""
     taxonomy = load_taxonomy()
     if source not in ("train", "test"):
         return _from_jsonl(Path(source), taxonomy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -37,11 +38,9 @@ class RunningWorker:
 
 @contextmanager
 def running_worker(settings: Mapping[str, Any], log_path: Path) -> Iterator[RunningWorker]:
-    """``python -m worker`` with ``settings`` (nested WorkerSettings fields) on top of this environment, once ready.
-
-    It serves /health and /metrics on a free loopback port, keeps its Faust state beside its log and never
-    hot-reloads (one run, one checkpoint); on the way out it is stopped with its whole process group.
-    """
+    """``python -m worker`` with ``settings`` (nested WorkerSettings fields) on top of this environment, once ready;
+    /health and /metrics on a free loopback port, Faust state beside its log, no hot reload (one run, one
+    checkpoint). On the way out it is stopped with its whole process group."""
     port = free_port()
     own = {"web_host": "127.0.0.1", "web_port": port, "state_dir": log_path.with_suffix(".state"),
            "reload_interval_s": 0}
@@ -54,38 +53,29 @@ def running_worker(settings: Mapping[str, Any], log_path: Path) -> Iterator[Runn
 
 
 def _health(url: str) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of ``/health`` (not ready: 503 with the reason); status 0 when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        try:
+        with contextlib.suppress(ValueError):
             return exc.code, json.loads(exc.read() or b"{}")
-        except ValueError:
-            return exc.code, {}
-    except (urllib.error.URLError, OSError, ValueError):
+        return exc.code, {}
+    except (OSError, ValueError):
         return 0, {}
 
 
 def wait_ready(worker: ChildProcess, port: int, timeout_s: float = 180.0) -> dict[str, Any]:
-    """Poll ``/health`` until the worker says ready; returns its body.
-
-    Raises:
-        WorkerNotReady: The worker exited, or was not ready within ``timeout_s``.
-    """
+    """Poll ``/health`` until the worker says ready and return its body; ``WorkerNotReady`` when it exits first or
+    is not ready within ``timeout_s``."""
     url = f"http://127.0.0.1:{port}/health"
     deadline = time.monotonic() + timeout_s
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if not worker.running:
-            raise WorkerNotReady(
-                f"the worker exited with code {worker.returncode} before it was ready; "
-                f"last lines of {worker.log_path}:\n{worker.tail()}"
-            )
+    while worker.running and time.monotonic() < deadline:
         status, body = _health(url)
         if status == 200:
             return body
         time.sleep(0.5)
-    raise WorkerNotReady(
-        f"the worker was not ready within {timeout_s:.0f}s ({url} said {body or 'nothing'}); "
-        f"last lines of {worker.log_path}:\n{worker.tail()}"
-    )
+    why = (f"was not ready within {timeout_s:.0f}s ({url} said {body or 'nothing'})" if worker.running
+           else f"exited with code {worker.returncode} before it was ready")
+    raise WorkerNotReady(f"the worker {why}; last lines of {worker.log_path}:\n{worker.tail()}")

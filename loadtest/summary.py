@@ -1,7 +1,4 @@
-"""How a run is shown: a finished report as small two-column tables that fit an 80-column terminal or log.
-
-``fmt`` is the one number format of the load tools (the benchmark tables use it too).
-"""
+"""How a run is shown: a finished report as small two-column tables that fit an 80-column terminal or log."""
 
 from __future__ import annotations
 
@@ -15,7 +12,8 @@ __all__ = ["fmt", "print_report"]
 
 
 def fmt(value: object, pct: bool = False) -> str:
-    """"-" for no value; a share as a percentage; thousands separators; one decimal, four below 1."""
+    """The one number format of the load tools (benchmark tables too): "-" for no value, a share as a percentage,
+    thousands separators, one decimal, four below 1."""
     if value is None:
         return "-"
     if pct and isinstance(value, float):
@@ -37,8 +35,6 @@ def _table(title: str, rows: list[tuple[str, str]], key: str = "", value: str = 
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
-    """Outcomes, latency/throughput, quality/cache, per-topic counts, the off-topic tickets when the run sent any,
-    then dead letters by code and where the report went."""
     c, lat, tp, acc, cache = report.counts, report.latency_ms, report.throughput, report.accuracy, report.cache
     outcomes = _table("Outcome", [
         ("produced", fmt(c.produced)), ("enriched", fmt(c.enriched)),

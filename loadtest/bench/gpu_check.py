@@ -1,10 +1,8 @@
 """``make gpu-check``: the GPU path measured in one call, on the first machine that has one.
 
 Trains the quick preset on CUDA (no network: the base model ships as a package, Banking77 comes from
-``TRIAGE_DATA_DIR``), drains a backlog of test tickets through a fresh worker on backend ``auto`` (torch in
-bf16/fp16 on CUDA), offers half that rate live for the p99, and prints one JSON line. ``--device cpu`` (with
-``--model``) rehearses the same steps without a GPU, as the tests do; without CUDA and without that override it
-exits 2 and says why.
+``TRIAGE_DATA_DIR``), drains a backlog through a fresh worker on backend ``auto``, offers half that rate live for
+the p99, and prints one JSON line. ``--device cpu`` (with ``--model``) rehearses the steps without a GPU.
 """
 
 from __future__ import annotations
@@ -41,9 +39,8 @@ def gpu_check(
         model = run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, hub_dataset=settings.hub_dataset,
                                        output=work / "models"))
     bench = Bench.load(work / "bench", model)
-    folder = bench.model_dir
-    manifest = read_manifest(folder)
-    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(bench.model_dir)
+    metrics = json.loads((bench.model_dir / "metrics.json").read_text(encoding="utf-8"))
     with bench.started(device=device) as live:
         drained = live.drain("gpu-check", bench.test, ReplayConfig(source="test", rate=None, count=count, seed=1),
                              batch_size=batch_size, model_backend="auto")
@@ -56,7 +53,7 @@ def gpu_check(
         "version": manifest["version"], "train_seconds": manifest["train_seconds"],
         "precision_trained": manifest["precision"],
         "test_intent_accuracy": metrics.get("test", {}).get("intent_accuracy"),
-        "served": resolve_backend(folder, "auto", device).as_dict(), "drain_tickets": count,
+        "served": resolve_backend(bench.model_dir, "auto", device).as_dict(), "drain_tickets": count,
         "drain_tickets_per_s": rate, "p99_ms_at_50pct": row["p99_ms"], "p50_ms_at_50pct": row["p50_ms"],
         "offered_per_s": row["offered_per_s"], "served_intent_accuracy": drained.accuracy.intent,
         "served_high_recall": drained.accuracy.high_recall,
@@ -80,13 +77,11 @@ def main(device: str, model: Path | None, work: Path | None, count: int, duratio
 
     configure_logging("WARNING")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        click.echo(
-            f"gpu-check needs a CUDA device and found none (torch {torch.__version__}, CUDA build "
-            f"{torch.version.cuda or 'none (CPU wheel)'}). Run it on a machine with an NVIDIA GPU and a CUDA build of "
-            "torch (the locked install is the CPU wheel: install torch from https://download.pytorch.org/whl/cu128 "
-            "into .venv there), or pass --device cpu to rehearse the steps.",
-            err=True,
-        )
+        click.echo(f"gpu-check needs a CUDA device and found none (torch {torch.__version__}, CUDA build "
+                   f"{torch.version.cuda or 'none (CPU wheel)'}). Run it on a machine with an NVIDIA GPU and a CUDA "
+                   "build of torch (the locked install is the CPU wheel: install torch from "
+                   "https://download.pytorch.org/whl/cu128 into .venv there), or pass --device cpu to rehearse the "
+                   "steps.", err=True)
         sys.exit(2)
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         try:

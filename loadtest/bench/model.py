@@ -1,9 +1,8 @@
 """Model throughput without Kafka: batches of 8/32/64, offline (bucketed or not) and as micro-batches, per backend.
 
-Offline (every text in one call, sorted by length) is the limit; micro-batches (one call per batch, in
-arrival order) are what the worker can reach. No Kafka, cache or JSON: just ``Classifier.predict_proba``.
-Configurations are interleaved and each is timed ``repeats`` times, keeping the best, so a neighbour's
-burst of CPU use on a shared machine hurts one sample rather than one configuration. One text per call is
+Offline (every text in one call, sorted by length) is the limit; micro-batches (one call per batch, in arrival
+order) are what the worker can reach. Configurations are interleaved, each timed ``repeats`` times keeping the
+best, so a neighbour's burst of CPU use hurts one sample rather than one configuration. One text per call is
 not timed here: ``triage export`` measures it per engine and stores it in the checkpoint, shown beside these.
 """
 
@@ -28,12 +27,8 @@ MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 def _texts_per_s(classifier: Classifier, texts: Sequence[str], batch_size: int, mode: Mode) -> float:
-    """One timed pass.
-
-    Offline hands every text to one call (the classifier splits it into ``batch_size`` forward passes,
-    sorted by length when bucketed: the limit). Micro-batches call once per ``batch_size`` texts in arrival
-    order, as the worker does, so each batch pads to its own longest text.
-    """
+    """One timed pass: micro-batches pad each call to its own longest text; offline the classifier splits one call
+    into ``batch_size`` forward passes itself."""
     classifier.batch_size = batch_size
     classifier.bucket_by_length = mode != "offline, unbucketed"
     step = batch_size if mode == "micro-batches" else len(texts)
@@ -56,26 +51,15 @@ def _one_text_per_call(checkpoint: Path) -> str:
 
 
 def bench_model(
-    checkpoint: Path,
-    texts: Sequence[str],
-    batch_sizes: Sequence[int] = (8, 32, 64),
-    backends: Sequence[str] = BACKENDS,
-    repeats: int = 2,
+    checkpoint: Path, texts: Sequence[str], batch_sizes: Sequence[int] = (8, 32, 64),
+    backends: Sequence[str] = BACKENDS, repeats: int = 2,
 ) -> BenchResult:
-    """Texts/s of every (backend, batch size, mode) on the same texts, best of ``repeats``.
-
-    Args:
-        checkpoint: Checkpoint folder; ONNX backends need its exports (``triage train`` writes them).
-        texts: The texts to classify (Banking77 test texts in the CLI).
-        batch_sizes: Batch sizes to time.
-        backends: ``torch``, ``onnx``, ``onnx-int8``; those not exported are noted and skipped.
-        repeats: Timed passes per configuration (best kept).
-    """
+    """Texts/s of every (backend, batch size, mode) on the same texts, best of ``repeats``; backends the checkpoint
+    has not exported (``triage train`` writes them) are noted and skipped."""
     import torch
 
     result = BenchResult(
-        "model",
-        f"Model throughput without Kafka (texts/s, best of {repeats}, {len(texts)} Banking77 test texts)",
+        "model", f"Model throughput without Kafka (texts/s, best of {repeats}, {len(texts)} Banking77 test texts)",
         {"checkpoint": str(checkpoint), "texts": len(texts), "repeats": repeats, "batch_sizes": list(batch_sizes),
          "torch_threads": torch.get_num_threads()},
     )

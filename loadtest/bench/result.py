@@ -35,8 +35,6 @@ def machine() -> dict[str, Any]:
 
 @dataclass
 class BenchResult:
-    """Rows measured side by side in one run, their ratios, notes, and the machine they ran on."""
-
     name: str
     title: str
     params: dict[str, Any]

@@ -1,10 +1,7 @@
 """The worker benchmark on a real broker: backlog drains (batching, the no-op ceiling) and latency under load.
 
-Throughput is a backlog drain: the tickets are produced first, then a fresh worker (or the naive consumer)
-empties the topic alone; its rate is the report's steady rate (Kafka timestamps of the outputs, 5th to 95th
-percentile). Latency is measured live, and so is the saturation it is offered fractions of. Every run gets a
-fresh worker on fresh topics, because the embedded broker needs more CPU as its topics fill (README, "How the
-worker is measured").
+Every run gets a fresh worker on fresh topics, because the embedded broker needs more CPU as its topics fill
+(README, "How the worker is measured").
 """
 
 from __future__ import annotations
@@ -47,12 +44,10 @@ _DRAIN = ("throughput: backlog drained by a fresh worker alone (broker on the sa
 
 @dataclass(frozen=True)
 class Bench:
-    """What every benchmark needs: the checkpoint, Banking77, the cache, where results go and, inside ``started()``,
-    the broker to measure fresh workers on, each on its own topics, consumer group and cache keys, with ``worker``
-    settings (a run's own win).
+    """The checkpoint, Banking77, the cache and where results go; inside ``started()`` also the broker, on which each
+    run gets a fresh worker (own topics, group and cache keys) with ``worker`` settings (a run's own win).
 
-    Live-measured workers are first warmed up (partition assignment, first forward passes) with ``warmup_count`` test
-    texts marked so they never repeat a measured one, which would turn it into a cache hit.
+    Live runs first warm the worker up with ``warmup_count`` test texts, marked so none repeats a measured one.
     """
 
     out_dir: Path
@@ -80,8 +75,7 @@ class Bench:
 
     @contextmanager
     def started(self, **worker: Any) -> Iterator[Bench]:
-        """This bench on an embedded broker that lives as long as the block, its workers with ``worker`` settings;
-        Ctrl-C or SIGTERM stop them in order."""
+        """This bench on an embedded broker that lives as long as the block; Ctrl-C or SIGTERM stop it in order."""
         (self.out_dir / "work").mkdir(parents=True, exist_ok=True)
         with stop_signals(), EmbeddedBroker(log_path=self.out_dir / "work" / "broker.log") as broker:
             yield replace(self, brokers=broker.bootstrap, worker=worker)
@@ -93,7 +87,6 @@ class Bench:
         return [backend for backend, file in ONNX_FILES.items() if (self.model_dir / file).is_file()]
 
     def finish(self, result: BenchResult) -> None:
-        """Print the result and write it to ``<out_dir>/<name>.json``."""
         result.print()
         print(f"written: {result.write(self.out_dir)}")
 
@@ -148,22 +141,16 @@ class Bench:
 
 
 async def _consume_one_at_a_time(brokers: str, topics: TopicSettings, expected: int, model_dir: Path) -> None:
-    """The peer the batching benchmark is measured against: a naive aiokafka consumer, one ticket at a time.
-
-    It reads each ticket from the start of the input topic, classifies it alone with the checkpoint's torch fp32
-    weights (the same inference core, batch of one), waits for its enriched record to be acknowledged, then takes
-    the next, ``expected`` times. No micro-batches, no cache, no routing: what a first version of the service
-    would do, and what the issue's outside harness compared the worker with.
-    """
+    """The batching benchmark's peer, what a first version of the service would do: a naive aiokafka consumer that
+    takes one ticket, classifies it alone (torch fp32, batch of one), waits for its enriched record's ack, then
+    takes the next, ``expected`` times; no micro-batches, cache or routing."""
     from inference.classifier import Classifier
 
     classifier = Classifier.load(model_dir, backend="torch", device="cpu", batch_size=1)
     create_topics(brokers, {topics.enriched: topics.partitions})
     consumer = AIOKafkaConsumer(bootstrap_servers=parse_brokers(brokers), enable_auto_commit=False)
     producer = AIOKafkaProducer(bootstrap_servers=parse_brokers(brokers), acks="all")
-    await consumer.start()
-    await producer.start()
-    try:
+    async with consumer, producer:
         partitions = [TopicPartition(topics.incoming, p) for p in range(topics.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -172,9 +159,6 @@ async def _consume_one_at_a_time(brokers: str, topics: TopicSettings, expected: 
             ticket = decode_ticket(record.value)
             enriched = EnrichedTicket.from_ticket(ticket, classifier.predict([ticket.text])[0])
             await producer.send_and_wait(topics.enriched, enriched.model_dump_json().encode(), key=record.key)
-    finally:
-        await producer.stop()
-        await consumer.stop()
 
 
 def _wait_published(worker: RunningWorker, topics: TopicSettings, expected: int) -> None:
@@ -206,12 +190,8 @@ def bench_batching(
     bench: Bench, count_single: int = 1000, count_batched: int = 3000, batch_size: int = 128,
     backends: Sequence[str] = (),
 ) -> BenchResult:
-    """The default worker's backlog drain as a multiple of a naive per-ticket fp32 consumer, and why.
-
-    Drains of test tickets, on the same broker and cache off: the naive consumer (``_consume_one_at_a_time``), the
-    worker with batch_size=1 and with micro-batches on torch fp32, the micro-batched worker on each of ``backends``
-    (``onnx``, ``onnx-int8``), and the worker on its defaults (backend ``auto``).
-    """
+    """The default worker's backlog drain as a multiple of a naive per-ticket fp32 consumer, and why (cache off):
+    ``backends`` are the exported ONNX ones to compare too."""
     from inference.classifier import resolve_backend
 
     serving = resolve_backend(bench.model_dir)
@@ -272,15 +252,10 @@ def bench_noop(bench: Bench, count: int = 10000) -> BenchResult:
     return result
 
 
-def measure_saturation(
-    bench: Bench, result: BenchResult, duration_s: float, count: int, max_steps: int = 3
-) -> float:
-    """The highest Poisson rate the worker keeps up with, found from above.
-
-    A backlog replay gives the burst rate. Offered that, the worker falls behind, and what it sustains is the
-    next offer (a deep backlog's full batches overstate what it sustains at that rate), until it keeps up
-    (sustained ≥ 95% of offered) or ``max_steps`` more offers were made.
-    """
+def measure_saturation(bench: Bench, result: BenchResult, duration_s: float, count: int, max_steps: int = 3) -> float:
+    """The highest Poisson rate the worker keeps up with, found from above: offered the burst rate of a backlog
+    replay (whose full batches overstate it), the worker falls behind, and what it sustains is the next offer,
+    until it keeps up (sustained ≥ 95% of offered) or ``max_steps`` more offers were made."""
     report = bench.live("latency-burst", bench.train, ReplayConfig(source="train", rate=None, count=count, seed=4))
     offered = report.throughput.completed_per_s
     result.rows.append(_row(report, live=True, config="burst (backlog replay)", offered_per_s=None))
@@ -306,15 +281,8 @@ def bench_latency(
     bench: Bench, saturation: float | None = None, duration_s: float = 20.0,
     levels: Sequence[float] = (0.25, 0.5, 0.75, 1.0), saturation_count: int = 3000, max_steps: int = 3,
 ) -> BenchResult:
-    """p50/p99 end to end at fractions of the saturation throughput (Poisson arrivals, cache off).
-
-    Args:
-        saturation: Tickets/s the worker sustains; measured first when None (``measure_saturation``).
-        duration_s: Seconds of traffic per load level (and per saturation offer).
-        levels: Fractions of saturation to offer.
-        saturation_count: Tickets of the backlog replay that gives the burst rate.
-        max_steps: Offers after the first before the saturation search settles.
-    """
+    """p50/p99 end to end at ``levels`` (fractions) of the saturation throughput, Poisson arrivals, cache off, each
+    for ``duration_s``; ``saturation`` (tickets/s) is measured first when None (``measure_saturation``)."""
     result = BenchResult("latency", "Latency vs offered load (Poisson arrivals, micro-batched, cache off)",
                          {"duration_s": duration_s, "levels": list(levels), "model_dir": str(bench.model_dir)})
     if saturation is None:
