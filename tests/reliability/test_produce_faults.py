@@ -103,6 +103,7 @@ def test_commits_never_pass_a_ticket_whose_outputs_the_broker_has_not_acknowledg
 
         traffic, offset_of = asyncio.run(scenario())
         alive = worker.running and worker.starts == 1
+        worker.stop()  # while the broker is up: without it, the stop waits out the worker's grace period
 
     passed: list[str] = []
     at_the_head = 0
@@ -184,6 +185,7 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
 
         records, committed = asyncio.run(scenario())
         alive = worker.running and worker.starts == 1
+        worker.stop()
         log = worker.output()
 
     enriched = Counter(key.decode() for topic, key, _ in records if topic == stage.topics.enriched and key)
