@@ -7,8 +7,6 @@ Also the two test tiers: a test whose fixtures reach a broker, Redis or a traine
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import redis
 
 from loadtest.broker import EmbeddedBroker
 from tests.names import unique_name
-from tests.tiny_training import ensure_tiny_checkpoint
 
 REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 INTEGRATION_FIXTURES = frozenset({"broker", "private_broker", "redis_url", "tiny_checkpoint"})
@@ -103,44 +100,23 @@ def unique() -> Callable[[str], str]:
     return unique_name
 
 
-def _models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the tiny checkpoint goes: the run's common temp folder under pytest-xdist, so the workers share it."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return tmp_path_factory.getbasetemp() / "models"
-    return tmp_path_factory.getbasetemp().parent / "shared-models"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _tiny_checkpoint_in_background(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """Start training the tiny checkpoint as the session begins when a selected test needs it.
-
-    Waiting for it at the first such test had both test processes idle for the whole training.
-    """
-    if not any("tiny_checkpoint" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        yield
-        return
-    try:
-        data = shared_data_dir()
-    except RuntimeError:  # the tiny_checkpoint fixture raises it where a test needs the data
-        yield
-        return
-    root = _models_root(tmp_path_factory)
-    log = root.parent / f"tiny-training-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
-    with log.open("ab") as out:
-        training = subprocess.Popen(
-            [sys.executable, "-m", "tests.tiny_training", str(root), str(data)],
-            cwd=Path(__file__).resolve().parents[1], stdout=out, stderr=subprocess.STDOUT,
-        )
-    yield
-    if training.poll() is None:
-        training.kill()
-    training.wait()
-
-
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A small real checkpoint trained once per run, via ``latest``: the background training's, or trained
-    here when that one failed (so its error shows where the test needs it)."""
-    return ensure_tiny_checkpoint(_models_root(tmp_path_factory), data_dir)
+    """A small real checkpoint trained once per run (few minutes on 2 cores), via ``latest``.
+
+    Under pytest-xdist the workers share one: the first to ask trains it in the run's common temp folder
+    while the others wait on a file lock.
+    """
+    from filelock import FileLock
+
+    from trainer.config import TrainArgs
+    from trainer.train import run_training
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        root = tmp_path_factory.mktemp("models")
+    else:
+        root = tmp_path_factory.getbasetemp().parent / "shared-models"
+    with FileLock(f"{root}.lock"):
+        if not (root / "latest").exists():
+            run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root))
+    return root / "latest"
