@@ -26,6 +26,7 @@ class Tracked:
     expected_code: ErrorCode | None = None
     repeat: bool = False
     acked: bool | None = None
+    position: tuple[int, int] | None = None  # (partition, offset) the broker gave it
     enriched_at: float | None = None
     triage: Triage | None = None
     deadlettered_at: float | None = None
@@ -72,9 +73,9 @@ class Ledger:
             self._by_id.setdefault(entry.ticket_id, entry)
             self._by_sha[entry.sha256].append(entry)
 
-    def mark_acked(self, entry: Tracked, ok: bool) -> None:
+    def mark_acked(self, entry: Tracked, ok: bool, position: tuple[int, int] | None = None) -> None:
         with self._lock:
-            entry.acked = ok
+            entry.acked, entry.position = ok, position
             self.failed += not ok
 
     def find(self, ticket_id: str) -> Tracked | None:

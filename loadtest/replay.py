@@ -219,7 +219,7 @@ class Replayer:
                         kind=planned.kind, truth=planned.truth, expected_code=planned.expected_code, repeat=repeat)
         self.ledger.register(entry)
         future = producer.send(self.topic, key=planned.ticket_id.encode(), value=payload)
-        future.add_callback(lambda _meta: self.ledger.mark_acked(entry, True))
+        future.add_callback(lambda meta: self.ledger.mark_acked(entry, True, (meta.partition, meta.offset)))
         future.add_errback(lambda exc: self._on_error(entry, exc))
         self.stats.sent += 1
 

@@ -213,10 +213,16 @@ class Traffic:
             if time.monotonic() - started > timeout:
                 raise AssertionError(
                     f"{self.name}: timed out after {timeout:.0f}s waiting for {what} "
-                    f"(sent={self.sent} resolved={self.resolved} pending={self.ledger.pending})"
+                    f"(sent={self.sent} resolved={self.resolved} pending={self.ledger.pending}; "
+                    f"first pending: {self._pending_sample()})"
                 )
             await asyncio.sleep(0.05)
         return time.monotonic() - started
+
+    def _pending_sample(self, limit: int = 5) -> list[str]:
+        """Unresolved messages as ``ticket_id kind partition/offset``, to find them in the workers' logs."""
+        pending = [e for e in self.ledger.entries if e.outcome is None and e.acked is not False][:limit]
+        return [f"{e.ticket_id} {e.kind} {'/'.join(map(str, e.position or ()))}" for e in pending]
 
     async def settle(self, timeout: float, quiet_s: float = 1.5) -> float:
         """Wait until every replay has finished and every message is resolved, then for late duplicates.
