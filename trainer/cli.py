@@ -48,17 +48,18 @@ def _print_scope(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     test = report["banking77_test"]
+    method = report.get("method", "mahalanobis")
     table = Table(title=(
-        f"Out of scope — Banking77 test: {100 * test['flagged']:.2f}% flagged, High recall "
+        f"Out of scope ({method}) — Banking77 test: {100 * test['flagged']:.2f}% flagged, High recall "
         f"{100 * test['high_recall']:.2f}% with the rule on"
     ))
     for column in ("set (vs Banking77 test)", "n", "flagged", "paged", "AUROC", "FPR@95%TPR", "best detector"):
         table.add_column(column, justify="right")
     rows = [(name, s) for name, s in report["sets"].items()] + [("held-out intents", report["held_out_intents"])]
     for name, s in rows:
-        detectors = s.get("detectors", {"mahalanobis": s})
+        detectors = s.get("detectors", {method: s})
         best = max(detectors, key=lambda d: detectors[d]["auroc"])
-        served = detectors["mahalanobis"]
+        served = detectors[method]
         table.add_row(name, str(s["n"]), f"{100 * s['flagged']:.1f}%",
                       f"{100 * s['paged']:.1f}%" if "paged" in s else "–", f"{served['auroc']:.4f}",
                       f"{100 * served['fpr_at_95_tpr']:.1f}%", f"{best} ({detectors[best]['auroc']:.4f})")
@@ -82,6 +83,8 @@ def _print_scope(report: dict[str, Any]) -> None:
 @click.option("--val-fraction", type=float, default=None, help="Share of train held out for validation [0.1].")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch [usable cores].")
 @click.option("--evaluate/--no-evaluate", default=None, help="Score the test split before publishing [preset].")
+@click.option("--outlier-weight", type=float, default=None,
+              help="Weight of outlier exposure on off-topic corpus text; 0 trains on Banking77 alone [0.5].")
 @click.option("--scope-flag-budget", type=float, default=None,
               help="Share of in-scope validation tickets flagged out of scope [0.02].")
 @click.option("--scope-page-budget", type=float, default=None,

@@ -50,8 +50,10 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
     text = f"""
 ## Out of scope (tuned on validation and generated off-topic texts only)
 
-- Detector: {fit["method"]}, fitted on the training split's features (`scope.safetensors`). `scope_score`
-  is the share of in-scope validation tickets at least as far from every intent (1 = typical ticket).
+- Detector: **{fit["method"]}** on the head's input features (`scope.safetensors`), the best of
+  {_compared(fit)} (AUROC, in-scope validation tickets vs the generated tuning texts below). `scope_score`
+  is the share of in-scope validation tickets at least as unusual (1 = typical ticket).
+- {_exposure(hp)}
 - **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}**: by construction that flags
   {fit["flag_budget"]:.0%} of in-scope validation tickets ({100 * fit["validation_flagged"]:.2f}% measured).
   An out-of-scope ticket becomes General Inquiry, Low, needs_review (so it goes to the review queue).
@@ -67,8 +69,8 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
     ood = metrics.get("out_of_scope")
     if ood:
         rows = [f"| {name} | {s['n']} | {100 * s['flagged']:.1f}% | {100 * s['paged']:.1f}% | "
-                f"{s['detectors']['mahalanobis']['auroc']:.4f} | "
-                f"{100 * s['detectors']['mahalanobis']['fpr_at_95_tpr']:.1f}% |" for name, s in ood["sets"].items()]
+                f"{s['detectors'][fit['method']]['auroc']:.4f} | "
+                f"{100 * s['detectors'][fit['method']]['fpr_at_95_tpr']:.1f}% |" for name, s in ood["sets"].items()]
         test = ood["banking77_test"]
         text += (
             f"\nEvaluation (`triage evaluate`): Banking77 test {100 * test['flagged']:.2f}% flagged, High recall "
@@ -77,6 +79,19 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
             + "\n".join(rows) + "\n"
         )
     return text
+
+
+def _compared(fit: dict[str, Any]) -> str:
+    compared = fit.get("validation_separation", {})
+    return ", ".join(f"{name} {value['auroc']:.4f}" for name, value in compared.items()) or "one detector"
+
+
+def _exposure(hp: dict[str, Any]) -> str:
+    weight = hp.get("outlier_weight", 0.0)
+    if not weight:
+        return "Trained on Banking77 alone (no outlier exposure)."
+    return (f"Trained with outlier exposure (weight {weight:g}): ChatterBot corpus lines (`trainer/exposure.py`), "
+            "none of them in any tuning or reported set, taught towards the intents that do not page.")
 
 
 def _export_section(metrics: dict[str, Any]) -> str:

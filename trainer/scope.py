@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import structlog
+import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from inference.classifier import Classifier
+from inference.classifier import Classifier, classification_head
 from inference.decision import Thresholds, apply_rules, marginalise
 from inference.scope import ScopeDetector
 from schemas.enums import Priority
@@ -95,10 +96,15 @@ def fit_scope(
     assert train_features is not None, "the torch model always yields features"
     labels = np.array([classifier.taxonomy.intents.index(i) for i in train.intents])
     val_probs, val_features = val_encoded
-    classifier.scope = ScopeDetector.fit(train_features, labels, val_features)
+    fitted = ScopeDetector.fit(train_features, labels, head_weights(classifier), val_features)
     offtopic = [text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)]
-    off_probs, off_scores = classifier.predict_scored(offtopic)
-    assert off_scores is not None
+    off_probs, off_features = classifier.encode(offtopic)
+    assert off_features is not None
+    compared = {m: separation(fitted.distances(val_features, m), fitted.distances(off_features, m))
+                for m in fitted.methods}
+    method = max(compared, key=lambda m: compared[m]["auroc"])
+    classifier.scope = fitted.using(method, val_features)
+    off_scores = classifier.scope.scores(off_features)
     off_p_high = marginalise(off_probs, classifier.taxonomy).priorities[:, _HIGH]
     far = classifier.scope.beyond_calibration
     strict = page_threshold(off_p_high, off_scores, (high_priority, flag_budget, far), page_budget)
@@ -110,7 +116,8 @@ def fit_scope(
     decided = apply_rules(marginalise(val_probs, classifier.taxonomy), thresholds, val_scores)
     flagged_high = val_high & decided.out_of_scope
     report: dict[str, Any] = {
-        "method": "mahalanobis (classifier input, shared Ledoit-Wolf covariance)",
+        "method": method,
+        "validation_separation": compared,
         "flag_budget": flag_budget,
         "page_budget": page_budget,
         "validation_flagged": float(decided.out_of_scope.mean()),
@@ -119,8 +126,8 @@ def fit_scope(
         "tuning_offtopic": {"texts": len(offtopic), "seed": TUNING_SEED, "flagged": float(flagged.mean()),
                             "paged": float(_paged(classifier, off_probs, off_scores, thresholds).mean())},
     }
-    log.info("scope_fitted", out_of_scope=flag_budget, high_priority_out_of_scope=round(strict, 4),
-             far_out_of_scope=round(far, 6),
+    log.info("scope_fitted", method=method, auroc=round(compared[method]["auroc"], 4), out_of_scope=flag_budget,
+             high_priority_out_of_scope=round(strict, 4), far_out_of_scope=round(far, 6),
              validation_flagged=round(report["validation_flagged"], 4),
              offtopic_flagged=round(report["tuning_offtopic"]["flagged"], 4))
     return ScopeFit(classifier.scope, flag_budget, strict, far, report, train_features)
@@ -155,20 +162,26 @@ def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, floa
 
 
 def detector_scores(
-    classifier: Classifier, probs: np.ndarray, features: np.ndarray, reference: np.ndarray
+    detector: ScopeDetector, probs: np.ndarray, features: np.ndarray, reference: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """How unusual each text is by three detectors (higher = more unusual), to compare on the same texts.
+    """How unusual each text is by every detector (higher = more unusual), to compare on the same texts.
 
-    ``reference`` holds L2-normalised training features for the k-nearest-neighbour detector.
+    The served methods, max-softmax from the probabilities (files with Mahalanobis alone) and the cosine
+    distance to the 10th-nearest training text, which no checkpoint serves: it would ship and search every
+    training text's features. ``reference`` holds those features, L2-normalised.
     """
-    assert classifier.scope is not None
     unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
     nearest = np.sort(1.0 - unit @ reference.T, axis=1)[:, 9]
-    return {
-        "mahalanobis": classifier.scope.distances(features),
-        "max_softmax": -probs.max(axis=1),
-        "knn_cosine_k10": nearest,
-    }
+    served = {method: detector.distances(features, method) for method in detector.methods}
+    return {"max_softmax": -probs.max(axis=1), **served, "knn_cosine_k10": nearest}
+
+
+def head_weights(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
+    """The fine-tuned head's weight and bias (rows in ``classifier.taxonomy.intents`` order)."""
+    assert isinstance(classifier.model, torch.nn.Module), "training fits the detector on the torch model"
+    head = classification_head(classifier.model)
+    weight, bias = head.get_parameter("weight"), head.get_parameter("bias")
+    return weight.detach().float().cpu().numpy(), bias.detach().float().cpu().numpy()
 
 
 def ood_report(
@@ -196,10 +209,11 @@ def ood_report(
     assert test_features is not None and train_features is not None and val_features is not None
     reference = train_features / np.linalg.norm(train_features, axis=1, keepdims=True).clip(1e-12)
     test_scores = classifier.scope.scores(test_features)
-    in_scope = detector_scores(classifier, test_probs, test_features, reference)
+    in_scope = detector_scores(classifier.scope, test_probs, test_features, reference)
     decided = apply_rules(marginalise(test_probs, taxonomy), thresholds, test_scores)
     is_high = _is_high(test.intents, taxonomy)
     report: dict[str, Any] = {
+        "method": classifier.scope.method,
         "thresholds": thresholds.model_dump(include={"out_of_scope", "high_priority_out_of_scope", "far_out_of_scope"}),
         "banking77_test": {
             "n": len(test),
@@ -217,7 +231,7 @@ def ood_report(
         scores = classifier.scope.scores(features)
         paged = _paged(classifier, probs, scores, thresholds)
         flagged = scores < thresholds.out_of_scope
-        out = detector_scores(classifier, probs, features, reference)
+        out = detector_scores(classifier.scope, probs, features, reference)
         report["sets"][named.name] = {
             "n": len(named.texts),
             "flagged": float(flagged.mean()),
@@ -267,7 +281,8 @@ def _held_out(
     test: tuple[Split, np.ndarray],
 ) -> dict[str, Any]:
     """A detector fitted (training) and calibrated (validation) without a few intents, scoring their test
-    texts against the other intents' test texts: test texts are never fitted on.
+    texts against the other intents' test texts: test texts are never fitted on. A logit method reads the
+    head without those intents' rows.
 
     The encoder did see these intents in training, which makes them easier to tell apart than an
     intent no model has seen; a model retrained without them would be the stricter test.
@@ -280,7 +295,16 @@ def _held_out(
     keep_val = np.array([i not in held for i in val_split.intents])
     keep_test = np.array([i not in held for i in test_split.intents])
     labels = np.array([intents.index(i) for i in train_split.intents])
-    detector = ScopeDetector.fit(train_features[keep_train], labels[keep_train], val_features[keep_val])
+    served = classifier.scope
+    assert served is not None
+    if served.method == "mahalanobis":
+        detector = ScopeDetector.fit(train_features[keep_train], labels[keep_train], None, val_features[keep_val])
+    else:
+        assert served.head is not None, "a logit method always has the head"
+        rows = [i for i, name in enumerate(classifier.taxonomy.intents) if name not in held]
+        without = ScopeDetector("mahalanobis", served.whiten, served.centres,
+                                (served.head[0][rows], served.head[1][rows]), np.zeros(1))
+        detector = without.using(served.method, val_features[keep_val])
     in_scope = detector.distances(test_features[keep_test])
     held_scores = detector.scores(test_features[~keep_test])
     return {

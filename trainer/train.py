@@ -36,6 +36,7 @@ from trainer.config import TrainArgs
 from trainer.data import Banking77, Split, load_banking77, stratified_split, subsample
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
 from trainer.export import export_for_serving
+from trainer.exposure import OUTLIER_LABEL, exposure_loss, outlier_target, outlier_texts
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.scope import fit_scope, ood_sets
@@ -153,7 +154,8 @@ def _set_threads(args: TrainArgs, device_type: str) -> None:
 def _fine_tune(
     args: TrainArgs, taxonomy: Taxonomy, train_split: Split, device: Any, workdir: Path
 ) -> tuple[Any, Any, str, float]:
-    """Train the sequence classifier with HF ``Trainer``; returns (model, tokenizer, precision, seconds)."""
+    """Train the sequence classifier with HF ``Trainer`` on Banking77 and, unless ``outlier_weight`` is 0, the
+    exposure outliers (``trainer.exposure``); returns (model, tokenizer, precision, seconds)."""
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
@@ -180,11 +182,12 @@ def _fine_tune(
             f"cannot load base model {args.base_model!r} (safetensors weights, no remote code): "
             f"{str(exc).splitlines()[0]} — pass --base-model a local HF folder or a reachable hub id"
         ) from exc
-    encoded = tokenizer(train_split.texts, truncation=True, max_length=args.max_length)
-    examples = [
-        {**{key: encoded[key][i] for key in encoded}, "labels": label_of[intent]}
-        for i, intent in enumerate(train_split.intents)
-    ]
+    outliers = outlier_texts(len(train_split) // 4, args.seed) if args.outlier_weight > 0 else []
+    texts = train_split.texts + outliers
+    labels = [label_of[intent] for intent in train_split.intents] + [OUTLIER_LABEL] * len(outliers)
+    encoded = tokenizer(texts, truncation=True, max_length=args.max_length)
+    examples = [{**{key: encoded[key][i] for key in encoded}, "labels": label} for i, label in enumerate(labels)]
+    log.info("training_examples", banking77=len(train_split), outliers=len(outliers))
     cuda = device.type == "cuda"
     bf16 = cuda and torch.cuda.is_bf16_supported()
     precision = "bf16" if bf16 else "fp16" if cuda else "fp32"
@@ -198,7 +201,6 @@ def _fine_tune(
             learning_rate=args.lr,
             warmup_steps=args.warmup_ratio,
             lr_scheduler_type="linear",
-            label_smoothing_factor=args.label_smoothing,
             train_sampling_strategy="group_by_length",
             bf16=bf16,
             fp16=cuda and not bf16,
@@ -214,6 +216,7 @@ def _fine_tune(
         train_dataset=examples,
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
+        compute_loss_func=exposure_loss(outlier_target(taxonomy), args.outlier_weight, args.label_smoothing),
         optimizers=(_optimizer(model, args), None),
     )
     started = time.perf_counter()

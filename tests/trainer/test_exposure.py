@@ -1,0 +1,67 @@
+"""Outlier exposure: which corpus lines are trained on, and that the loss moves their doubt off the High intents."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from schemas.enums import Priority
+from schemas.taxonomy import PRIORITIES, load_taxonomy
+from trainer.exposure import OUTLIER_LABEL, exposure_loss, outlier_target, outlier_texts
+from trainer.offtopic import offtopic_texts
+
+HIGH = PRIORITIES.index(Priority.HIGH)
+
+
+def test_outliers_are_distinct_reproducible_and_leave_banking_topics_out() -> None:
+    texts = outlier_texts(5000, seed=3)
+    assert len(texts) == len(set(texts)) > 1500
+    assert texts == outlier_texts(5000, seed=3) and texts != outlier_texts(5000, seed=4)
+    assert outlier_texts(100, seed=3) == texts[:100]
+    assert "buy low, sell high." not in texts  # ChatterBot's money topic
+    assert "My internet is not working." not in texts  # its tech-support topic
+    assert any(not text.isascii() for text in texts)  # other languages too
+
+
+def test_no_outlier_is_a_text_that_tunes_or_reports_the_rule() -> None:
+    generated = {text for seed in (1, 2) for _, text in offtopic_texts(800, seed=seed)}
+    assert not generated & set(outlier_texts(5000, seed=42))
+
+
+def test_target_spreads_over_the_intents_that_do_not_page() -> None:
+    taxonomy = load_taxonomy()
+    target = outlier_target(taxonomy)
+    high = taxonomy.priority_matrix[:, HIGH] == 1
+    assert high.any() and np.all(target[high] == 0)
+    assert np.isclose(target.sum(), 1.0) and np.allclose(target[~high], 1.0 / (~high).sum())
+
+
+def test_intent_rows_get_plain_cross_entropy() -> None:
+    target = outlier_target(load_taxonomy())
+    logits = torch.randn(4, target.size)
+    labels = torch.tensor([3, 10, 0, 76])
+    loss = exposure_loss(target, weight=0.5, label_smoothing=0.1)(SimpleNamespace(logits=logits), labels)
+    assert torch.isclose(loss, F.cross_entropy(logits, labels, label_smoothing=0.1))
+
+
+def test_training_on_outlier_rows_lowers_their_p_high_and_leaves_intent_rows_alone() -> None:
+    taxonomy = load_taxonomy()
+    target = outlier_target(taxonomy)
+    high = torch.from_numpy(taxonomy.priority_matrix[:, HIGH])
+    logits = torch.zeros(3, target.size)
+    logits[:, high == 1] = 3.0  # every row starts sure it is a High intent
+    logits.requires_grad_(True)
+    labels = torch.tensor([OUTLIER_LABEL, OUTLIER_LABEL, int(torch.nonzero(high)[0])])
+    loss_fn = exposure_loss(target, weight=1.0, label_smoothing=0.0)
+    before = torch.softmax(logits.detach(), dim=-1) @ high
+    optimiser = torch.optim.SGD([logits], lr=50.0)
+    for _ in range(50):
+        optimiser.zero_grad()
+        loss_fn(SimpleNamespace(logits=logits), labels).backward()
+        optimiser.step()
+    after = torch.softmax(logits.detach(), dim=-1) @ high
+    assert after[0] < 0.05 < before[0] and after[1] < 0.05
+    assert after[2] > 0.95  # the labelled High ticket stays High
