@@ -65,6 +65,12 @@ def _print_scope(report: dict[str, Any]) -> None:
                       f"{100 * served['fpr_at_95_tpr']:.1f}%", f"{best} ({detectors[best]['auroc']:.4f})")
     table.add_row("all off-topic", "", f"{100 * report['offtopic_flagged']:.1f}%",
                   f"{100 * report['offtopic_paged']:.1f}%", "", "", "")
+    hurried = report.get("banking77_test_hurried")
+    if hurried:
+        table.caption = (
+            f"Banking77 test typed in a hurry (in scope): intent accuracy {100 * hurried['intent_accuracy']:.2f}%, "
+            f"{100 * hurried['flagged']:.2f}% flagged, High recall {100 * hurried['high_recall']:.2f}% with the rule on"
+        )
     Console(stderr=True).print(table)
 
 
@@ -83,12 +89,16 @@ def _print_scope(report: dict[str, Any]) -> None:
 @click.option("--val-fraction", type=float, default=None, help="Share of train held out for validation [0.1].")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch [usable cores].")
 @click.option("--evaluate/--no-evaluate", default=None, help="Score the test split before publishing [preset].")
+@click.option("--high-recall-target", type=float, default=None,
+              help="High-priority recall on validation that the High threshold keeps [0.98].")
 @click.option("--outlier-weight", type=float, default=None,
               help="Weight of outlier exposure on off-topic corpus text; 0 trains on Banking77 alone [0.5].")
+@click.option("--typo-share", type=float, default=None,
+              help="Share of training texts added again with keyboard slips; 0 adds none [preset].")
 @click.option("--scope-flag-budget", type=float, default=None,
               help="Share of in-scope validation tickets flagged out of scope [0.02].")
 @click.option("--scope-page-budget", type=float, default=None,
-              help="Share of generated off-topic texts that may still page [0.05].")
+              help="Share of generated off-topic texts that may still page [0.01].")
 @click.option("--weights-from", type=_PATH, default=None,
               help="Skip fine-tuning: re-tune thresholds and detector on this checkpoint's weights (same options).")
 def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, **overrides: Any) -> None:

@@ -9,7 +9,7 @@ also moves off-topic features towards the intents' centre, where the Mahalanobis
 (AUROC 0.77) while the energy of the logits sees them well (0.99): which detector serves is decided after
 training (``trainer.scope``).
 
-The outliers come from ChatterBot's dialog corpus (``chatterbot-corpus`` on PyPI, BSD-3-Clause): trivia,
+The outliers come from ChatterBot's dialog corpus (``chatterbot-corpus`` on PyPI, BSD licence): trivia,
 small talk, coding, science, films and more, in many languages. Its money, tech-support and computers
 topics are left out: they sit next to real banking and app tickets. None of these texts is in any set that
 tunes or reports the out-of-scope rule (the generator in ``trainer.offtopic``, CLINC150).

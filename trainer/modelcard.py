@@ -68,13 +68,18 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
 """
     ood = metrics.get("out_of_scope")
     if ood:
+        served = ood.get("method", "mahalanobis")
         rows = [f"| {name} | {s['n']} | {100 * s['flagged']:.1f}% | {100 * s['paged']:.1f}% | "
-                f"{s['detectors'][fit['method']]['auroc']:.4f} | "
-                f"{100 * s['detectors'][fit['method']]['fpr_at_95_tpr']:.1f}% |" for name, s in ood["sets"].items()]
+                f"{s['detectors'][served]['auroc']:.4f} | "
+                f"{100 * s['detectors'][served]['fpr_at_95_tpr']:.1f}% |" for name, s in ood["sets"].items()]
         test = ood["banking77_test"]
+        hurried = ood.get("banking77_test_hurried")
+        typed = (f" Typed in a hurry (`trainer/augment.py` `hurried`): intent accuracy "
+                 f"{100 * hurried['intent_accuracy']:.2f}%, {100 * hurried['flagged']:.2f}% flagged, High recall "
+                 f"{100 * hurried['high_recall']:.2f}%." if hurried else "")
         text += (
             f"\nEvaluation (`triage evaluate`): Banking77 test {100 * test['flagged']:.2f}% flagged, High recall "
-            f"{100 * test['high_recall']:.2f}% with the rule on; off-topic sets vs Banking77 test:\n\n"
+            f"{100 * test['high_recall']:.2f}% with the rule on.{typed} Off-topic sets vs Banking77 test:\n\n"
             "| set | n | flagged | paged | AUROC | FPR at 95% TPR |\n|---|---:|---:|---:|---:|---:|\n"
             + "\n".join(rows) + "\n"
         )
@@ -182,7 +187,8 @@ in the loop for tickets flagged `needs_review`.
 Banking77 is © PolyAI, released under Creative Commons Attribution 4.0 International (CC BY 4.0).
 Casanueva, Temčinas, Gerz, Henderson, Vulić: "Efficient Intent Detection with Dual Sentence
 Encoders", NLP4ConvAI workshop at ACL 2020. The base model all-MiniLM-L6-v2
-(sentence-transformers) is Apache-2.0.
+(sentence-transformers) is Apache-2.0. Outlier-exposure lines come from the ChatterBot corpus
+(`chatterbot-corpus` on PyPI, Gunther Cox, BSD licence).
 """
     path = folder / "README.md"
     tmp = folder / f".README.md.{os.getpid()}.tmp"
