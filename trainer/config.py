@@ -26,7 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 2.0, "batch_size": 16, "lr": 3e-4, "head_lr_scale": 20.0, "max_length": 32,
         "max_train_examples": 1540, "label_smoothing": 0.0, "outlier_weight": 0.5, "high_recall_target": 0.98,
-        "typo_share": 0.25, "evaluate": False,
+        "typo_share": 0.0, "evaluate": False,
     },
     "quick": {
         "epochs": 1.25, "batch_size": 64, "lr": 3e-4, "head_lr_scale": 20.0, "max_length": 48,

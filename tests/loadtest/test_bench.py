@@ -63,8 +63,9 @@ def test_model_bench_times_every_backend_batch_and_mode(tiny_checkpoint: Path, r
     assert {(row["backend"], row["mode"]) for row in result.rows} == {(b, m) for b in backends for m in MODES}
     assert all(row["texts_per_s"] > 0 and row["batch"] == 8 for row in result.rows)
     torch_rows = {row["mode"]: row["texts_per_s"] for row in result.rows if row["backend"] == "torch"}
+    # rows keep one decimal and ratios two, so slow runs (a few texts/s) differ by more than 0.01 in absolute terms
     assert result.ratios["torch batch 8 bucketing on / off"] == pytest.approx(
-        torch_rows["offline, bucketed"] / torch_rows["offline, unbucketed"], abs=0.01
+        torch_rows["offline, bucketed"] / torch_rows["offline, unbucketed"], rel=0.02
     )
     assert result.notes[-1].startswith("one text per call")
 
