@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["METHODS", "SCOPE_FILE", "ScopeDetector"]
@@ -161,6 +161,6 @@ class ScopeDetector:
             return None
         with safe_open(str(path), framework="numpy") as handle:
             method = (handle.metadata() or {}).get("method", "mahalanobis")
-        tensors = load_file(str(path))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
         head = (tensors["head_weight"], tensors["head_bias"]) if "head_weight" in tensors else None
         return cls(method, tensors["whiten"], tensors["centres"], head, tensors["calibration"])

@@ -175,7 +175,9 @@ def detector_scores(
     unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
     nearest = np.sort(1.0 - unit @ reference.T, axis=1)[:, 9]
     served = {method: detector.distances(features, method) for method in detector.methods}
-    return {"max_softmax": -probs.max(axis=1), **served, "knn_cosine_k10": nearest}
+    if "max_softmax" not in served:
+        served["max_softmax"] = -probs.max(axis=1)
+    return {**served, "knn_cosine_k10": nearest}
 
 
 def head_weights(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:

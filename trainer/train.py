@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import structlog
 
 from inference.checkpoint import (
@@ -288,8 +289,6 @@ def _tune(args: TrainArgs, classifier: Classifier, val_probs: Any, val_split: Sp
     (``trainer.augment``): 122 High tickets alone leave one miss to chance, and hurried tickets are where
     recall is lost (tuned on clean validation alone, the full model kept 99.2% there and 98.3% on test).
     """
-    import numpy as np
-
     taxonomy = classifier.taxonomy
     raw = predictions(val_probs, val_split.intents, taxonomy, Thresholds())
     typos = noisy_copies(val_split, 1.0, args.seed)
