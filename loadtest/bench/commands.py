@@ -16,7 +16,8 @@ _MODEL = click.option("--model", "model_dir", type=click.Path(path_type=Path), d
 
 @click.group("bench", context_settings={"show_default": True})
 def bench_group() -> None:
-    """Benchmarks: the model offline; the worker's backlog drains (batching, no-op ceiling) and latency vs load."""
+    """Benchmarks: the model offline; the worker's backlog drains (batching, a baseline, no-op ceiling) and latency vs
+    load."""
 
 
 @bench_group.command("model")
@@ -48,6 +49,23 @@ def batching_cmd(
     bench = Bench.load(out_dir, model_dir)
     with bench.started() as live:
         bench.finish(bench_batching(live, count_single, count_batched, batch_size, bench.exported()))
+
+
+@bench_group.command("compare")
+@_OUT
+@_MODEL
+@click.option("--baseline", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The checkpoint to compare with, e.g. a copy without scope.safetensors.")
+@click.option("--pairs", type=click.IntRange(min=1), default=4)
+@click.option("--count", type=click.IntRange(min=100), default=2000, help="Tickets per drain.")
+def compare_cmd(out_dir: Path | None, model_dir: Path | None, baseline: Path, pairs: int, count: int) -> None:
+    """Default worker tickets/s with --model vs --baseline, drains interleaved in alternating order (cache off)."""
+    from inference.checkpoint import resolve_checkpoint
+    from loadtest.bench.worker import Bench, bench_compare
+
+    bench = Bench.load(out_dir, model_dir)
+    with bench.started() as live:
+        bench.finish(bench_compare(live, resolve_checkpoint(baseline), pairs, count))
 
 
 @bench_group.command("noop")

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import structlog
@@ -32,7 +33,10 @@ from schemas.messages import EnrichedTicket
 from schemas.topics import TopicSettings
 from schemas.validation import decode_ticket
 
-__all__ = ["Bench", "bench_batching", "bench_latency", "bench_noop", "compare_with_offline", "measure_saturation"]
+__all__ = [
+    "Bench", "bench_batching", "bench_compare", "bench_latency", "bench_noop", "compare_with_offline",
+    "measure_saturation",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -228,6 +232,24 @@ def bench_batching(
             f"target (issue #16): default worker ≥ 6× the naive per-ticket fp32 consumer — measured {multiple:g}× "
             f"({'met' if multiple >= 6 else 'NOT met'}); default backend {serving.backend}: {serving.reason}"
         )
+    result.notes.append(_DRAIN)
+    return result
+
+
+def bench_compare(bench: Bench, baseline: Path, pairs: int = 4, count: int = 2000) -> BenchResult:
+    """The default worker's backlog drain with this checkpoint and with ``baseline`` (a copy changed in one way),
+    in pairs whose order alternates (A B, B A, ...), so a shared machine's drift falls on both sides alike."""
+    result = BenchResult("compare", "Worker throughput: this checkpoint vs a baseline, interleaved drains (cache off)",
+                         {"pairs": pairs, "count": count, "model_dir": str(bench.model_dir), "baseline": str(baseline)})
+    sides = {"model": bench.model_dir, "baseline": baseline}
+    rates: dict[str, list[float]] = {"model": [], "baseline": []}
+    for pair in range(pairs):
+        for side in ("model", "baseline") if pair % 2 == 0 else ("baseline", "model"):
+            report = replace(bench, model_dir=sides[side]).drain(
+                f"{side}-{pair}", bench.test, ReplayConfig(source="test", rate=None, count=count, seed=1))
+            result.rows.append(_row(report, config=f"{side}, pair {pair + 1}"))
+            rates[side].append(report.throughput.steady_per_s or 0.0)
+    result.ratio("model / baseline, means", mean(rates["model"]), mean(rates["baseline"]))
     result.notes.append(_DRAIN)
     return result
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from inference.classifier import resolve_backend
 from loadtest.bench.gpu_check import main as gpu_check_main
 from loadtest.bench.model import MODES, bench_model
-from loadtest.bench.worker import Bench, bench_batching, bench_latency, bench_noop
+from loadtest.bench.worker import Bench, bench_batching, bench_compare, bench_latency, bench_noop
 from loadtest.broker import EmbeddedBroker
 from loadtest.report import steady_rate
 from loadtest.source import SourceRecord, load_source
@@ -39,7 +39,7 @@ def test_steady_rate_leaves_out_start_and_tail() -> None:
 def test_bench_lists_its_subcommands() -> None:
     result = CliRunner().invoke(main, ["bench", "--help"])
     assert result.exit_code == 0, result.output
-    for name in ("model", "batching", "latency", "all"):
+    for name in ("model", "batching", "compare", "latency", "all"):
         assert f"  {name} " in result.output
 
 
@@ -99,6 +99,21 @@ def test_batching_compares_the_default_worker_with_a_naive_consumer(stack: Bench
         batched["tickets_per_s"] / single["tickets_per_s"], abs=0.01
     )
     assert any("≥ 6× the naive per-ticket fp32 consumer" in note for note in result.notes)
+
+
+def test_compare_drains_the_model_and_the_baseline_in_alternating_order(stack: Bench, tmp_path: Path) -> None:
+    baseline = Path(shutil.copytree(stack.model_dir, tmp_path / "no-scope", copy_function=os.symlink))
+    (baseline / "scope.safetensors").unlink()
+    result = bench_compare(stack, baseline, pairs=2, count=60)
+    assert [row["config"] for row in result.rows] == [
+        "model, pair 1", "baseline, pair 1", "baseline, pair 2", "model, pair 2"]
+    assert all(row["tickets"] == 60 and row["lost"] == 0 and row["tickets_per_s"] > 0 for row in result.rows)
+    model, baseline_rates = ([row["tickets_per_s"] for row in result.rows if row["config"].startswith(side)]
+                             for side in ("model", "baseline"))
+    assert result.ratios["model / baseline, means"] == pytest.approx(sum(model) / sum(baseline_rates), abs=0.01)
+    logs = {side: " ".join(path.read_text() for path in (stack.out_dir / "work").glob(f"bench-{side}-*.log"))
+            for side in ("model", "baseline")}
+    assert "scope_detector_missing" in logs["baseline"] and "scope_detector_missing" not in logs["model"]
 
 
 def test_noop_drains_the_pipeline_without_a_model(stack: Bench) -> None:
