@@ -82,16 +82,20 @@ def noop_cmd(out_dir: Path | None) -> None:
 @bench_group.command("latency")
 @_OUT
 @_MODEL
+@click.option("--saturation", type=click.FloatRange(min=1), default=None,
+              help="Known saturation tickets/s, so runs compare at the same rates (default: measured first).")
 @click.option("--duration", type=click.FloatRange(min=5), default=20.0, help="Seconds of traffic per load level.")
 @click.option("--level", "levels", type=click.FloatRange(min=0.01, max=2.0), multiple=True,
               default=(0.25, 0.5, 0.75, 1.0), help="Fraction of saturation to offer (repeatable).")
-def latency_cmd(out_dir: Path | None, model_dir: Path | None, duration: float, levels: tuple[float, ...]) -> None:
-    """p50/p99 end to end at 25/50/75/100% of saturation, searched down from the burst rate first."""
+def latency_cmd(
+    out_dir: Path | None, model_dir: Path | None, saturation: float | None, duration: float, levels: tuple[float, ...]
+) -> None:
+    """p50/p99 end to end at 25/50/75/100% of saturation (searched down from the burst rate unless given)."""
     from loadtest.bench.worker import Bench, bench_latency
 
     bench = Bench.load(out_dir, model_dir)
     with bench.started() as live:
-        bench.finish(bench_latency(live, duration_s=duration, levels=levels))
+        bench.finish(bench_latency(live, saturation, duration_s=duration, levels=levels))
 
 
 @bench_group.command("all")
