@@ -7,7 +7,6 @@ Also the two test tiers: a test whose fixtures reach a broker, Redis or a traine
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,10 +15,6 @@ import redis
 
 from loadtest.broker import EmbeddedBroker
 from tests.names import unique_name
-from tests.tiny_model import start_training, trained
-
-_TRAINING: list[subprocess.Popen[bytes]] = []
-"""The early tiny-checkpoint training this process started (``pytest_collection_finish``)."""
 
 REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 INTEGRATION_FIXTURES = frozenset({"broker", "private_broker", "redis_url", "tiny_checkpoint"})
@@ -45,36 +40,13 @@ def shared_data_dir() -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``integration`` every test whose fixture closure includes one of ``INTEGRATION_FIXTURES``, and run
-    the files that need no tiny checkpoint first, while it trains.
+    """Mark ``integration`` every test whose fixture closure includes one of ``INTEGRATION_FIXTURES``.
 
     Derived from the fixtures rather than marked by hand, so a new test lands in the right tier by itself.
     """
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
-    needs_model = {item.path for item in items if "tiny_checkpoint" in getattr(item, "fixturenames", ())}
-    items.sort(key=lambda item: item.path in needs_model)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """The first xdist worker starts training the tiny checkpoint when a selected test needs it."""
-    if os.environ.get("PYTEST_XDIST_WORKER") != "gw0":
-        return
-    if not any("tiny_checkpoint" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    try:
-        data = shared_data_dir()
-    except RuntimeError:
-        return  # the fixture raises it, in the test that asks
-    factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]  # the fixture's
-    _TRAINING.append(start_training(_shared_models(factory), data))
-
-
-def pytest_sessionfinish() -> None:
-    for child in _TRAINING:
-        child.kill()
-        child.wait()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -130,14 +102,21 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A small real checkpoint trained once per run (``tests.tiny_model``), via ``latest``.
+    """A small real checkpoint trained once per run (few minutes on 2 cores), via ``latest``.
 
-    Under pytest-xdist the workers share one in the run's common temp folder, started early by the first.
+    Under pytest-xdist the workers share one: the first to ask trains it in the run's common temp folder
+    while the others wait on a file lock.
     """
+    from filelock import FileLock
+
+    from trainer.config import TrainArgs
+    from trainer.train import run_training
+
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return trained(tmp_path_factory.mktemp("models"), data_dir)
-    return trained(_shared_models(tmp_path_factory), data_dir)
-
-
-def _shared_models(factory: pytest.TempPathFactory) -> Path:
-    return factory.getbasetemp().parent / "shared-models"
+        root = tmp_path_factory.mktemp("models")
+    else:
+        root = tmp_path_factory.getbasetemp().parent / "shared-models"
+    with FileLock(f"{root}.lock"):
+        if not (root / "latest").exists():
+            run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root))
+    return root / "latest"
