@@ -242,16 +242,21 @@ def bench_compare(bench: Bench, baseline: Path, pairs: int = 4, count: int = 200
     result = BenchResult("compare", "Worker throughput: this checkpoint vs a baseline, interleaved drains (cache off)",
                          {"pairs": pairs, "count": count, "model_dir": str(bench.model_dir), "baseline": str(baseline)})
     sides = {"model": bench.model_dir, "baseline": baseline}
-    rates: dict[str, list[float]] = {"model": [], "baseline": []}
+    rates: dict[str, list[float | None]] = {"model": [], "baseline": []}
     for pair in range(pairs):
         for side in ("model", "baseline") if pair % 2 == 0 else ("baseline", "model"):
             report = replace(bench, model_dir=sides[side]).drain(
                 f"{side}-{pair}", bench.test, ReplayConfig(source="test", rate=None, count=count, seed=1))
             result.rows.append(_row(report, config=f"{side}, pair {pair + 1}"))
-            rates[side].append(report.throughput.steady_per_s or 0.0)
-    result.ratio("model / baseline, means", mean(rates["model"]), mean(rates["baseline"]))
+            rates[side].append(report.throughput.steady_per_s)
+    result.ratio("model / baseline, means", _mean(rates["model"]), _mean(rates["baseline"]))
     result.notes.append(_DRAIN)
     return result
+
+
+def _mean(rates: list[float | None]) -> float | None:
+    """None when a drain was too short to measure, rather than a mean pulled down by a zero."""
+    return None if None in rates else mean(rate for rate in rates if rate is not None)
 
 
 def compare_with_offline(batching: BenchResult, model: BenchResult) -> None:
