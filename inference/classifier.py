@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import structlog
-import torch
 from safetensors import SafetensorError
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from inference.checkpoint import CheckpointError, read_manifest, resolve_checkpoint
 from inference.decision import Thresholds, decide
 from inference.scope import ScopeDetector
+from inference.tokenizer import TextTokenizer
 from schemas.messages import Triage
 from schemas.taxonomy import Taxonomy, load_taxonomy
 
+if TYPE_CHECKING:
+    from inference.torch_model import TorchModel
+
 __all__ = [
-    "Backend", "Classifier", "ONNX_FILES", "OnnxModel", "SERVING_FILE", "ServedBackend", "Serving",
-    "classification_head", "default_batch_tokens", "pick_device", "resolve_backend",
+    "Backend", "Classifier", "Encoder", "ONNX_FILES", "OnnxModel", "SERVING_FILE", "ServedBackend", "Serving",
+    "default_batch_tokens", "default_device", "resolve_backend",
 ]
 
 log = structlog.get_logger(__name__)
@@ -37,6 +41,8 @@ SERVING_FILE = "onnx/serving.json"
 """The exports' validation verdicts (``fit`` and ``reason`` per backend), written after the ONNX files."""
 _CPU_PREFERENCE: tuple[Literal["onnx-int8", "onnx"], ...] = ("onnx-int8", "onnx")
 _ONNX_PRECISION: dict[str, Precision] = {"onnx-int8": "int8", "onnx": "fp32"}
+_GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
+"""NVIDIA's driver (Linux, and its containers), WSL 2's GPU bridge, AMD's ROCm driver."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +66,15 @@ def resolve_backend(folder: Path, requested: Backend = "auto", device: str | Non
     """
     if requested == "onnx-int8" or requested == "onnx":
         return Serving(requested, "cpu", _ONNX_PRECISION[requested], "set explicitly")
-    target = pick_device(device)
+    target = device or default_device()
     if requested == "torch":
-        return Serving("torch", str(target), "fp32", "set explicitly")
+        return Serving("torch", target, "fp32", "set explicitly")
     if requested != "auto":
         raise ValueError(f"unknown backend {requested!r}; use auto, torch, onnx or onnx-int8")
-    if target.type == "cuda":
-        half: Literal["bf16", "fp16"] = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return Serving("torch", str(target), half, f"auto: CUDA device {torch.cuda.get_device_name(target)}")
+    if target.startswith("cuda"):
+        from inference.torch_model import device_name, half_precision
+
+        return Serving("torch", target, half_precision(), f"auto: CUDA device {device_name(target)}")
     verdicts = _serving_verdicts(folder)
     passed_over = []
     for backend in _CPU_PREFERENCE:
@@ -81,7 +88,7 @@ def resolve_backend(folder: Path, requested: Backend = "auto", device: str | Non
         else:
             reason = "; ".join([f"auto: CPU, {backend} fit: {verdict['reason']}", *passed_over])
             return Serving(backend, "cpu", _ONNX_PRECISION[backend], reason)
-    return Serving("torch", str(target), "fp32", "; ".join(["auto: CPU, no export fit to serve", *passed_over]))
+    return Serving("torch", target, "fp32", "; ".join(["auto: CPU, no export fit to serve", *passed_over]))
 
 
 def _serving_verdicts(folder: Path) -> dict[str, dict[str, Any]]:
@@ -96,20 +103,35 @@ def _serving_verdicts(folder: Path) -> dict[str, dict[str, Any]]:
     return backends
 
 
-def pick_device(requested: str | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else CPU."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def default_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu``; torch is imported only where a GPU driver is present.
+
+    Importing torch takes seconds, which a CPU machine's ONNX model process would pay at every start. CUDA
+    needs the NVIDIA (or ROCm) kernel driver, whose files exist on such hosts and in their GPU containers.
+    """
+    if importlib.util.find_spec("torch") is None or not any(Path(p).exists() for p in _GPU_DRIVER_FILES):
+        return "cpu"
+    from inference.torch_model import pick_device
+
+    return str(pick_device())
 
 
-def default_batch_tokens(device: torch.device) -> int:
+def default_batch_tokens(device: str) -> int:
     """Padded tokens per forward pass: small on CPU, where padding is paid in full; large on a GPU.
 
     On 2 CPU cores, micro-batches of 64 Banking77 texts ran 1.7× faster (torch) and 2.2× (ONNX int8) in
     passes of ≤ 512 padded tokens than in one pass of 64 (see ``triage bench model``).
     """
-    return 16_384 if device.type == "cuda" else 512
+    return 16_384 if device.startswith("cuda") else 512
+
+
+class Encoder(Protocol):
+    """A backend's forward pass: padded ids and mask in, logits and the classification head's input out.
+
+    Features are None only for an ONNX export made before they were exported.
+    """
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 class OnnxModel:
@@ -120,7 +142,7 @@ class OnnxModel:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))  # affinity, unlike cpu_count
         options.inter_op_num_threads = 1
         # Idle threads sleep instead of spinning: the worker's event loop, its producer and the broker share
         # these cores. With spinning on, 2-core p99 at half of saturation was 1.6 s and 12.7 s against 0.47 s
@@ -145,13 +167,13 @@ class Classifier:
 
     def __init__(
         self,
-        model: torch.nn.Module | OnnxModel,
-        tokenizer: PreTrainedTokenizerBase,
+        model: Encoder,
+        tokenizer: TextTokenizer,
         taxonomy: Taxonomy,
         thresholds: Thresholds,
         version: str,
         *,
-        device: torch.device,
+        device: str = "cpu",
         max_length: int = 64,
         batch_size: int = 32,
         bucket_by_length: bool = True,
@@ -159,7 +181,7 @@ class Classifier:
         scope: ScopeDetector | None = None,
         serving: Serving | None = None,
     ) -> None:
-        self.model = model.eval() if isinstance(model, torch.nn.Module) else model
+        self.model = model
         self.tokenizer = tokenizer
         self.taxonomy = taxonomy
         self.thresholds = thresholds
@@ -171,11 +193,8 @@ class Classifier:
         self.max_batch_tokens = max_batch_tokens or default_batch_tokens(device)
         self.scope = scope
         self.serving = serving or Serving(
-            "onnx" if isinstance(model, OnnxModel) else "torch", str(device), "fp32", "built in process"
+            "onnx" if isinstance(model, OnnxModel) else "torch", device, "fp32", "built in process"
         )
-        self._features: list[torch.Tensor] = []
-        if isinstance(model, torch.nn.Module):
-            classification_head(model).register_forward_hook(lambda _module, args, _out: self._features.append(args[0]))
 
     @classmethod
     def load(
@@ -188,6 +207,7 @@ class Classifier:
         max_batch_tokens: int | None = None,
         thresholds: Thresholds | None = None,
         backend: Backend = "torch",
+        threads: int | None = None,
     ) -> Classifier:
         """Load a checkpoint folder (or ``latest``); safetensors only, never remote code.
 
@@ -200,23 +220,25 @@ class Classifier:
             thresholds: Override the thresholds stored with the checkpoint.
             backend: ``torch`` (safetensors weights, fp32: the checkpoint itself, what evaluation measures),
                 ``onnx`` / ``onnx-int8`` (ONNX Runtime on CPU, files written by ``triage train`` or ``triage
-                export``), or ``auto``, the serving entry points' default (see ``resolve_backend``).
+                export``), or ``auto``, the serving entry points' default (see ``resolve_backend``). Only
+                ``torch`` imports torch and transformers.
+            threads: Intra-op threads; default: ONNX Runtime takes the cores available, torch keeps its own.
         """
         folder = resolve_checkpoint(path)
         manifest = read_manifest(folder)
         serving = resolve_backend(folder, backend, device)
-        torch_device = torch.device(serving.device)
-        model: torch.nn.Module | OnnxModel
+        max_length = int(manifest.get("max_length", 64))
+        model: Encoder
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-            config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+            tokenizer = TextTokenizer.load(folder, max_length)
+            labels = json.loads((folder / "config.json").read_text(encoding="utf-8"))["id2label"]
             if serving.backend == "torch":
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    folder, use_safetensors=True, trust_remote_code=False, dtype=_DTYPES[serving.precision]
-                ).to(torch_device)
+                from inference.torch_model import TorchModel
+
+                model = TorchModel.load(folder, serving.device, serving.precision, threads)
             else:
-                model = OnnxModel(_onnx_file(folder, serving.backend))
-        except (OSError, ValueError, SafetensorError) as exc:
+                model = OnnxModel(_onnx_file(folder, serving.backend), threads)
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
             raise CheckpointError(
                 f"cannot load model from {folder}: {exc} — retrain with `triage train --preset quick`"
             ) from exc
@@ -226,9 +248,7 @@ class Classifier:
                         detail="re-run `triage export`; out_of_scope is never set with this export")
             scope = None
         try:
-            taxonomy = load_taxonomy(folder / "taxonomy.csv").reorder(
-                [config.id2label[i] for i in range(len(config.id2label))]
-            )
+            taxonomy = load_taxonomy(folder / "taxonomy.csv").reorder([labels[str(i)] for i in range(len(labels))])
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"{folder}: labels do not match its taxonomy.csv ({exc})") from exc
         return cls(
@@ -237,14 +257,23 @@ class Classifier:
             taxonomy,
             thresholds or Thresholds.load(folder / "thresholds.json"),
             str(manifest.get("version", folder.name)),
-            device=torch_device,
-            max_length=int(manifest.get("max_length", 64)),
+            device=serving.device,
+            max_length=max_length,
             batch_size=batch_size,
             bucket_by_length=bucket_by_length,
             max_batch_tokens=max_batch_tokens,
             scope=scope,
             serving=serving,
         )
+
+    @property
+    def torch_model(self) -> TorchModel:
+        """The torch model, for training steps that read its weights (a checkpoint served on ONNX has none)."""
+        from inference.torch_model import TorchModel
+
+        if not isinstance(self.model, TorchModel):
+            raise TypeError(f"{self.version} is served on {self.serving.backend}, not torch")
+        return self.model
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Intent probabilities, shape (len(texts), n_intents), columns in ``taxonomy.intents`` order."""
@@ -266,17 +295,16 @@ class Classifier:
         probs = np.empty((len(texts), n_intents), dtype=np.float32)
         if not texts:
             return probs, None
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        ids: list[list[int]] = encoded["input_ids"]
+        ids = self.tokenizer.ids(texts)
         features: np.ndarray | None = None
-        with torch.inference_mode():
-            for chunk in self._passes([len(i) for i in ids]):
-                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="np")
-                probs[chunk], chunk_features = self._forward(batch["input_ids"], batch["attention_mask"])
-                if chunk_features is not None:
-                    if features is None:
-                        features = np.empty((len(ids), chunk_features.shape[1]), dtype=np.float32)
-                    features[chunk] = chunk_features
+        for chunk in self._passes([len(i) for i in ids]):
+            logits, chunk_features = self.model.run(*self.tokenizer.pad([ids[i] for i in chunk]))
+            exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            probs[chunk] = exp / exp.sum(axis=-1, keepdims=True)
+            if chunk_features is not None:
+                if features is None:
+                    features = np.empty((len(ids), chunk_features.shape[1]), dtype=np.float32)
+                features[chunk] = chunk_features
         return probs, features
 
     def _passes(self, lengths: list[int]) -> Iterator[list[int]]:
@@ -300,20 +328,6 @@ class Classifier:
         if chunk:
             yield chunk
 
-    def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Softmax probabilities and the head's input features of one padded pass."""
-        if isinstance(self.model, OnnxModel):
-            logits, features = self.model.run(input_ids, attention_mask)
-            exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            return exp / exp.sum(axis=-1, keepdims=True), features
-        self._features.clear()
-        logits_t = self.model(
-            input_ids=torch.from_numpy(input_ids).to(self.device),
-            attention_mask=torch.from_numpy(attention_mask).to(self.device),
-        ).logits
-        probs: np.ndarray = torch.softmax(logits_t.float(), dim=-1).cpu().numpy()
-        return probs, self._features[0].float().cpu().numpy() if self._features else None
-
     def predict(self, texts: Sequence[str]) -> list[Triage]:
         """Triage each text; ``latency_ms`` is the model time of the whole call."""
         started = time.perf_counter()
@@ -321,17 +335,6 @@ class Classifier:
         elapsed = (time.perf_counter() - started) * 1000.0
         return decide(probs, self.taxonomy, self.thresholds, self.version, latency_ms=elapsed,
                       scope_scores=scope_scores)
-
-
-def classification_head(model: torch.nn.Module) -> torch.nn.Module:
-    """The classification head, whose input (pooled encoder features) the scope detector reads."""
-    head = getattr(model, "classifier", None)
-    if not isinstance(head, torch.nn.Module):
-        raise CheckpointError(f"{type(model).__name__} has no `classifier` head to read features from")
-    return head
-
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _onnx_file(folder: Path, backend: str) -> Path:

@@ -22,8 +22,9 @@ import numpy as np
 import structlog
 
 from inference.checkpoint import read_manifest, resolve_checkpoint
-from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel, classification_head
+from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel
 from inference.scope import ScopeDetector
+from inference.torch_model import classification_head
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES
 from trainer.data import Banking77, Split, stratified_split
@@ -134,7 +135,6 @@ def export_for_serving(
         ``{"split", "n", "max_accuracy_loss_points", "torch": figures, "backends": {name: figures + fit,
         reason}, "files", "sizes_mb"}``; the same dict is stored in ``onnx/serving.json``.
     """
-    import torch
 
     (folder / "onnx").mkdir(exist_ok=True)
     fp32 = export_onnx(folder, folder / ONNX_FILES["onnx"])
@@ -144,7 +144,7 @@ def export_for_serving(
     backends = {}
     for backend in ONNX_FILES:
         onnx = Classifier(OnnxModel(folder / ONNX_FILES[backend]), reference.tokenizer, reference.taxonomy,
-                          reference.thresholds, reference.version, device=torch.device("cpu"),
+                          reference.thresholds, reference.version, device="cpu",
                           max_length=reference.max_length, batch_size=reference.batch_size, scope=scope)
         row = _figures(onnx, validation, onnx.predict_scored(validation.texts), scored)
         backends[backend] = {**row, **serving_verdict(row, torch_row)}
@@ -237,8 +237,9 @@ def export_checkpoint(
     _, validation = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
     reference = Classifier.load(folder, backend="torch", batch_size=64)
     serving = export_for_serving(folder, reference, validation, reference.predict_scored(validation.texts))
-    engines = {"torch": reference, "onnx": Classifier.load(folder, backend="onnx", batch_size=64),
-               "onnx-int8": Classifier.load(folder, backend="onnx-int8", batch_size=64)}
+    threads = torch.get_num_threads()
+    engines = {"torch": reference, "onnx": Classifier.load(folder, backend="onnx", batch_size=64, threads=threads),
+               "onnx-int8": Classifier.load(folder, backend="onnx-int8", batch_size=64, threads=threads)}
     report: dict[str, Any] = {
         **serving,
         "engines": _measure(engines, data, bench_texts),

@@ -67,7 +67,9 @@ def run_training(args: TrainArgs) -> Path:
     """
     import transformers
 
-    from inference.classifier import Classifier, pick_device
+    from inference.classifier import Classifier
+    from inference.tokenizer import TextTokenizer
+    from inference.torch_model import TorchModel, pick_device
 
     version = new_version(args.hyperparameters())
     device = pick_device()
@@ -92,8 +94,8 @@ def run_training(args: TrainArgs) -> Path:
         tokenizer.save_pretrained(staging)
         taxonomy.write_csv(staging / "taxonomy.csv")
 
-        classifier = Classifier(model, tokenizer, taxonomy, Thresholds(), version, device=device,
-                                max_length=args.max_length, batch_size=128)
+        classifier = Classifier(TorchModel(model, device), TextTokenizer.load(staging, args.max_length), taxonomy,
+                                Thresholds(), version, device=str(device), max_length=args.max_length, batch_size=128)
         val_probs, val_features = classifier.encode(val_split.texts)
         assert val_features is not None, "the torch model always yields features"
         tuned = _tune(args, classifier, val_probs, val_split)

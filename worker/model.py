@@ -1,9 +1,9 @@
 """The one model client: the checkpoint in its own process, calls with a deadline, restarts, merged batches.
 
 A ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context loads the checkpoint in its initializer: in the
-worker process each torch op re-takes the GIL from the event loop and Faust's consumer thread. The fork server
-imported torch and transformers only, so a restart loads weights, not those imports. Batches that wait while
-the model is busy go through it as one call, so forward passes grow with the load. Faults, by whose they are:
+worker process each model op re-takes the GIL from the event loop and Faust's consumer thread. The fork server
+imports the serving libraries once (``_preload``), so a restart loads weights, not those imports. Batches that
+wait while the model is busy go through it as one call, so forward passes grow with the load. Faults, by whose they are:
 the predictor raised → ``ModelFailed`` (the texts'; the pipeline retries them one by one); the process died or
 missed ``model_call_timeout_s`` → killed, restarted, retried once, ``ModelFailed`` if it dies again; a new
 process cannot load (out of memory, folder gone) → the infrastructure's: the call waits with backoff while
@@ -88,15 +88,10 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
     """
     if settings.model_backend == "noop":
         return NoopPredictor()
-    import torch
-    from transformers.utils import logging as hf_logging
-
     from inference.checkpoint import resolve_checkpoint
     from inference.classifier import Classifier
     from inference.decision import Thresholds
 
-    torch.set_num_threads(settings.torch_threads or len(os.sched_getaffinity(0)))  # affinity, unlike cpu_count
-    hf_logging.disable_progress_bar()  # a progress bar per load would break the worker's JSON log lines
     folder = resolve_checkpoint(checkpoint or settings.model_dir)
     overrides = settings.thresholds.model_dump(exclude_none=True)
     thresholds = Thresholds.load(folder / "thresholds.json").model_copy(update=overrides) if overrides else None
@@ -107,7 +102,27 @@ def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> 
         max_batch_tokens=settings.max_batch_tokens,
         thresholds=thresholds,
         backend=settings.model_backend,
+        threads=settings.torch_threads or len(os.sched_getaffinity(0)),  # affinity, unlike cpu_count
     )
+
+
+def _preload(settings: WorkerSettings, checkpoint: Path | None) -> list[str]:
+    """What the fork server imports once, so a restarted model process loads weights, not libraries: torch
+    and transformers only when they serve (17 s of an ONNX model process's start on 2 cores otherwise).
+
+    The fork server outlives model processes: a later checkpoint served on another backend imports its own.
+    """
+    from inference.checkpoint import CheckpointError, resolve_checkpoint
+    from inference.classifier import resolve_backend
+
+    if settings.model_backend == "noop":
+        return _PRELOAD
+    try:
+        serving = resolve_backend(resolve_checkpoint(checkpoint or settings.model_dir), settings.model_backend,
+                                  settings.device)
+    except (CheckpointError, ValueError):
+        return _PRELOAD  # the model process fails to load it and says why
+    return [*_PRELOAD, "inference.torch_model"] if serving.backend == "torch" else _PRELOAD
 
 
 # The executor's one thread (in the model process, or in the worker) keeps its predictor here.
@@ -167,7 +182,7 @@ class Engine:
         if not in_child:
             return ThreadPoolExecutor(1, thread_name_prefix="triage-model", initializer=_load, initargs=args)
         context = mp.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        context.set_forkserver_preload(_preload(self.settings, self.checkpoint))
         return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_load, initargs=args)
 
     @property

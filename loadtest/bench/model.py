@@ -66,7 +66,9 @@ def bench_model(
     classifiers: dict[str, Classifier] = {}
     for backend in backends:
         try:
-            classifiers[backend] = Classifier.load(checkpoint, backend=backend)  # type: ignore[arg-type]
+            classifiers[backend] = Classifier.load(
+                checkpoint, backend=backend, threads=torch.get_num_threads()  # type: ignore[arg-type]
+            )
         except CheckpointError as exc:
             result.notes.append(f"{backend} skipped: {str(exc).splitlines()[0]}")
     if not classifiers:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from inference import classifier
 from inference.checkpoint import CheckpointError
 from inference.classifier import ONNX_FILES, SERVING_FILE, resolve_backend
 
@@ -83,3 +84,12 @@ def test_unreadable_verdicts_are_refused_with_a_fix(tmp_path: Path) -> None:
     (folder / SERVING_FILE).write_text("{", encoding="utf-8")
     with pytest.raises(CheckpointError, match="triage export"):
         resolve_backend(folder, "auto", device="cpu")
+
+
+def test_default_device_asks_torch_only_where_a_gpu_driver_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: asked.append(True) or True)
+    monkeypatch.setattr(classifier, "_GPU_DRIVER_FILES", (str(tmp_path / "nvidiactl"),))
+    assert (classifier.default_device(), asked) == ("cpu", [])
+    (tmp_path / "nvidiactl").touch()
+    assert (classifier.default_device(), asked) == ("cuda", [True])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +121,17 @@ def test_auto_serves_what_the_training_run_judged(tiny_checkpoint: Path) -> None
     fit = [name for name in ("onnx-int8", "onnx") if verdicts[name]["fit"]]
     assert served.backend == (fit[0] if fit else "torch")
     assert served.reason.startswith("auto: CPU")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_serving_on_onnx_imports_neither_torch_nor_transformers(tiny_checkpoint: Path, backend: str) -> None:
+    """They cost a model process ~17 s of start-up on 2 cores (``inference.torch_model``)."""
+    code = (
+        "import sys\nfrom inference.classifier import Classifier\n"
+        f"Classifier.load(sys.argv[1], backend={backend!r}).predict(['my card was stolen'])\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tiny_checkpoint)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

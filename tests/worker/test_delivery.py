@@ -54,9 +54,9 @@ def test_sigkill_mid_stream_then_restart_loses_no_ticket(
     env = worker_env(
         broker, redis_url, tmp_path / "state", topics, tiny_checkpoint, name,
         TRIAGE_BATCH_SIZE="16", TRIAGE_COMMIT_INTERVAL_S="0.5", TRIAGE_REDIS__ENABLED="false",
-        # Without Redis, a duplicate keeps its labels only on torch: int8 ONNX scales activations per batch, so
-        # a text's probabilities move with its batch-mates and a near-tie can flip (README, Delivery guarantee).
-        TRIAGE_MODEL_BACKEND="torch",
+        # Without Redis, a duplicate keeps its labels only in fp32: int8 ONNX scales activations per batch, so a
+        # text's probabilities move with its batch-mates and a near-tie can flip (README, Delivery guarantee).
+        TRIAGE_MODEL_BACKEND="onnx",
     )
     first = WorkerProcess("first", env, tmp_path / "first.log").start()
     second = WorkerProcess("second", env, tmp_path / "second.log")

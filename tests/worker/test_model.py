@@ -16,7 +16,7 @@ import pytest
 
 from inference.checkpoint import MANIFEST, CheckpointError, resolve_checkpoint
 from worker.metrics import WorkerMetrics
-from worker.model import Engine, ModelClient, load_predictor
+from worker.model import Engine, ModelClient, _preload, load_predictor
 from worker.settings import WorkerSettings
 
 TEXTS = ["my card was stolen", "how do I top up by bank transfer?", "where is my new card"]
@@ -167,3 +167,10 @@ def test_the_child_and_its_fork_server_exit_when_the_worker_is_killed(checkpoint
     finally:
         parent.kill()
         parent.wait()
+
+
+@pytest.mark.parametrize(("backend", "imports_torch"), [("onnx", False), ("onnx-int8", False), ("torch", True)])
+def test_the_fork_server_imports_torch_only_where_it_serves(tiny_checkpoint: Path, backend: str,
+                                                            imports_torch: bool) -> None:
+    settings = WorkerSettings(model_dir=tiny_checkpoint, model_backend=backend)
+    assert ("inference.torch_model" in _preload(settings, None)) is imports_torch
