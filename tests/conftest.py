@@ -7,6 +7,8 @@ Also the two test tiers: a test whose fixtures reach a broker, Redis or a traine
 from __future__ import annotations
 
 import os
+import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,10 @@ import redis
 
 from loadtest.broker import EmbeddedBroker
 from tests.names import unique_name
+from tests.tiny_model import start_training, trained
+
+_TRAINING: list[subprocess.Popen[bytes]] = []
+"""The early tiny-checkpoint training this process started (``pytest_sessionstart``)."""
 
 REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 INTEGRATION_FIXTURES = frozenset({"broker", "private_broker", "redis_url", "tiny_checkpoint"})
@@ -40,13 +46,41 @@ def shared_data_dir() -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``integration`` every test whose fixture closure includes one of ``INTEGRATION_FIXTURES``.
+    """Mark ``integration`` every test whose fixture closure includes one of ``INTEGRATION_FIXTURES``; order the
+    files that need no tiny checkpoint first, while it trains, then the others, each with the most tests first.
 
-    Derived from the fixtures rather than marked by hand, so a new test lands in the right tier by itself.
+    Tiers are derived from the fixtures rather than marked by hand, so a new test lands in the right one by
+    itself. pytest-xdist keeps this order with ``--no-loadscope-reorder`` (``make test``), where it would
+    otherwise hand out the files with the most tests first, and those need the checkpoint.
     """
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    needs_model = {item.path for item in items if "tiny_checkpoint" in getattr(item, "fixturenames", ())}
+    per_file = Counter(item.path for item in items)
+    items.sort(key=lambda item: (item.path in needs_model, -per_file[item.path], item.path))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The pytest-xdist controller starts training the tiny checkpoint before its workers start, unless the run
+    deselects the tests that need it (``make test-unit``); the first to need it waits for it (``tiny_checkpoint``)."""
+    config = session.config
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
+        return
+    if "not integration" in (config.option.markexpr or ""):
+        return
+    try:
+        data = shared_data_dir()
+    except RuntimeError:
+        return  # the fixture raises it, in the test that asks
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]  # the fixture's own
+    _TRAINING.append(start_training(factory.getbasetemp() / "shared-models", data))
+
+
+def pytest_sessionfinish() -> None:
+    for child in _TRAINING:
+        child.kill()
+        child.wait()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -102,21 +136,10 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A small real checkpoint trained once per run (few minutes on 2 cores), via ``latest``.
+    """A small real checkpoint trained once per run (``tests.tiny_model``), via ``latest``.
 
-    Under pytest-xdist the workers share one: the first to ask trains it in the run's common temp folder
-    while the others wait on a file lock.
+    Under pytest-xdist the workers share the one the controller started training in the run's common temp folder.
     """
-    from filelock import FileLock
-
-    from trainer.config import TrainArgs
-    from trainer.train import run_training
-
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        root = tmp_path_factory.mktemp("models")
-    else:
-        root = tmp_path_factory.getbasetemp().parent / "shared-models"
-    with FileLock(f"{root}.lock"):
-        if not (root / "latest").exists():
-            run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root))
-    return root / "latest"
+        return trained(tmp_path_factory.mktemp("models"), data_dir)
+    return trained(tmp_path_factory.getbasetemp().parent / "shared-models", data_dir)

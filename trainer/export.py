@@ -24,7 +24,6 @@ import structlog
 from inference.checkpoint import read_manifest, resolve_checkpoint
 from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel
 from inference.scope import ScopeDetector
-from inference.torch_model import classification_head
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES
 from trainer.data import Banking77, Split, stratified_split
@@ -49,6 +48,8 @@ def export_onnx(folder: Path, target: Path) -> Path:
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from inference.torch_model import classification_head
 
     model = AutoModelForSequenceClassification.from_pretrained(
         folder, use_safetensors=True, trust_remote_code=False

@@ -23,7 +23,6 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from inference.classifier import Classifier
 from inference.decision import Thresholds, apply_rules, marginalise
 from inference.scope import ScopeDetector
-from inference.torch_model import classification_head
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
 from trainer.augment import hurried
@@ -182,6 +181,8 @@ def detector_scores(
 
 def head_weights(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
     """The fine-tuned head's weight and bias (rows in ``classifier.taxonomy.intents`` order)."""
+    from inference.torch_model import classification_head
+
     head = classification_head(classifier.torch_model.module)
     weight, bias = head.get_parameter("weight"), head.get_parameter("bias")
     return weight.detach().float().cpu().numpy(), bias.detach().float().cpu().numpy()

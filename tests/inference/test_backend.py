@@ -88,7 +88,12 @@ def test_unreadable_verdicts_are_refused_with_a_fix(tmp_path: Path) -> None:
 
 def test_default_device_asks_torch_only_where_a_gpu_driver_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[bool] = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: asked.append(True) or True)
+
+    def is_available() -> bool:
+        asked.append(True)
+        return True
+
+    monkeypatch.setattr(torch.cuda, "is_available", is_available)
     monkeypatch.setattr(classifier, "_GPU_DRIVER_FILES", (str(tmp_path / "nvidiactl"),))
     assert (classifier.default_device(), asked) == ("cpu", [])
     (tmp_path / "nvidiactl").touch()

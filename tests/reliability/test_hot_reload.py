@@ -36,7 +36,9 @@ def _variant(root: Path, name: str, change: Callable[[Path], None]) -> None:
 
 
 def _corrupt_weights(folder: Path) -> None:
-    (folder / "model.safetensors").write_bytes(b"\x00garbage, not a safetensors file" * 100)
+    """Garbage in every weights file: the safetensors and the ONNX exports (whichever the backend serves)."""
+    for path in [folder / "model.safetensors", *(folder / "onnx").glob("*.onnx")]:
+        path.write_bytes(b"\x00garbage, not a weights file" * 100)
 
 
 def _pickled_only(folder: Path) -> None:
