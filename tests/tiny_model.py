@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["start_training", "trained"]
+__all__ = ["corrupt_weights", "start_training", "trained"]
 
 
 def trained(root: Path, data_dir: Path) -> Path:
@@ -28,6 +28,16 @@ def trained(root: Path, data_dir: Path) -> Path:
             threads = len(os.sched_getaffinity(0))
             run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root, threads=threads))
     return root / "latest"
+
+
+def corrupt_weights(folder: Path) -> None:
+    """Garbage in every weights file of a checkpoint copy, whichever engine serves it (safetensors, ONNX exports).
+
+    Each file is replaced rather than written through: a copy made of hard links would corrupt its source too.
+    """
+    for weights in (folder / "model.safetensors", *folder.glob("onnx/*.onnx")):
+        weights.unlink()
+        weights.write_bytes(b"\x00garbage, not a weights file" * 100)
 
 
 def start_training(root: Path, data_dir: Path) -> subprocess.Popen[bytes]:

@@ -136,7 +136,6 @@ def export_for_serving(
         ``{"split", "n", "max_accuracy_loss_points", "torch": figures, "backends": {name: figures + fit,
         reason}, "files", "sizes_mb"}``; the same dict is stored in ``onnx/serving.json``.
     """
-
     (folder / "onnx").mkdir(exist_ok=True)
     fp32 = export_onnx(folder, folder / ONNX_FILES["onnx"])
     quantize_int8(fp32, folder / ONNX_FILES["onnx-int8"])

@@ -14,6 +14,7 @@ from loadtest.replay import ReplayConfig
 from tests.reliability.conftest import Rig
 from tests.reliability.summary import report
 from tests.reliability.traffic import Traffic
+from tests.tiny_model import corrupt_weights
 from tests.workers import metric_sum
 
 GOOD = "reloaded-good"
@@ -35,12 +36,6 @@ def _variant(root: Path, name: str, change: Callable[[Path], None]) -> None:
     _point_latest(root, name)
 
 
-def _corrupt_weights(folder: Path) -> None:
-    """Garbage in every weights file: the safetensors and the ONNX exports (whichever the backend serves)."""
-    for path in [folder / "model.safetensors", *(folder / "onnx").glob("*.onnx")]:
-        path.write_bytes(b"\x00garbage, not a weights file" * 100)
-
-
 def _pickled_only(folder: Path) -> None:
     """Weights only as ``pytorch_model.bin`` (a pickle, which could run code when loaded)."""
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
@@ -55,7 +50,7 @@ def test_bad_checkpoint_at_hot_reload_keeps_the_old_model_serving(rig: Rig) -> N
     worker = rig.worker("reload", reload_interval_s="0.5")
     served = str(read_manifest(rig.model_root / "v1")["version"])
     bad_versions: list[tuple[str, Callable[[], None]]] = [
-        ("corrupt_weights", lambda: _variant(rig.model_root, "v2-corrupt", _corrupt_weights)),
+        ("corrupt_weights", lambda: _variant(rig.model_root, "v2-corrupt", corrupt_weights)),
         ("missing_folder", lambda: _point_latest(rig.model_root, "v3-does-not-exist")),
         ("pickled_only", lambda: _variant(rig.model_root, "v4-pickled", _pickled_only)),
     ]

@@ -15,6 +15,7 @@ import pytest
 
 from inference.checkpoint import MANIFEST, publish, resolve_checkpoint
 from loadtest.broker import EmbeddedBroker
+from tests.tiny_model import corrupt_weights
 from tests.worker.kit import (
     keys_seen,
     produce,
@@ -46,9 +47,7 @@ def publish_version(source: Path, root: Path, version: str, *, corrupt: bool = F
     (staging / MANIFEST).unlink()
     (staging / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     if corrupt:  # every engine's weights: backend auto may serve the ONNX export instead of the safetensors
-        for weights in (staging / "model.safetensors", *staging.glob("onnx/*.onnx")):
-            weights.unlink()
-            weights.write_bytes(b"not a model file")
+        corrupt_weights(staging)
     publish(staging, root, version)
 
 
