@@ -45,6 +45,7 @@ class _Batch:
     epoch: int
     outcomes: asyncio.Task[list[Outcome]]
     sent: list[Sent] | None = None
+    sent_at: float | None = None  # until the broker acknowledged every record batch
 
     @property
     def size(self) -> int:
@@ -84,6 +85,12 @@ class BatchRunner:
         self._open.set()
         self._stopping = False
         self._stream: StreamT | None = None
+
+    @property
+    def unconfirmed_s(self) -> float:
+        """Age of the oldest record batch sent and not yet acknowledged by the broker (0 when none)."""
+        sent = [batch.sent_at for batch in self._batches if batch.sent_at is not None]
+        return time.monotonic() - min(sent) if sent else 0.0
 
     async def run(self, stream: StreamT) -> None:
         """Consume the stream until the agent stops."""
@@ -130,6 +137,7 @@ class BatchRunner:
                 outcomes = await batch.outcomes
                 if batch.epoch == self.epoch:
                     batch.sent = await self.publisher.send([r for outcome in outcomes for r in outcome.records])
+                    batch.sent_at = time.monotonic()
                 self._to_ack.put_nowait(batch)
         except Exception as exc:  # noqa: BLE001 - the producer is broken: stop rather than skip
             await self._give_up(exc)
@@ -140,6 +148,7 @@ class BatchRunner:
                 batch = await self._to_ack.get()
                 if batch.sent is not None and batch.epoch == self.epoch:
                     await self._confirm(batch.sent)
+                    batch.sent_at = None
                     if batch.epoch == self.epoch:
                         await self._ack(batch)
                 self._done(batch)

@@ -3,9 +3,11 @@
 validate → one cache lookup → the model on the distinct misses → each record's enriched records or its dead
 letter → one cache store, before anything is produced (a ticket replayed after a crash then finds what was
 published, and is published again byte for byte). A record that cannot be validated, triaged or built is
-dead-lettered alone. The one fallback layer: a model call that fails is retried text by text, so only texts
-that fail alone are dead-lettered. A model that cannot run at all makes ``process`` wait (``worker.model``):
-that is the infrastructure's fault, never the ticket's.
+dead-lettered alone. The one fallback layer: a model call that fails is retried text by text, each call alone, so
+only texts that fail alone are dead-lettered (``model_crashed`` when one kills a model that answers others). A
+model that cannot run at all makes ``process`` wait (``worker.model``): that is the infrastructure's fault, never
+the ticket's. The batch keeps its engine open to its end; if that engine went down and was replaced meanwhile,
+the batch runs again on the new one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from schemas.messages import ErrorInfo, Ticket, Triage
 from schemas.validation import TicketRejected, decode_ticket
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.model import Engine, ModelClient, ModelFailed
+from worker.model import Engine, EngineReplaced, ModelClient, ModelCrashed, ModelFailed
 from worker.records import InRecord, OutRecord
 from worker.routing import dead_letter_record, enriched_records
 from worker.settings import WorkerSettings
@@ -68,7 +70,14 @@ class TriagePipeline:
 
     async def process(self, records: Sequence[InRecord]) -> list[Outcome]:
         """One ``Outcome`` per record, in input order."""
-        engine = self.model.engine  # one model version per batch: it is part of every cache key
+        while True:
+            with self.model.serving() as engine:  # one model version per batch: it is part of every cache key
+                try:
+                    return await self._process(records, engine)
+                except EngineReplaced as replaced:
+                    log.warning("batch_rerun", size=len(records), detail=str(replaced))
+
+    async def _process(self, records: Sequence[InRecord], engine: Engine) -> list[Outcome]:
         items = [self._validate(record, engine.version) for record in records]
         await self._look_up(items)
         await self._classify(items, engine)
@@ -136,9 +145,10 @@ class TriagePipeline:
 
     async def _predict_one(self, engine: Engine, text: str) -> Triage | ErrorInfo:
         try:
-            (triage,) = await self.model.predict(engine, [text])
+            (triage,) = await self.model.predict(engine, [text], alone=True)
         except ModelFailed as exc:
-            return ErrorInfo(code=ErrorCode.PROCESSING_FAILED, message=f"model failed: {exc}")
+            code = ErrorCode.MODEL_CRASHED if isinstance(exc, ModelCrashed) else ErrorCode.PROCESSING_FAILED
+            return ErrorInfo(code=code, message=f"model failed: {exc}")
         return triage
 
     def _outcome(self, item: Item, published: dict[str, bytes]) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import structlog
@@ -17,6 +18,7 @@ __all__ = ["Fingerprint", "ModelReloader", "fingerprint"]
 log = structlog.get_logger(__name__)
 
 Fingerprint = tuple[str, int | None]
+RETRY_REFUSED_S = 60.0
 
 
 def fingerprint(model_dir: Path) -> Fingerprint:
@@ -32,7 +34,9 @@ def fingerprint(model_dir: Path) -> Fingerprint:
 class ModelReloader:
     """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving.
 
-    Each batch takes the client's engine once, so a swap lands between batches.
+    Each batch takes the client's engine once, so a swap lands between batches. A refused checkpoint is tried
+    again after ``RETRY_REFUSED_S`` (it may have failed for want of memory), and at once while the served model
+    is down (its folder may be gone: ``latest`` is then the way back).
     """
 
     def __init__(self, settings: WorkerSettings, client: ModelClient, metrics: WorkerMetrics) -> None:
@@ -41,6 +45,7 @@ class ModelReloader:
         self.metrics = metrics
         self.fingerprint: Fingerprint | None = None
         self._rejected: Fingerprint | None = None
+        self._rejected_at = 0.0
 
     @property
     def watching(self) -> bool:
@@ -56,14 +61,15 @@ class ModelReloader:
     async def check(self) -> bool:
         """Reload when ``model_dir`` changed since the last load; True when a new model was swapped in."""
         seen = fingerprint(self.settings.model_dir)
-        if seen == self.fingerprint or seen == self._rejected:
+        retry = self.client.problem is not None or time.monotonic() - self._rejected_at >= RETRY_REFUSED_S
+        if seen == self.fingerprint or (seen == self._rejected and not retry):
             return False
         old = self.client.version
         log.info("model_reload_started", current=old, path=seen[0])
         try:
             engine = await self.client.load(Path(seen[0]))
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
-            self._rejected = seen
+            self._rejected, self._rejected_at = seen, time.monotonic()
             self.metrics.model_reloads.labels(result="failed").inc()
             log.error(
                 "model_reload_failed", current=old, path=seen[0], error=type(exc).__name__, detail=str(exc)[:300]

@@ -140,6 +140,16 @@ class WorkerSettings(BaseSettings):
         description="Deadline of one model call: past it the model process is killed and restarted and the call "
         "retried (a hung model must not stop the worker while it looks healthy).",
     )
+    model_load_timeout_s: float = Field(
+        default=300.0, gt=0,
+        description="Longest a model process may take to load a checkpoint; past it the load counts as failed "
+        "(a restart is tried again, a hot reload keeps the old model).",
+    )
+    model_hang_s: float = Field(
+        default=10.0, gt=0,
+        description="A model process stopped (SIGSTOP) or in a call without using CPU this long is killed and "
+        "restarted; /health says not ready after 2 s of it (at once when stopped).",
+    )
     torch_threads: int | None = Field(
         default=None, ge=1,
         description="Torch (and ONNX Runtime) intra-op threads; default: the CPU cores available to the process.",
@@ -200,6 +210,15 @@ class WorkerSettings(BaseSettings):
         default=20, ge=1, le=1500,
         description="Longest the consumer's fetch waits on an empty partition (Faust's own default is 1500 ms, "
         "a latency floor for quiet topics).",
+    )
+    produce_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="Longest the broker may take to acknowledge a produced record batch; past it the worker stops "
+        "(its unacknowledged tickets are replayed by whoever consumes next) instead of waiting Faust's 20 minutes.",
+    )
+    producer_stall_s: float = Field(
+        default=10.0, gt=0,
+        description="/health says not ready while a produced record batch has waited this long for its ack.",
     )
     commit_interval_s: float = Field(
         default=1.0, gt=0, description="How often offsets of fully published tickets are committed."
