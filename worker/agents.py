@@ -61,13 +61,8 @@ class BatchRunner:
     """Runs batches through the pipeline concurrently and publishes and acks them in the order they were taken."""
 
     def __init__(
-        self,
-        app: faust.App,
-        settings: WorkerSettings,
-        pipeline: TriagePipeline,
-        inflight: InflightBytes,
-        metrics: WorkerMetrics,
-    ) -> None:
+        self, app: faust.App, settings: WorkerSettings, pipeline: TriagePipeline, inflight: InflightBytes,
+        metrics: WorkerMetrics) -> None:
         self.app = app
         self.settings = settings
         self.pipeline = pipeline
@@ -250,15 +245,9 @@ class BatchRunner:
 def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner) -> None:
     """Bind the triage agent to ``app``: one per process, consuming every assigned partition."""
     incoming = app.topic(
-        settings.topics.incoming,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topics.partitions,
-        replicas=settings.topics.replication_factor,
-        internal=settings.topics.create,
-    )
+        settings.topics.incoming, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.topics.partitions, replicas=settings.topics.replication_factor,
+        internal=settings.topics.create)
 
     @app.agent(incoming, name="triage")
     async def triage(stream: StreamT) -> None:

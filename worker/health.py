@@ -74,20 +74,12 @@ class HealthCheck:
             code, reason = "stopping", "stopping"
         engine = self.model.engine if loaded else None
         return reason is None, {
-            "status": "ready" if reason is None else "not_ready",
-            "live": True,
-            "ready": reason is None,
-            "reason_code": code,
-            "reason": reason,
-            "model_loaded": loaded,
-            "model_version": self.model.version,
+            "status": "ready" if reason is None else "not_ready", "live": True, "ready": reason is None,
+            "reason_code": code, "reason": reason, "model_loaded": loaded, "model_version": self.model.version,
             "model_serving": engine.serving if engine is not None else None,
-            "model_pid": engine.pid if engine is not None else None,
-            "kafka_reachable": kafka,
-            "oldest_unconfirmed_produce_s": round(unconfirmed, 3),
-            "cache_available": self.cache.available,
-            "stopping": self.app.should_stop,
-        }
+            "model_pid": engine.pid if engine is not None else None, "kafka_reachable": kafka,
+            "oldest_unconfirmed_produce_s": round(unconfirmed, 3), "cache_available": self.cache.available,
+            "stopping": self.app.should_stop}
 
 
 def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, inflight: InflightBytes) -> None:

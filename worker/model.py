@@ -1,17 +1,13 @@
 """The one model client: the checkpoint in its own process, calls with a deadline, restarts, merged batches.
 
-A ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context loads the checkpoint in its initializer: in the
-worker process each model op re-takes the GIL from the event loop and Faust's consumer thread. The fork server
-imports the serving libraries once (``_preload``), so a restart loads weights, not those imports. Batches that
-wait while the model is busy go through it as one call (a text retried alone is never merged). Faults, by whose
-they are: the predictor raised → ``ModelFailed`` (the texts'; the pipeline retries them one by one); the process
-died or missed ``model_call_timeout_s`` → killed, restarted, retried; dead twice on the same call → a canary text
-says whose fault: answered → ``ModelCrashed`` (the texts'), not → the model's: the call waits until the model
-answers, then starts afresh. A process that cannot load (out of memory, folder gone, past ``model_load_timeout_s``)
-is the infrastructure's too. While the model is down ``problem`` (so ``/health``) says why; it never fails a
-ticket. A watchdog reads the process's state twice a second, so death, SIGSTOP or a call that stops using CPU
-shows without traffic. An engine stays open while a batch holds it (``serving``): a hot reload never closes it
-under the batch; a batch whose engine was replaced while down runs again on the new one (``EngineReplaced``).
+A ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context loads the checkpoint (the fork server imports the
+libraries once, ``_preload``), so model ops never take the GIL from the event loop. Waiting requests merge into one
+call, except a text retried alone. Faults, by whose they are: the predictor raised → ``ModelFailed`` (the texts');
+the process died or missed ``model_call_timeout_s`` → restarted and retried; dead twice on one call → a canary text
+decides: answered → ``ModelCrashed`` (the texts'), not → the model is down, and the call waits until it answers.
+A process that cannot load (memory, folder gone, ``model_load_timeout_s``) is down too: ``problem`` (so ``/health``)
+says why, and no ticket fails for it. A watchdog sees death, SIGSTOP or a call without CPU progress without traffic.
+A batch keeps its engine open (``serving``); if that engine is down and replaced, it reruns (``EngineReplaced``).
 """
 
 from __future__ import annotations
@@ -43,8 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOOP_VERSION", "Engine", "EngineReplaced", "ModelClient", "ModelCrashed", "ModelFailed", "NoopPredictor",
-    "Predictor", "load_predictor",
-]
+    "Predictor", "load_predictor"]
 
 log = structlog.get_logger(__name__)
 
@@ -86,14 +81,10 @@ class NoopPredictor:
 
     def __init__(self) -> None:
         self._answer = Triage(
-            category=Category.GENERAL_INQUIRY,
-            priority=Priority.LOW,
-            intent=NOOP_VERSION,
+            category=Category.GENERAL_INQUIRY, priority=Priority.LOW, intent=NOOP_VERSION,
             confidence=Confidence(category=1.0, intent=1.0, priority=1.0),
-            top_intents=[IntentScore(intent=NOOP_VERSION, probability=1.0)],
-            needs_review=False,
-            model_version=NOOP_VERSION,
-        )
+            top_intents=[IntentScore(intent=NOOP_VERSION, probability=1.0)], needs_review=False,
+            model_version=NOOP_VERSION)
 
     def predict(self, texts: Sequence[str]) -> list[Triage]:
         """The same answer for every text (shared: the worker never mutates results)."""
@@ -229,12 +220,11 @@ class Engine:
         limit = self.settings.model_load_timeout_s
         try:
             return self._executor.submit(_loaded_model).result(timeout=limit)
-        except TimeoutError:
+        except BaseException as exc:
             self._stop(kill=True)
-            raise TimeoutError(f"the model process did not load {self.checkpoint or self.settings.model_dir} "
-                               f"within {limit:g} s (TRIAGE_MODEL_LOAD_TIMEOUT_S)") from None
-        except BaseException:
-            self._stop(kill=True)
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"the model process did not load {self.checkpoint or self.settings.model_dir} "
+                                   f"within {limit:g} s (TRIAGE_MODEL_LOAD_TIMEOUT_S)") from None
             raise
 
     def submit(self, texts: list[str]) -> Future[list[Triage]]:
@@ -273,10 +263,10 @@ class _Request:
     alone: bool
 
 
-class _Died(Exception):  # noqa: N818 - internal signal of a dead or hung model process
-    def __init__(self, reason: str, generation: int) -> None:
-        super().__init__(reason)
-        self.reason, self.generation = reason, generation
+@dataclass
+class _Died(Exception):  # noqa: N818 - internal signal: the model process died or missed its deadline
+    reason: str
+    generation: int
 
 
 class ModelClient:
@@ -461,35 +451,32 @@ class ModelClient:
                 log.info("model_restarted", reason=reason, pid=engine.pid)
 
     async def _watch(self) -> None:
-        """The model process, twice a second: dead → restarted (when idle, else its call does it) and checked
-        with the canary; stopped, or in a call without using CPU, for ``model_hang_s`` → killed (hung)."""
-        stuck_since, last_cpu = 0.0, -1
+        """Twice a second: a dead process (no call in flight) is restarted and checked with the canary; a stopped
+        one, or one in a call without using CPU, makes ``problem`` say so and is killed after ``model_hang_s``."""
+        since, last_cpu = 0.0, -1
         while True:
             await asyncio.sleep(_WATCH_S)
             engine = self._engine
-            state = engine.process_state() if engine is not None and not self._restarting.locked() else None
+            state = None if engine is None or self._restarting.locked() else engine.process_state()
             if engine is None or state is None:
                 continue
-            letter, cpu = state
+            (letter, cpu), now = state, time.monotonic()
             if letter in "XZ" and not self._busy:
+                self._down = "model process died; restarting"
                 with suppress(EngineReplaced):
-                    self._down = "model process died; restarting"
                     await self._restart(engine, "died", engine.generation)
                     await self._answers_canary(engine)
-                stuck_since, last_cpu = 0.0, -1
+                since, last_cpu = 0.0, -1
                 continue
-            stuck = letter in "Tt" or (self._busy > 0 and cpu == last_cpu)
-            now, last_cpu = time.monotonic(), cpu
-            stuck_since = (stuck_since or now) if stuck else 0.0
-            if not stuck or (letter not in "Tt" and now - stuck_since < _STUCK_S):
-                self._stuck = None
-                continue
-            what = "stopped (SIGSTOP)" if letter in "Tt" else "not progressing in a call"
-            self._stuck = f"model process {what} for {now - stuck_since:.0f} s"
-            if now - stuck_since >= self.settings.model_hang_s:
-                log.error("model_hung", pid=engine.pid, state=letter, stuck_s=round(now - stuck_since, 1))
+            stopped, stalled = letter in "Tt", self._busy > 0 and cpu == last_cpu
+            since, last_cpu = (since or now) if stopped or stalled else 0.0, cpu
+            what = "stopped (SIGSTOP)" if stopped else "not progressing in a call"
+            stuck = stopped or (stalled and now - since >= _STUCK_S)
+            self._stuck = f"model process {what} for {now - since:.0f} s" if stuck else None
+            if stuck and now - since >= self.settings.model_hang_s:
+                log.error("model_hung", pid=engine.pid, state=letter, stuck_s=round(now - since, 1))
                 engine.kill()
-                stuck_since = 0.0
+                since = 0.0
 
     def _retire(self) -> None:
         """Close replaced engines once no request waits for them and no batch serves from them."""

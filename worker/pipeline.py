@@ -61,8 +61,7 @@ class TriagePipeline:
     """Turns consumed records into records to publish; never raises for a bad message or a model error."""
 
     def __init__(
-        self, settings: WorkerSettings, cache: TriageCache, model: ModelClient, metrics: WorkerMetrics
-    ) -> None:
+        self, settings: WorkerSettings, cache: TriageCache, model: ModelClient, metrics: WorkerMetrics) -> None:
         self.settings = settings
         self.cache = cache
         self.model = model
@@ -85,8 +84,7 @@ class TriagePipeline:
         outcomes = [self._outcome(item, published) for item in items]
         await self.cache.put_many(
             {item.text_key: item.triage for item in items if item.fresh and item.error is None and item.triage},
-            {key: value for key, value in published.items() if key},
-        )
+            {key: value for key, value in published.items() if key})
         return outcomes
 
     def _validate(self, record: InRecord, version: str) -> Item:
@@ -211,8 +209,7 @@ class TriagePipeline:
 def _failed(stage: str, exc: BaseException) -> ErrorInfo:
     """``processing_failed`` for an unexpected error, naming the stage and the exception (never the text)."""
     return ErrorInfo(
-        code=ErrorCode.PROCESSING_FAILED, message=f"{stage} failed: {type(exc).__name__}: {str(exc)[:200]}"
-    )
+        code=ErrorCode.PROCESSING_FAILED, message=f"{stage} failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _parse(value: bytes | None, key: str) -> Triage | None:

@@ -72,8 +72,7 @@ class ModelReloader:
             self._rejected, self._rejected_at = seen, time.monotonic()
             self.metrics.model_reloads.labels(result="failed").inc()
             log.error(
-                "model_reload_failed", current=old, path=seen[0], error=type(exc).__name__, detail=str(exc)[:300]
-            )
+                "model_reload_failed", current=old, path=seen[0], error=type(exc).__name__, detail=str(exc)[:300])
             return False
         self._rejected = None
         self.fingerprint = seen
