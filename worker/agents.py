@@ -173,17 +173,18 @@ class BatchRunner:
     async def _dead_letter_refused(self, record: OutRecord, exc: Exception) -> None:
         """Dead-letter a ticket whose record the broker refused (its limit is below ``max_output_bytes``).
 
-        Its whole payload first; cut like an invalid message's when the broker refuses that too.
+        Its whole payload first; cut like an invalid message's when the broker refuses that too; then only its hash,
+        size and where it stays. A dead-letter topic that refuses even that is misconfigured: the worker stops.
         """
         error = ErrorInfo(code=ErrorCode.OUTPUT_TOO_LARGE, message=f"the broker refused its record: {exc}")
         whole = record.topic != self.settings.topics.deadletter
         ticket_id = record.key.decode("utf-8", "surrogatepass") if whole and record.key is not None else None
-        for valid in dict.fromkeys((whole, False)):
-            letter = self.pipeline.dead_letter(record.source, error, ticket_id, valid=valid)
+        for keep in dict.fromkeys([*([None] if whole else []), self.settings.deadletter_payload_bytes, 0]):
+            letter = self.pipeline.dead_letter(record.source, error, ticket_id, valid=whole, keep=keep)
             try:
                 return await self._publish_alone(letter)
             except REFUSED_RECORD:
-                if not valid:
+                if keep == 0:
                     raise
 
     async def _publish_alone(self, record: OutRecord) -> None:

@@ -48,8 +48,7 @@ class HealthCheck:
             nodes = [broker.nodeId for broker in client.cluster.brokers()] or ["bootstrap"]
             ok = False
             for node in nodes:
-                if await asyncio.wait_for(client.ready(node), _KAFKA_TIMEOUT_S):
-                    ok = True
+                if ok := bool(await asyncio.wait_for(client.ready(node), _KAFKA_TIMEOUT_S)):
                     break
         except Exception:  # noqa: BLE001 - any failure means not reachable
             ok = False

@@ -183,17 +183,19 @@ class TriagePipeline:
             self.metrics.out_of_scope.inc()
         return records
 
-    def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, *, valid: bool) -> OutRecord:
+    def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, *, valid: bool,
+                    keep: int | None = None) -> OutRecord:
         """The dead letter of one input, counted and logged (without its text).
 
         A valid ticket's dead letter keeps its whole payload, an invalid message's ``deadletter_payload_bytes``
-        of it; either is cut to that when the dead letter would be over ``max_output_bytes``. Keyed by the
-        ticket id, or by the input's own key when the id cannot be one: building it must never fail.
+        of it (or ``keep`` bytes); either is cut to that when the dead letter would be over ``max_output_bytes``
+        (its source topic, partition and offset say where the whole message stays). Keyed by the ticket id, or
+        by the input's own key when the id cannot be one: building it must never fail.
         """
         self.metrics.dead_letters.labels(reason=error.code.value).inc()
         build = partial(dead_letter_record, record, error, self.settings.topics.deadletter)
         cut = self.settings.deadletter_payload_bytes
-        keep = len(record.value or b"") if valid else cut
+        keep = keep if keep is not None else len(record.value or b"") if valid else cut
         try:
             letter = build(ticket_id=ticket_id, max_payload_bytes=keep)
         except Exception:  # noqa: BLE001 - an id that cannot be encoded: fall back to the record's key

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.replay import ReplayConfig
@@ -133,18 +134,21 @@ def _ticket(ticket_id: str, text: str, **extra: object) -> bytes:
     return json.dumps({**fields, **extra}).encode()
 
 
+@pytest.mark.parametrize("letter_bytes", [64 * 1024, 300_000], ids=["cut-letter-fits", "cut-letter-refused-too"])
 def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     tmp_path: Path,
     stage: Stage,
     spawn: Callable[..., WorkerProcess],
     source_records: list[SourceRecord],
+    letter_bytes: int,
 ) -> None:
     """The broker refuses record batches over 256 KiB (``MESSAGE_TOO_LARGE``, not retriable); one valid ticket
     carries a 600 KB attachment field (incompressible), its 40 neighbours are ordinary, all on one partition.
 
     That ticket gets an ``output_too_large`` dead letter (whole payload refused too, so cut like an invalid one's),
     every neighbour is triaged exactly once, the worker never restarts, and the partition's committed offset
-    reaches its end: no crash loop.
+    reaches its end: no crash loop. When dead letters are cut to more than the broker takes (``letter_bytes``),
+    the dead letter keeps no payload, only its hash, size and source position.
     """
     refuse = RefuseLargeProduce(stage.topics.outputs(), BROKER_LIMIT)
     big = "big-" + stage.base
@@ -153,7 +157,7 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     payloads[big] = _ticket(big, source_records[40].text, attachment=base64.b64encode(os.urandom(450_000)).decode())
     order = [*neighbours[:20], big, *neighbours[20:]]
     with PartitionedBroker(tmp_path / "tansu-refusing.log", on_request=refuse) as broker:
-        worker = spawn("refused", broker.bootstrap, stage, None)
+        worker = spawn("refused", broker.bootstrap, stage, None, deadletter_payload_bytes=str(letter_bytes))
 
         async def scenario() -> tuple[list[tuple[str, bytes | None, bytes]], dict[int, int]]:
             await stage.create_topics(broker.bootstrap)
@@ -208,6 +212,8 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     (letter,) = letters
     assert letter.ticket_id == big and letter.error.code == ErrorCode.OUTPUT_TOO_LARGE, letter.error
     assert letter.payload_sha256 == hashlib.sha256(payloads[big]).hexdigest()
+    assert (letter.source_partition, letter.source_offset) == (0, order.index(big)), "where the whole one stays"
+    assert len(letter.raw_payload()) == (letter_bytes if letter_bytes < BROKER_LIMIT else 0)
     assert committed.get(0) == len(order), f"partition 0 committed at {committed.get(0)}, not past every ticket"
 
 
