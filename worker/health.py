@@ -73,7 +73,7 @@ class HealthCheck:
             code, reason = "stopping", "stopping"
         engine = self.model.engine if loaded else None
         return reason is None, {
-            "status": "ready" if reason is None else "not_ready", "live": True, "ready": reason is None,
+            "status": "ready" if reason is None else "not_ready", "live": True,
             "reason_code": code, "reason": reason, "model_loaded": loaded, "model_version": self.model.version,
             "model_serving": engine.serving if engine is not None else None,
             "model_pid": engine.pid if engine is not None else None, "kafka_reachable": kafka,

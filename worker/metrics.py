@@ -59,12 +59,10 @@ class WorkerMetrics:
         self.model_restarts = counter(
             "triage_model_restarts", "Model processes killed and started again, by reason (died, timeout: a call "
             "past its deadline).", ["reason"])
-        self.model_up = gauge(
-            "triage_model_up", "1 while the model answers; 0 while it loads, restarts, is stopped or dies on each call."
-        )
-        self.unconfirmed_produce_seconds = gauge(
-            "triage_oldest_unconfirmed_produce_seconds",
-            "Age of the oldest produced record batch the broker has not acknowledged yet (0 when none).")
+        self.model_up = gauge("triage_model_up", "1 while the model answers; 0 while it loads, restarts, is stopped "
+                              "or dies on each call.")
+        self.unconfirmed_produce_seconds = gauge("triage_oldest_unconfirmed_produce_seconds", "Age of the oldest "
+                                                 "produced record batch the broker has not acknowledged (0: none).")
         self.inflight_bytes = gauge(
             "triage_inflight_bytes", "Bytes of fetched messages not yet committed (buffered or in flight).")
         self.publish_failures = counter(

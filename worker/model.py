@@ -13,7 +13,6 @@ A batch keeps its engine open (``serving``); if that engine is down and replaced
 from __future__ import annotations
 
 import asyncio
-import itertools
 import multiprocessing as mp
 import os
 import select
@@ -228,7 +227,11 @@ class Engine:
             raise
 
     def submit(self, texts: list[str]) -> Future[list[Triage]]:
-        return self._executor.submit(_predict, texts)
+        """Raises ``BrokenExecutor`` when the model process is gone (a failed restart shut its executor down)."""
+        try:
+            return self._executor.submit(_predict, texts)
+        except RuntimeError as exc:
+            raise BrokenExecutor(str(exc)) from exc
 
     def restart(self) -> None:
         """Kill the model process (a thread cannot be killed: it is abandoned) and load the checkpoint anew."""
@@ -342,8 +345,7 @@ class ModelClient:
     def _next_group(self) -> list[_Request]:
         """The oldest request plus the following ones for the same engine, up to ``batch_size`` texts."""
         first = self._waiting[0]
-        group: list[_Request] = []
-        size = 0
+        group, size = list[_Request](), 0
         for request in [first] if first.alone else list(self._waiting):
             if request.engine is not first.engine or request.alone is not first.alone:
                 continue
@@ -412,18 +414,18 @@ class ModelClient:
 
     async def _answers_canary(self, engine: Engine) -> bool:
         """Whether the restarted model answers a canary text at once; if not, waits until it does."""
-        delay = 1.0
-        for attempt in itertools.count():
+        delay, failed = 1.0, 0
+        while True:
             try:
                 await self._once(engine, [_CANARY])
-                return attempt == 0
+                return failed == 0
             except _Died as died:
+                failed += 1
                 await self._restart(engine, died.reason, died.generation)
-                self._down = f"model process {died.reason} on every call ({attempt + 1} canary calls); waiting"
-                log.error("model_down", reason=died.reason, canary_calls=attempt + 1, retry_in_s=delay)
+                self._down = f"model process {died.reason} on every call ({failed} canary calls); waiting"
+                log.error("model_down", reason=died.reason, canary_calls=failed, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
-        return False
 
     async def _restart(self, engine: Engine, reason: str, generation: int) -> None:
         """Restart the model process until it loads, backing off; meanwhile ``problem`` says why it is down.

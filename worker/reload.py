@@ -18,7 +18,7 @@ __all__ = ["Fingerprint", "ModelReloader", "fingerprint"]
 log = structlog.get_logger(__name__)
 
 Fingerprint = tuple[str, int | None]
-RETRY_REFUSED_S = 60.0
+RETRY_REFUSED_S, _RETRY_DOWN_S = 60.0, 5.0
 
 
 def fingerprint(model_dir: Path) -> Fingerprint:
@@ -35,7 +35,7 @@ class ModelReloader:
     """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving.
 
     Each batch takes the client's engine once, so a swap lands between batches. A refused checkpoint is tried
-    again after ``RETRY_REFUSED_S`` (it may have failed for want of memory), and at once while the served model
+    again after ``RETRY_REFUSED_S`` (it may have failed for want of memory), every 5 s while the served model
     is down (its folder may be gone: ``latest`` is then the way back).
     """
 
@@ -61,7 +61,7 @@ class ModelReloader:
     async def check(self) -> bool:
         """Reload when ``model_dir`` changed since the last load; True when a new model was swapped in."""
         seen = fingerprint(self.settings.model_dir)
-        retry = self.client.problem is not None or time.monotonic() - self._rejected_at >= RETRY_REFUSED_S
+        retry = time.monotonic() - self._rejected_at >= (_RETRY_DOWN_S if self.client.problem else RETRY_REFUSED_S)
         if seen == self.fingerprint or (seen == self._rejected and not retry):
             return False
         old = self.client.version
