@@ -13,7 +13,8 @@ def markdown_table(settings_cls: type[BaseSettings]) -> str:
     lines = ["| Variable | Default | Description |", "|---|---|---|"]
     for var in env_vars(settings_cls):
         default = f"`{var.default}`" if var.default and not var.default.startswith("(") else var.default
-        lines.append(f"| `{var.name}` | {default} | {var.description.replace('|', '/')} |")
+        description = var.description.replace("|", "/").replace("<", "&lt;")  # <prefix> is text, not a tag
+        lines.append(f"| `{var.name}` | {default} | {description} |")
     return "\n".join(lines)
 
 
