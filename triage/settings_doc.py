@@ -1,4 +1,4 @@
-"""The settings tables of ``triage settings`` and the README: every component's ``TRIAGE_*`` variables."""
+"""The settings tables of ``triage settings`` and docs/configuration.md: every component's ``TRIAGE_*`` variables."""
 
 from __future__ import annotations
 
