@@ -233,6 +233,12 @@ def test_merged_calls_never_cost_an_innocent_ticket_a_dead_letter(
     assert EnrichedTicket.model_validate_json(innocent).ticket_id == "t1"
 
 
+def test_a_load_past_its_deadline_fails_and_says_which_setting_bounds_it(checkpoint: Path) -> None:
+    """A model process that does not finish loading in ``model_load_timeout_s`` is killed; the caller hears why."""
+    with pytest.raises(TimeoutError, match="did not load .* within 0.01 s .*TRIAGE_MODEL_LOAD_TIMEOUT_S"):
+        Engine(_settings(checkpoint, model_load_timeout_s=0.01), checkpoint)
+
+
 def test_close_stops_the_child(checkpoint: Path) -> None:
     engine = Engine(_settings(checkpoint), checkpoint)
     pid = engine.pid
