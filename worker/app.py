@@ -42,7 +42,8 @@ def kafka_credentials(kafka: KafkaSecuritySettings) -> CredentialsT | None:
     if kafka.security_protocol.startswith("SASL"):
         password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
         return SASLCredentials(
-            username=kafka.sasl_username, password=password, ssl_context=context, mechanism=kafka.sasl_mechanism)
+            username=kafka.sasl_username, password=password, ssl_context=context, mechanism=kafka.sasl_mechanism
+        )
     return None
 
 

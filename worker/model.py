@@ -488,8 +488,7 @@ class ModelClient:
                 self._retired.remove(engine)
 
     def close(self) -> None:
-        for task in (self._runner, self._watchdog):
-            if task is not None:
-                task.cancel()
+        for task in filter(None, (self._runner, self._watchdog)):
+            task.cancel()
         for engine in [*self._retired, *([self._engine] if self._engine is not None else [])]:
             engine.close()
