@@ -44,3 +44,4 @@ class ErrorCode(StrEnum):
     PROCESSING_FAILED = "processing_failed"
     MODEL_CRASHED = "model_crashed"
     OUTPUT_TOO_LARGE = "output_too_large"
+    OUTPUT_REFUSED = "output_refused"

@@ -26,7 +26,7 @@ from schemas.enums import ErrorCode
 from schemas.messages import ErrorInfo
 from worker.metrics import WorkerMetrics
 from worker.pipeline import Outcome, TriagePipeline
-from worker.publisher import REFUSED_RECORD, BatchPublisher, Sent, ensure_output_topics
+from worker.publisher import REFUSED_RECORD, TOO_LARGE, BatchPublisher, Sent, ensure_output_topics
 from worker.records import InRecord, OutRecord
 from worker.settings import WorkerSettings
 from worker.transport import InflightBytes, TriageApp
@@ -171,21 +171,24 @@ class BatchRunner:
                 await self._dead_letter_refused(record, exc)
 
     async def _dead_letter_refused(self, record: OutRecord, exc: Exception) -> None:
-        """Dead-letter a ticket whose record the broker refused (its limit is below ``max_output_bytes``).
+        """Dead-letter a ticket whose record the broker refused (over its size limit, or invalid to it).
 
         Its whole payload first; cut like an invalid message's when the broker refuses that too; then only its hash,
         size and where it stays. A dead-letter topic that refuses even that is misconfigured: the worker stops.
         """
-        error = ErrorInfo(code=ErrorCode.OUTPUT_TOO_LARGE, message=f"the broker refused its record: {exc}")
+        code = ErrorCode.OUTPUT_TOO_LARGE if isinstance(exc, TOO_LARGE) else ErrorCode.OUTPUT_REFUSED
+        error = ErrorInfo(code=code, message=f"the broker refused its record: {type(exc).__name__}: {exc}"[:300])
         whole = record.topic != self.settings.topics.deadletter
         ticket_id = record.key.decode("utf-8", "surrogatepass") if whole and record.key is not None else None
         for keep in dict.fromkeys([*([None] if whole else []), self.settings.deadletter_payload_bytes, 0]):
             letter = self.pipeline.dead_letter(record.source, error, ticket_id, valid=whole, keep=keep)
             try:
-                return await self._publish_alone(letter)
+                await self._publish_alone(letter)
             except REFUSED_RECORD:
                 if keep == 0:
                     raise
+            else:
+                return self.pipeline.count_dead_letter(record.source, error, ticket_id)
 
     async def _publish_alone(self, record: OutRecord) -> None:
         for item in await self.publisher.send([record]):

@@ -160,7 +160,9 @@ class TriagePipeline:
         if item.error is None:
             return Outcome(item.record, records)
         ticket_id = item.ticket.ticket_id if item.ticket is not None else None
-        return Outcome(item.record, [self.dead_letter(item.record, item.error, ticket_id, valid=ticket_id is not None)])
+        letter = self.dead_letter(item.record, item.error, ticket_id, valid=ticket_id is not None)
+        self.count_dead_letter(item.record, item.error, ticket_id)
+        return Outcome(item.record, [letter])
 
     def _enriched(self, item: Item, published: dict[str, bytes]) -> list[OutRecord]:
         """The ticket's records; none, and ``item.error`` set, when they are too large to publish."""
@@ -185,14 +187,13 @@ class TriagePipeline:
 
     def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, *, valid: bool,
                     keep: int | None = None) -> OutRecord:
-        """The dead letter of one input, counted and logged (without its text).
+        """The dead letter of one input (counted apart, once it is the one published).
 
         A valid ticket's dead letter keeps its whole payload, an invalid message's ``deadletter_payload_bytes``
         of it (or ``keep`` bytes); either is cut to that when the dead letter would be over ``max_output_bytes``
         (its source topic, partition and offset say where the whole message stays). Keyed by the ticket id, or
         by the input's own key when the id cannot be one: building it must never fail.
         """
-        self.metrics.dead_letters.labels(reason=error.code.value).inc()
         build = partial(dead_letter_record, record, error, self.settings.topics.deadletter)
         cut = self.settings.deadletter_payload_bytes
         keep = keep if keep is not None else len(record.value or b"") if valid else cut
@@ -203,9 +204,13 @@ class TriagePipeline:
             letter = build(ticket_id=None, max_payload_bytes=keep)
         if keep > cut and not letter.fits(self.settings.max_output_bytes, self.settings.output_compression):
             letter = build(ticket_id=ticket_id, max_payload_bytes=cut)
+        return letter
+
+    def count_dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None) -> None:
+        """Count and log one dead letter (without the text)."""
+        self.metrics.dead_letters.labels(reason=error.code.value).inc()
         log.info("dead_letter", reason=error.code.value, topic=record.topic, partition=record.partition,
                  offset=record.offset, ticket_id=ticket_id, size=len(record.value or b""))
-        return letter
 
 
 def _failed(stage: str, exc: BaseException) -> ErrorInfo:

@@ -14,19 +14,29 @@ from typing import Any, cast
 
 import faust
 import structlog
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownError,
+)
 from aiokafka.partitioner import murmur2
 
 from schemas.topics import TopicSettings
 from worker.records import OutRecord
 
-__all__ = ["REFUSED_RECORD", "BatchPublisher", "Sent", "ensure_output_topics"]
+__all__ = ["REFUSED_RECORD", "TOO_LARGE", "BatchPublisher", "Sent", "ensure_output_topics"]
 
 log = structlog.get_logger(__name__)
 
-# Errors that refuse one record batch for what is in it (not retriable, not the broker's state): the worker
-# resends the batch's records one by one, and a record still refused alone costs its ticket a dead letter.
-REFUSED_RECORD = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+# Errors that refuse one record batch for what is in it (not retriable): the worker resends the batch's records
+# one by one, and a record still refused alone costs its ticket a dead letter. aiokafka raises UnknownError for a
+# code it does not know, e.g. INVALID_RECORD (87, a broker-side record validation); one that is the broker's
+# state, not the record's, refuses the dead letter too, and the worker stops unacknowledged.
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+REFUSED_RECORD = (*TOO_LARGE, CorruptRecordException, InvalidTimestampError, UnknownError)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Put one between a client (the worker, a producer) and a server (Redis, the broker). ``FaultProxy.cut()``
 resets every open connection and refuses new ones until ``restore()``; from the client's side the server has
 crashed. ``KafkaProxy`` also reads the Kafka frames clients send and lets a scenario hold a request back or
-answer it in the broker's place (``ProduceHold``, ``RefuseLargeProduce``). Both run their own event loop in a
-thread, so sync tests and async tests drive them the same way.
+answer it in the broker's place (``ProduceHold``, ``RefuseLargeProduce``, ``RefuseInvalidRecord``). Both run
+their own event loop in a thread, so sync tests and async tests drive them the same way.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ from aiokafka.record.memory_records import MemoryRecords
 from loadtest.broker import free_port
 
 __all__ = [
-    "MESSAGE_TOO_LARGE", "FaultProxy", "KafkaProxy", "KafkaRequest", "OnRequest", "ProduceHold", "RefuseLargeProduce",
+    "INVALID_RECORD", "MESSAGE_TOO_LARGE", "FaultProxy", "KafkaProxy", "KafkaRequest", "OnRequest", "ProduceHold",
+    "RefuseInvalidRecord", "RefuseLargeProduce",
 ]
 
 _CHUNK = 256 * 1024
 PRODUCE = 0
 MESSAGE_TOO_LARGE = 10
 """Kafka's error code for a record batch over the broker's ``max.message.bytes`` (not retriable)."""
+INVALID_RECORD = 87
+"""Kafka's error code for a record the broker's validation refuses (not retriable; unknown to aiokafka)."""
 
 
 class FaultProxy:
@@ -293,12 +296,40 @@ class RefuseLargeProduce:
         if not {topic for topic, _, _ in batches} <= self.topics or all(len(d) <= self.limit for *_, d in batches):
             return None
         self.refused.extend(key for *_, data in batches for key in _keys(data))
-        partitions: dict[str, list[tuple[object, ...]]] = {}
-        for topic, partition, _ in batches:
-            answer: tuple[object, ...] = (partition, MESSAGE_TOO_LARGE, -1, -1, -1, [], f"over {self.limit} bytes")
-            partitions.setdefault(topic, []).append(answer[: _PARTITION_FIELDS[request.api_version]])
-        response = produce.RESPONSE_TYPE(list(partitions.items()), 0)
-        return struct.pack(">i", request.correlation_id) + response.encode()
+        return _refuse(request, produce, MESSAGE_TOO_LARGE, f"over {self.limit} bytes")
+
+
+class RefuseInvalidRecord:
+    """``on_request`` hook: a broker whose record validation refuses the records keyed ``keys`` on ``topics``.
+
+    A Produce request carrying one is answered ``INVALID_RECORD`` for every partition in it (nothing is written),
+    as Apache Kafka answers a batch failing e.g. compaction's key check; the others go to the broker.
+    """
+
+    def __init__(self, topics: Collection[str], keys: Collection[bytes]) -> None:
+        self.topics = set(topics)
+        self.keys = set(keys)
+        self.refused: list[bytes] = []
+
+    async def __call__(self, request: KafkaRequest) -> bytes | None:
+        produce = request.produce()
+        if produce is None:
+            return None
+        keys = {key for topic, _, data in _batches(produce) if topic in self.topics for key in _keys(data)}
+        if not keys & self.keys:
+            return None
+        self.refused.extend(keys)
+        return _refuse(request, produce, INVALID_RECORD, "refused by the broker's record validation")
+
+
+def _refuse(request: KafkaRequest, produce: Any, code: int, message: str) -> bytes:
+    """The broker's answer refusing every record batch of a Produce request with ``code``."""
+    partitions: dict[str, list[tuple[object, ...]]] = {}
+    for topic, partition, _ in _batches(produce):
+        answer: tuple[object, ...] = (partition, code, -1, -1, -1, [], message)
+        partitions.setdefault(topic, []).append(answer[: _PARTITION_FIELDS[request.api_version]])
+    response = produce.RESPONSE_TYPE(list(partitions.items()), 0)
+    return struct.pack(">i", request.correlation_id) + response.encode()
 
 
 _PARTITION_FIELDS = {3: 4, 4: 4, 5: 5, 6: 5, 7: 5, 8: 7}

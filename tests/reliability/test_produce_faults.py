@@ -27,7 +27,7 @@ from loadtest.source import SourceRecord
 from schemas import DeadLetter
 from schemas.enums import ErrorCode
 from tests.reliability.brokers import PartitionedBroker
-from tests.reliability.proxy import KafkaRequest, ProduceHold, RefuseLargeProduce
+from tests.reliability.proxy import KafkaRequest, ProduceHold, RefuseInvalidRecord, RefuseLargeProduce
 from tests.reliability.summary import report, report_line
 from tests.reliability.traffic import Stage, Tap, Traffic
 from tests.workers import WorkerProcess
@@ -158,39 +158,9 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     order = [*neighbours[:20], big, *neighbours[20:]]
     with PartitionedBroker(tmp_path / "tansu-refusing.log", on_request=refuse) as broker:
         worker = spawn("refused", broker.bootstrap, stage, None, deadletter_payload_bytes=str(letter_bytes))
-
-        async def scenario() -> tuple[list[tuple[str, bytes | None, bytes]], dict[int, int]]:
-            await stage.create_topics(broker.bootstrap)
-            worker.start()
-            await asyncio.to_thread(worker.wait_ready)
-            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2 << 20, linger_ms=50)
-            await producer.start()
-            try:
-                sends = [
-                    await producer.send(stage.topics.incoming, payloads[i], key=i.encode(), partition=0) for i in order
-                ]
-                await asyncio.gather(*sends)
-            finally:
-                await producer.stop()
-            tap = Tap(broker.bootstrap, [stage.topics.enriched, stage.topics.deadletter], stage.partitions)
-            await tap.start()
-            try:
-                async with CommittedOffsets(broker.bootstrap, stage.group, stage.topics.incoming, 4) as offsets:
-                    committed: dict[int, int] = {}
-                    for _ in range(1200):
-                        await tap.poll()
-                        committed = await offsets.read()
-                        if committed.get(0) == len(order) and len({r.key for r in tap.records}) >= len(order):
-                            break
-                        await asyncio.sleep(0.1)
-                await asyncio.sleep(1.5)  # late duplicates, if any
-                await tap.poll()
-                return [(r.topic, r.key, r.value) for r in tap.records], committed
-            finally:
-                await tap.stop()
-
-        records, committed = asyncio.run(scenario())
+        records, committed = asyncio.run(_feed_partition_0(broker.bootstrap, stage, worker, payloads, order))
         alive = worker.running and worker.starts == 1
+        counted = worker.metric("triage_dead_letters_total", reason=ErrorCode.OUTPUT_TOO_LARGE.value) if alive else -1
         worker.stop()
         log = worker.output()
 
@@ -215,6 +185,79 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     assert (letter.source_partition, letter.source_offset) == (0, order.index(big)), "where the whole one stays"
     assert len(letter.raw_payload()) == (letter_bytes if letter_bytes < BROKER_LIMIT else 0)
     assert committed.get(0) == len(order), f"partition 0 committed at {committed.get(0)}, not past every ticket"
+    assert counted == 1, f"triage_dead_letters_total counted {counted} for one dead letter"
+
+
+async def _feed_partition_0(
+    brokers: str, stage: Stage, worker: WorkerProcess, payloads: dict[str, bytes], order: list[str]
+) -> tuple[list[tuple[str, bytes | None, bytes]], dict[int, int]]:
+    """Start the worker, send ``order`` to partition 0 and collect its outputs until the group committed them all
+    and every ticket came out (or 2 minutes passed), then 1.5 s more for late duplicates."""
+    await stage.create_topics(brokers)
+    worker.start()
+    await asyncio.to_thread(worker.wait_ready)
+    producer = AIOKafkaProducer(bootstrap_servers=brokers, max_request_size=2 << 20, linger_ms=50)
+    await producer.start()
+    try:
+        sends = [await producer.send(stage.topics.incoming, payloads[i], key=i.encode(), partition=0) for i in order]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    tap = Tap(brokers, stage.topics.outputs(), stage.partitions)
+    await tap.start()
+    try:
+        async with CommittedOffsets(brokers, stage.group, stage.topics.incoming, 4) as offsets:
+            committed: dict[int, int] = {}
+            for _ in range(1200):
+                await tap.poll()
+                committed = await offsets.read()
+                if committed.get(0) == len(order) and len({r.key for r in tap.records}) >= len(order):
+                    break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # late duplicates, if any
+        await tap.poll()
+        return [(r.topic, r.key, r.value) for r in tap.records], committed
+    finally:
+        await tap.stop()
+
+
+def test_a_record_the_broker_refuses_as_invalid_costs_only_its_ticket_a_dead_letter(
+    tmp_path: Path, stage: Stage, spawn: Callable[..., WorkerProcess], source_records: list[SourceRecord]
+) -> None:
+    """The broker's record validation refuses one valid ticket's enriched record (``INVALID_RECORD``, code 87,
+    which aiokafka does not know and raises as ``UnknownError``); its 30 neighbours on the same partition are
+    ordinary.
+
+    That ticket gets one ``output_refused`` dead letter naming the error, counted once; every neighbour is
+    triaged exactly once, the worker never restarts, and the committed offset reaches the partition's end.
+    """
+    bad = "bad-" + stage.base
+    neighbours = [f"n{i:02d}-{stage.base}" for i in range(30)]
+    payloads = {i: _ticket(i, r.text) for i, r in zip([*neighbours, bad], source_records, strict=False)}
+    order = [*neighbours[:15], bad, *neighbours[15:]]
+    refuse = RefuseInvalidRecord([stage.topics.enriched], [bad.encode()])
+    with PartitionedBroker(tmp_path / "tansu-invalid.log", on_request=refuse) as broker:
+        worker = spawn("invalid", broker.bootstrap, stage, None)
+        records, committed = asyncio.run(_feed_partition_0(broker.bootstrap, stage, worker, payloads, order))
+        alive = worker.running and worker.starts == 1
+        counted = worker.metric("triage_dead_letters_total", reason=ErrorCode.OUTPUT_REFUSED.value) if alive else -1
+        worker.stop()
+        log = worker.output()
+
+    enriched = Counter(key.decode() for topic, key, _ in records if topic == stage.topics.enriched and key)
+    letters = [DeadLetter.model_validate_json(value) for topic, _, value in records if topic == stage.topics.deadletter]
+    report_line(
+        f"scenario=produce_invalid_record sent={len(order)} enriched={len(enriched)} dead={len(letters)} "
+        f"refused_records={len(refuse.refused)} committed={committed.get(0)} worker_starts={worker.starts}"
+    )
+    assert bad.encode() in refuse.refused, "the proxy never refused the ticket's record"
+    assert alive and "publish_failed" not in log, f"the worker crashed on a refused record:\n{worker.tail()}"
+    assert dict(enriched) == dict.fromkeys(neighbours, 1), "a neighbour was lost or published twice"
+    (letter,) = letters
+    assert letter.ticket_id == bad and letter.error.code == ErrorCode.OUTPUT_REFUSED, letter.error
+    assert "UnknownError" in letter.error.message and letter.payload_sha256 == hashlib.sha256(payloads[bad]).hexdigest()
+    assert committed.get(0) == len(order), f"partition 0 committed at {committed.get(0)}, not past every ticket"
+    assert counted == 1, f"triage_dead_letters_total counted {counted} for one dead letter"
 
 
 class ProduceStall:
