@@ -11,8 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.topics import TopicSettings
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = [
-    "KafkaSecuritySettings", "RedisSettings", "ThresholdOverrides", "WorkerSettings"]
+__all__ = ["KafkaSecuritySettings", "RedisSettings", "ThresholdOverrides", "WorkerSettings"]
 
 
 class RedisSettings(BaseModel):
@@ -70,24 +69,19 @@ class KafkaSecuritySettings(BaseModel):
         return self
 
 
+def _threshold(description: str) -> float | None:
+    """An optional probability; None keeps the checkpoint's own value."""
+    return Field(default=None, ge=0.0, le=1.0, description=f"{description} (default: the checkpoint's).")
+
+
 class ThresholdOverrides(BaseModel):
     """Optional overrides of the decision thresholds stored with each checkpoint."""
 
-    high_priority: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="Priority is High when P(High) is at least this (default: the checkpoint's).")
-    review: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="needs_review when the category probability is below this (default: checkpoint's).")
-    out_of_scope: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="out_of_scope when scope_score is below this (default: the checkpoint's).")
-    high_priority_out_of_scope: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="An out-of-scope ticket pages only when P(High) is at least this (default: the checkpoint's).")
-    far_out_of_scope: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="No ticket pages when scope_score is below this (default: the checkpoint's).")
+    high_priority: float | None = _threshold("Priority is High when P(High) is at least this")
+    review: float | None = _threshold("needs_review when the category probability is below this")
+    out_of_scope: float | None = _threshold("out_of_scope when scope_score is below this")
+    high_priority_out_of_scope: float | None = _threshold("Out-of-scope tickets page only at P(High) of at least this")
+    far_out_of_scope: float | None = _threshold("No ticket pages when scope_score is below this")
 
 
 class WorkerSettings(BaseSettings):
