@@ -199,9 +199,7 @@ class BatchRunner:
         for event in batch.events:
             await self._stream.ack(event)
         now = time.time()
-        outputs: Counter[str] = Counter()
-        for item in batch.sent or []:
-            outputs.update(record.topic for record in item.records)
+        outputs = Counter(record.topic for item in batch.sent or [] for record in item.records)
         for topic, count in outputs.items():
             self.metrics.records_out.labels(topic=topic).inc(count)
         for record in batch.records:

@@ -98,20 +98,14 @@ class MemoryStore:
 
 
 def cache_key(prefix: str, model_version: str, text: str) -> str:
-    """``<prefix>:<model version>:<sha256 of the text>``; a new model version never reads old answers.
-
-    ``text`` must already be normalised (``Ticket.text`` is), so this equals ``schemas.text_hash(text)``
-    without normalising a second time on the hot path.
-    """
+    """``<prefix>:<model version>:<sha256 of the text>``; a new model version never reads old answers. ``text`` is
+    normalised already (``Ticket.text`` is): this equals ``schemas.text_hash(text)`` without normalising twice."""
     return f"{prefix}:{model_version}:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
 
 
 def ticket_key(prefix: str, model_version: str, ticket_id: str, text: str) -> str:
-    """``<prefix>-ticket:<model version>:<sha256(ticket_id NUL sha256(text))>``: one ticket's published triage.
-
-    Kept out of the ``<prefix>:`` text-cache key space, whose keys hold only text hashes. ``text`` must
-    already be normalised, as for ``cache_key``.
-    """
+    """``<prefix>-ticket:<model version>:<sha256(ticket_id NUL sha256(text))>``: one ticket's published triage,
+    out of the ``<prefix>:`` text-cache key space (whose keys hold only text hashes)."""
     text_digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     digest = hashlib.sha256(f"{ticket_id}\0{text_digest}".encode("utf-8", "surrogatepass")).hexdigest()
     return f"{prefix}-ticket:{model_version}:{digest}"
@@ -217,7 +211,6 @@ class TriageCache:
         self._metrics.cache_available.set(1)
 
     async def close(self) -> None:
-        """Drop the connections."""
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -207,7 +207,6 @@ class TriagePipeline:
         return letter
 
     def count_dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None) -> None:
-        """Count and log one dead letter (without the text)."""
         self.metrics.dead_letters.labels(reason=error.code.value).inc()
         log.info("dead_letter", reason=error.code.value, topic=record.topic, partition=record.partition,
                  offset=record.offset, ticket_id=ticket_id, size=len(record.value or b""))

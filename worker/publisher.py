@@ -14,14 +14,7 @@ from typing import Any, cast
 
 import faust
 import structlog
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    UnknownError,
-)
+from aiokafka import errors
 from aiokafka.partitioner import murmur2
 
 from schemas.topics import TopicSettings
@@ -35,8 +28,8 @@ log = structlog.get_logger(__name__)
 # one by one, and a record still refused alone costs its ticket a dead letter. aiokafka raises UnknownError for a
 # code it does not know, e.g. INVALID_RECORD (87, a broker-side record validation); one that is the broker's
 # state, not the record's, refuses the dead letter too, and the worker stops unacknowledged.
-TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
-REFUSED_RECORD = (*TOO_LARGE, CorruptRecordException, InvalidTimestampError, UnknownError)
+TOO_LARGE = (errors.MessageSizeTooLargeError, errors.RecordListTooLargeError, errors.RecordTooLargeError)
+REFUSED_RECORD = (*TOO_LARGE, errors.CorruptRecordException, errors.InvalidTimestampError, errors.UnknownError)
 
 
 @dataclass(frozen=True)
