@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from schemas.enums import Category, Priority
+from schemas.enums import Priority
 from schemas.messages import Confidence, IntentScore, Triage
+from schemas.taxonomy import load_taxonomy
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
 
@@ -66,7 +67,7 @@ class NoopPredictor:
 
     def __init__(self) -> None:
         self._answer = Triage(
-            category=Category.GENERAL_INQUIRY,
+            category=load_taxonomy().out_of_scope_category,
             priority=Priority.LOW,
             intent=NOOP_VERSION,
             confidence=Confidence(category=1.0, intent=1.0, priority=1.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -32,13 +33,19 @@ def fingerprint(model_dir: Path) -> Fingerprint:
 class ModelReloader:
     """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving.
 
-    Each batch takes the client's engine once, so a swap lands between batches.
+    Each batch takes the client's engine once, so a swap lands between batches. ``before_swap`` runs on the new
+    checkpoint's folder before it loads (the worker creates the route topics of its categories there); when it
+    raises, the reload fails like a bad checkpoint.
     """
 
-    def __init__(self, settings: WorkerSettings, client: ModelClient, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self, settings: WorkerSettings, client: ModelClient, metrics: WorkerMetrics,
+        before_swap: Callable[[Path], Awaitable[None]] | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.metrics = metrics
+        self.before_swap = before_swap
         self.fingerprint: Fingerprint | None = None
         self._rejected: Fingerprint | None = None
 
@@ -61,6 +68,8 @@ class ModelReloader:
         old = self.client.version
         log.info("model_reload_started", current=old, path=seen[0])
         try:
+            if self.before_swap is not None:
+                await self.before_swap(Path(seen[0]))
             engine = await self.client.load(Path(seen[0]))
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
             self._rejected = seen

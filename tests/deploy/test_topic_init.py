@@ -12,7 +12,7 @@ import pytest
 from kafka.admin import KafkaAdminClient
 
 from loadtest.broker import EmbeddedBroker
-from schemas.enums import Category
+from schemas.taxonomy import load_taxonomy, slug
 from tests.deploy.stack import REPO, load_compose, service_env
 from worker.settings import WorkerSettings
 
@@ -56,7 +56,7 @@ def _run(env: dict[str, str], kafka_bin: Path) -> subprocess.CompletedProcess[st
 def test_slugs_match_the_categories() -> None:
     text = SCRIPT.read_text(encoding="utf-8")
     line = next(line for line in text.splitlines() if line.startswith("category_slugs=("))
-    assert line.removeprefix("category_slugs=(").rstrip(")").split() == [c.slug for c in Category]
+    assert line.removeprefix("category_slugs=(").rstrip(")").split() == [slug(c) for c in load_taxonomy().categories]
 
 
 def test_creates_every_worker_topic_idempotently(
