@@ -116,7 +116,8 @@ def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: b
 
     Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
     (falls back to the worker's in-process cache, saying so, when it is not reachable), trains the quick
-    model (on --data, else Banking77) when no checkpoint exists, starts the worker, replays the test tickets with a share of
+    model (on --data, else Banking77) when no checkpoint exists, starts the worker, replays the test tickets with a
+    share of
     off-topic texts, prints the report and stops every process it started. Log events go to demo.log in the
     results folder (the broker and the worker log beside it). Exits 1 if any ticket was lost or a process
     was left behind.

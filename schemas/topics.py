@@ -40,7 +40,8 @@ class TopicSettings(BaseModel):
     def outputs(self, categories: Iterable[str] | None = None) -> list[str]:
         """Every topic the worker writes to while serving a checkpoint with these categories (None: the
         default taxonomy's, ``schemas/taxonomy.csv``)."""
-        routes = [self.route(category) for category in (load_taxonomy().categories if categories is None else categories)]
+        chosen = load_taxonomy().categories if categories is None else categories
+        routes = [self.route(category) for category in chosen]
         return [self.enriched, *routes, self.oncall, self.review, self.deadletter]
 
     @classmethod

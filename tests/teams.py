@@ -11,7 +11,7 @@ Each folder is small (20 training tickets a label) so its tiny checkpoint trains
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from schemas.taxonomy import load_taxonomy
@@ -65,7 +65,7 @@ def write_pairs_team(banking77: Path, folder: Path) -> Path:
     return folder
 
 
-def _pick(path: Path, wanted: dict[str, object], per_label: int) -> Iterator[tuple[str, str]]:
+def _pick(path: Path, wanted: Mapping[str, object], per_label: int) -> Iterator[tuple[str, str]]:
     """(text, intent) of the first ``per_label`` rows of each wanted intent in a Banking77 file."""
     taken: dict[str, int] = {}
     with path.open(newline="", encoding="utf-8") as handle:
@@ -76,7 +76,7 @@ def _pick(path: Path, wanted: dict[str, object], per_label: int) -> Iterator[tup
                 yield row["text"], intent
 
 
-def _write(path: Path, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _write(path: Path, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)

@@ -25,7 +25,8 @@ def print_check(contents: FolderContents, show_warnings: int = 50) -> None:
     taxonomy = contents.taxonomy
     if taxonomy is not None:
         console.print(f"Taxonomy: {contents.taxonomy_source}; {len(taxonomy.rules)} labels, categories "
-                      f"{', '.join(taxonomy.categories)}; out-of-scope tickets take {taxonomy.out_of_scope_category!r}.")
+                      f"{', '.join(taxonomy.categories)}; out-of-scope tickets take "
+                      f"{taxonomy.out_of_scope_category!r}.")
         counts = {split: Counter(row.label for row in rows) for split, rows in contents.splits.items()}
         table = Table(title="Labels")
         for column in ("label", "category", "priority", *counts):

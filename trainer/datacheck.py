@@ -153,7 +153,8 @@ def _read_records(path: Path, out: FolderContents) -> tuple[list[dict[str, str]]
                 reader = csv.DictReader(handle)
                 names = set(reader.fieldnames or ())
                 for line, row in enumerate(reader, start=2):
-                    records.append({**{k: v or "" for k, v in row.items() if k is not None}, "__where__": f"{path}:{line}"})
+                    fields = {k: v or "" for k, v in row.items() if k is not None}
+                    records.append({**fields, "__where__": f"{path}:{line}"})
             else:
                 for line, text in enumerate(handle, start=1):
                     if not text.strip():
@@ -167,7 +168,8 @@ def _read_records(path: Path, out: FolderContents) -> tuple[list[dict[str, str]]
                         out.error(f"{path}:{line}", "not a JSON object", 'write {"text": ..., "label": ...}')
                         continue
                     names |= set(value)
-                    records.append({**{k: str(v) for k, v in value.items() if v is not None}, "__where__": f"{path}:{line}"})
+                    fields = {k: str(v) for k, v in value.items() if v is not None}
+                    records.append({**fields, "__where__": f"{path}:{line}"})
     except UnicodeDecodeError as exc:
         out.error(str(path), f"not UTF-8 ({exc.reason} at byte {exc.start})", "save the file as UTF-8")
     if "text" not in names and records:
@@ -191,7 +193,8 @@ def _rows(records: list[dict[str, str]], out: FolderContents, pairs: dict[str, t
             category, priority = record.get("category", "").strip(), record.get("priority", "").strip()
             if not category or priority not in {p.value for p in Priority}:
                 out.error(where, f"category {category!r}, priority {priority!r}",
-                          "give a category and a priority of High, Medium or Low (map P1-P4 as docs/own-tickets.md shows)")
+                          "give a category and a priority of High, Medium or Low "
+                          "(map P1-P4 as docs/own-tickets.md shows)")
                 continue
             label = pair_label(category, priority)
             pairs.setdefault(label, (category, priority, where))
@@ -254,14 +257,16 @@ def _check_labels(out: FolderContents, taxonomy: Taxonomy) -> None:
         where = lines.get(label, f"{out.taxonomy_source}")
         if train[label] == 0:
             out.error(where, f"label {label!r} has no training tickets",
-                      "add labelled tickets to train, or delete the taxonomy row (a label with no data is never predicted)")
+                      "add labelled tickets to train, or delete the taxonomy row "
+                      "(a label with no data is never predicted)")
         elif train[label] < MIN_TRAIN_EXAMPLES:
             out.error(first[label], f"label {label!r} has {train[label]} training tickets, fewer than "
-                      f"{MIN_TRAIN_EXAMPLES}", "label more tickets, or merge it into a close label (docs/own-tickets.md)")
+                      f"{MIN_TRAIN_EXAMPLES}",
+                      "label more tickets, or merge it into a close label (docs/own-tickets.md)")
         elif train[label] < MIN_TUNE_EXAMPLES and "validation" not in out.splits:
-            out.warn(first[label], f"label {label!r} has {train[label]} training tickets: its validation share (one "
-                     "or two) leaves its thresholds tuned by chance", "label more tickets, merge it into a close label, "
-                     "or give a validation file")
+            out.warn(first[label], f"label {label!r} has {train[label]} training tickets: its validation share "
+                     "(one or two) leaves its thresholds tuned by chance",
+                     "label more tickets, merge it into a close label, or give a validation file")
     if not any(r.priority is Priority.HIGH for r in taxonomy.rules):
         out.warn(out.taxonomy_source, "no label is High: nothing will page on-call",
                  "mark the labels that need someone now as High")
@@ -296,7 +301,9 @@ def _check_texts(out: FolderContents) -> None:
             if earlier is None:
                 seen[key] = row
             elif Path(earlier.file).stem.split(".")[0] == split:
-                clash = "" if earlier.label == row.label else f" with another label ({earlier.label!r} vs {row.label!r})"
+                clash = (
+                    "" if earlier.label == row.label else f" with another label ({earlier.label!r} vs {row.label!r})"
+                )
                 out.warn(where, f"duplicate of {earlier.file}:{earlier.line}{clash}",
                          "delete one of them" + (" and keep the right label" if clash else ""))
             else:

@@ -126,6 +126,8 @@ def _features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> 
 def outlier_target(taxonomy: Taxonomy) -> np.ndarray:
     """Uniform over the labels that do not page: an off-topic text's doubt must not add up to P(High)."""
     quiet = taxonomy.priority_matrix[:, PRIORITIES.index(Priority.HIGH)] == 0
+    if not quiet.any():  # every label pages: nothing to spread onto but all of them
+        quiet = ~quiet
     return (quiet / quiet.sum()).astype(np.float32)
 
 

@@ -86,7 +86,8 @@ def test_validation_file_is_used_as_is(tmp_path: Path) -> None:
 def test_out_of_scope_row_names_the_category(tmp_path: Path) -> None:
     folder = team_folder(tmp_path, taxonomy=[*TAXONOMY, ("out_of_scope", "Access", "Low")])
     taxonomy = load_data(folder, "unused").taxonomy
-    assert taxonomy.out_of_scope_category == "Access" and taxonomy.categories == ("Hardware", "Access", "Infrastructure")
+    assert taxonomy.out_of_scope_category == "Access"
+    assert taxonomy.categories == ("Hardware", "Access", "Infrastructure")
     assert "out_of_scope" not in taxonomy.intents
 
 
