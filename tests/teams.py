@@ -16,7 +16,7 @@ from pathlib import Path
 
 from schemas.taxonomy import load_taxonomy
 
-__all__ = ["LABELLED_TEAM", "PAIRS_TEAM", "write_labelled_team", "write_pairs_team"]
+__all__ = ["CARD_OPS", "LABELLED_TEAM", "PAIRS_TEAM", "write_card_ops_team", "write_labelled_team", "write_pairs_team"]
 
 LABELLED_TEAM: dict[str, tuple[str, ...]] = {
     "Card Operations": ("card_arrival", "card_delivery_estimate", "activate_my_card", "card_not_working",
@@ -38,6 +38,27 @@ PAIRS_TEAM: dict[str, tuple[str, str]] = {
     "disposable_card_limits": ("Other Questions", "Low"),
 }
 """Banking77 intent → the (category, priority) its tickets carry; the intent itself is not written."""
+CARD_OPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "card_delivery": ("Cards", "Medium", ("card_arrival", "card_delivery_estimate")),
+    "card_activation": ("Cards", "Medium", ("activate_my_card",)),
+    "card_broken": ("Cards", "Medium", ("card_not_working", "contactless_not_working", "virtual_card_not_working")),
+    "card_gone": ("Security", "High", ("lost_or_stolen_card", "card_swallowed")),
+    "fraud": ("Security", "High", ("card_payment_not_recognised", "cash_withdrawal_not_recognised",
+                                   "direct_debit_payment_not_recognised", "compromised_card")),
+    "double_charge": ("Payments", "High", ("transaction_charged_twice",)),
+    "fees": ("Payments", "Medium", ("card_payment_fee_charged", "transfer_fee_charged", "cash_withdrawal_charge",
+                                    "exchange_charge")),
+    "refunds": ("Payments", "Medium", ("request_refund", "Refund_not_showing_up")),
+    "pending": ("Payments", "Medium", ("pending_card_payment", "pending_transfer", "pending_cash_withdrawal")),
+    "pin_passcode": ("Access", "Medium", ("change_pin", "pin_blocked", "passcode_forgotten")),
+    "identity": ("Access", "Medium", ("verify_my_identity", "unable_to_verify_identity", "why_verify_identity")),
+    "top_up_problem": ("Top-ups", "Medium", ("top_up_failed", "top_up_reverted", "pending_top_up")),
+    "top_up_howto": ("Top-ups", "Low", ("automatic_top_up", "top_up_limits", "top_up_by_cash_or_cheque")),
+    "product_questions": ("Questions", "Low", ("age_limit", "country_support", "visa_or_mastercard",
+                                               "supported_cards_and_currencies", "fiat_currency_support")),
+}
+"""A card-operations desk's own labels (each a group of Banking77 intents), categories and priorities: the
+folder ``write_card_ops_team`` writes for a full-preset run on labels and categories the project does not ship."""
 _TRAIN_PER_LABEL = 20
 _TEST_PER_LABEL = 8
 
@@ -62,6 +83,19 @@ def write_pairs_team(banking77: Path, folder: Path) -> Path:
         picked = _pick(banking77 / f"{split}.csv", PAIRS_TEAM, per_label)
         rows = [(text, *PAIRS_TEAM[intent]) for text, intent in picked]
         _write(folder / f"{split}.csv", ("text", "category", "priority"), rows)
+    return folder
+
+
+def write_card_ops_team(banking77: Path, folder: Path) -> Path:
+    """Every Banking77 ticket of the ``CARD_OPS`` intents under the desk's own label, and its taxonomy."""
+    label_of = {intent: label for label, (_, _, intents) in CARD_OPS.items() for intent in intents}
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        rows = [(text, label_of[intent]) for text, intent in _pick(banking77 / f"{split}.csv", label_of, 10**6)]
+        _write(folder / f"{split}.csv", ("text", "label"), rows)
+    taxonomy = [(label, category, priority) for label, (category, priority, _) in CARD_OPS.items()]
+    _write(folder / "taxonomy.csv", ("label", "category", "priority"),
+           [*taxonomy, ("out_of_scope", "Questions", "Low")])
     return folder
 
 
