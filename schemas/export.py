@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.feedback import Feedback
 from schemas.messages import DeadLetter, EnrichedTicket, Ticket, Triage
 from schemas.taxonomy import Taxonomy
 
@@ -18,6 +19,7 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "triage": Triage,
     "enriched_ticket": EnrichedTicket,
     "dead_letter": DeadLetter,
+    "feedback": Feedback,
 }
 
 

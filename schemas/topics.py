@@ -29,6 +29,10 @@ class TopicSettings(BaseModel):
     deadletter: str = Field(
         default="tickets.deadletter", description="Messages that could not be triaged, with the raw payload and reason."
     )
+    feedback: str = Field(
+        default="tickets.feedback",
+        description="Agents' final label of each closed or corrected ticket (read by `triage feedback consume`).",
+    )
     partitions: int = Field(default=3, ge=1, description="Partitions of topics the worker creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication factor of topics the worker creates.")
     create: bool = Field(default=True, description="Create missing topics at start (needs the CreateTopics ACL).")
@@ -47,5 +51,6 @@ class TopicSettings(BaseModel):
     @classmethod
     def namespaced(cls, namespace: str, **overrides: Any) -> TopicSettings:
         """Topics ``<namespace>.incoming``, ``<namespace>.route.<slug>``, ...: one private set per test or run."""
-        names = {name: f"{namespace}.{name}" for name in ("incoming", "enriched", "oncall", "review", "deadletter")}
+        kinds = ("incoming", "enriched", "oncall", "review", "deadletter", "feedback")
+        names = {name: f"{namespace}.{name}" for name in kinds}
         return cls(**{**names, "route_prefix": f"{namespace}.route.", **overrides})

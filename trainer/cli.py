@@ -101,25 +101,43 @@ def _print_scope(report: dict[str, Any]) -> None:
               help="Share of generated off-topic texts that may still page [0.01].")
 @click.option("--weights-from", type=_PATH, default=None,
               help="Skip fine-tuning: re-tune thresholds and detector on this checkpoint's weights (same options).")
-def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, **overrides: Any) -> None:
+@click.option("--feedback", type=_PATH, default=None,
+              help="Feedback folder (`triage feedback snapshot`): its train part joins the base data's train; its "
+              "held-out part is left for `triage promote`.")
+@click.option("--feedback-weight", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Times each feedback example is repeated in train (they are few next to the base data).")
+@click.option("--from-latest", is_flag=True,
+              help="Start from the current checkpoint's weights (<output>/latest) instead of the base model.")
+@click.option("--publish/--no-publish", default=True, show_default=True,
+              help="Point <output>/latest at the new checkpoint; --no-publish leaves that to `triage promote`.")
+def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, feedback: Path | None,
+              feedback_weight: int, from_latest: bool, publish: bool, **overrides: Any) -> None:
     """Fine-tune the model on a data folder (default Banking77) and publish models/finetuned/<version> (+ latest)."""
     import json
 
+    from inference.checkpoint import resolve_checkpoint
     from trainer.config import TrainArgs
     from trainer.train import run_training
 
     settings = _settings()
+    output = output or settings.models_dir
+    if from_latest:
+        base_model = str(resolve_checkpoint(output / "latest"))
+    if feedback is not None:
+        from trainer.feedback import merged_folder
+
+        data = merged_folder(_load_data(data), feedback, feedback_weight, feedback / "merged")
     given = {key: value for key, value in {**overrides, "base_model": base_model}.items() if value is not None}
     args = TrainArgs.model_validate({
         "preset": preset,
         "data_dir": data or settings.data_dir,
         "hub_dataset": settings.hub_dataset,
-        "output": output or settings.models_dir,
+        "output": output,
         "results_dir": settings.results_dir,
         "ood_dir": settings.ood_dir,
         **given,
     })
-    folder = run_training(args)
+    folder = run_training(args, link_latest=publish)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
     _print_summary(f"{manifest['version']} ({preset}, {manifest['train_seconds']:.0f} s training)", metrics)

@@ -13,6 +13,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,11 +60,11 @@ class BaseModelError(UserError):
     """The base model could not be loaded; the message names it and how to point at another."""
 
 
-def run_training(args: TrainArgs) -> Path:
+def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
     """Fine-tune, tune thresholds on validation, evaluate on test and publish a new checkpoint.
 
     Returns:
-        The published version folder; ``<args.output>/latest`` points at it.
+        The published version folder; ``<args.output>/latest`` points at it unless ``link_latest`` is False.
     """
     import transformers
 
@@ -130,7 +131,7 @@ def run_training(args: TrainArgs) -> Path:
         write_model_card(staging, manifest, metrics)
         _write_json(staging / MANIFEST, manifest)
         _make_readable(staging)
-        final = publish(staging, args.output, version)
+        final = publish(staging, args.output, version, link=link_latest)
     except BaseException:
         remove_staging(staging)
         raise
@@ -335,7 +336,9 @@ def _manifest(
         "hyperparameters": args.hyperparameters(),
         "data": {"source": data.source, "train": len(train_split), "validation": len(val_split),
                  "test": len(data.test), "labels": len(data.taxonomy.rules),
-                 "categories": list(data.taxonomy.categories)},
+                 "categories": list(data.taxonomy.categories),
+                 # drift's reference: the live category mix is compared with this (feedback/metrics.py)
+                 "validation_categories": _category_shares(val_split, data.taxonomy)},
         "device": device,
         "precision": precision,
         "train_seconds": round(train_seconds, 1),
@@ -343,6 +346,11 @@ def _manifest(
         "software": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
     }
+
+
+def _category_shares(split: Split, taxonomy: Taxonomy) -> dict[str, float]:
+    counts = Counter(taxonomy.rule(intent).category for intent in split.intents)
+    return {category: round(counts[category] / len(split), 6) for category in taxonomy.categories if counts[category]}
 
 
 def _make_readable(folder: Path) -> None:

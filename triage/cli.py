@@ -13,6 +13,7 @@ import click
 from inference.errors import UserError
 from loadtest.cli import COMMANDS as LOADTEST_COMMANDS
 from trainer.cli import COMMANDS as TRAINER_COMMANDS
+from triage.feedback_cli import COMMANDS as FEEDBACK_COMMANDS
 from worker.cli import COMMANDS as WORKER_COMMANDS
 
 __all__ = ["main"]
@@ -63,5 +64,5 @@ def settings_cmd() -> None:
         click.echo(f"### {title}\n\n{markdown_table(settings_cls)}\n")
 
 
-for _command in (*TRAINER_COMMANDS, *WORKER_COMMANDS, *LOADTEST_COMMANDS):
+for _command in (*TRAINER_COMMANDS, *WORKER_COMMANDS, *LOADTEST_COMMANDS, *FEEDBACK_COMMANDS):
     main.add_command(_command)

@@ -11,7 +11,10 @@ from inference.checkpoint import REQUIRED_FILES
 from schemas.taxonomy import load_taxonomy
 from triage.cli import main
 
-SCHEMA_FILES = ["dead_letter.schema.json", "enriched_ticket.schema.json", "ticket.schema.json", "triage.schema.json"]
+SCHEMA_FILES = [
+    "dead_letter.schema.json", "enriched_ticket.schema.json", "feedback.schema.json", "ticket.schema.json",
+    "triage.schema.json",
+]
 
 
 def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
