@@ -41,10 +41,10 @@ class Decision:
 
 
 def score(checkpoint: Path, data: Split) -> Score:
-    """Category and label accuracy and High recall of a checkpoint (fp32 weights) on labelled texts."""
+    """Category and label accuracy and High recall of a checkpoint as the worker serves it (backend auto)."""
     from inference.classifier import Classifier
 
-    classifier = Classifier.load(checkpoint, backend="torch", batch_size=128)
+    classifier = Classifier.load(checkpoint, backend="auto", batch_size=128)
     taxonomy = classifier.taxonomy
     triages = classifier.predict(data.texts)
     truth = [taxonomy.rule(label) for label in data.intents]

@@ -68,8 +68,8 @@ def published_cases(prefix: str, n: int, seed: int = 0) -> list[Case]:
 
 
 def feedback_for(case: Case, by_label: bool) -> dict[str, str]:
-    if by_label:
-        return {"ticket_id": case.ticket_id, "label": case.truth, "agent": "a1"}
+    if by_label:  # the agent's own copy of the text is never what gets trained on
+        return {"ticket_id": case.ticket_id, "label": case.truth, "agent": "a1", "text": f"agent's copy {case.text}"}
     rule = TAXONOMY.rule(case.truth)
     return {"ticket_id": case.ticket_id, "category": rule.category, "priority": rule.priority.value}
 

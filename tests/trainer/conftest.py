@@ -47,3 +47,4 @@ def write_csv_dir(tmp_path: Path) -> Callable[[Sequence[tuple[str, str]], Sequen
         return folder
 
     return write
+
