@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSettings
@@ -17,6 +17,7 @@ class JoinStoreSettings(BaseModel):
     """Where what the worker published per ticket waits for its feedback: Redis, one key per ticket with a TTL."""
 
     url: str = Field(default="redis://localhost:6379/0", description="Redis URL of the join store.")
+    password: SecretStr | None = Field(default=None, description="Redis password, when not in the URL.")
     key_prefix: str = Field(default="triage-feedback", description="Prefix of every join-store key.")
     ttl_s: int = Field(
         default=14 * 86_400, ge=60,

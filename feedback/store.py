@@ -28,7 +28,8 @@ class JoinStore:
 
     def __init__(self, settings: JoinStoreSettings) -> None:
         self.settings = settings
-        self.client = aioredis.Redis.from_url(settings.url)
+        password = settings.password.get_secret_value() if settings.password else None
+        self.client = aioredis.Redis.from_url(settings.url, password=password)
 
     def _pub_key(self, ticket_id: str) -> str:
         return f"{self.settings.key_prefix}:pub:{ticket_id}"
