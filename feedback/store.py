@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -46,8 +47,8 @@ class JoinStore:
     async def lookup(self, ticket_ids: Sequence[str]) -> list[Published | None]:
         if not ticket_ids:
             return []
-        values = await self.client.mget([self._pub_key(t) for t in ticket_ids])
-        return [None if value is None else Published.loads(value) for value in values]
+        values = await self.client.mget([self._pub_key(t) for t in ticket_ids])  # bytes: no decode_responses
+        return [None if value is None else Published.loads(cast(bytes, value)) for value in values]
 
     async def claim(self, ticket_id: str, raw: bytes, outcome: str) -> bool:
         """Record this message's outcome; False when it was already recorded (a redelivery after a restart)."""

@@ -10,7 +10,6 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from feedback.settings import FeedbackSettings
-
 from loadtest.settings import LoadtestSettings
 from tests.deploy.stack import (
     COMPOSE_FILE,

@@ -103,6 +103,10 @@ class FeedbackProcess(WorkerProcess):
         super().__init__(name, {**env, "TRIAGE_WEB_PORT": str(port)}, tmp / f"{name}.log",
                          argv=[sys.executable, "-m", "feedback"])
 
+    def start(self) -> FeedbackProcess:
+        super().start()
+        return self
+
     def metric(self, sample: str, **labels: str) -> float:
         status, body = self.get("/metrics")
         return metric_sum(body, sample, **labels) if status == 200 else -1.0

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -42,7 +43,7 @@ def _start(name: str, broker: EmbeddedBroker, redis_url: str, topics: TopicSetti
 
 def _expected(cases: list[Case], sent: list[tuple[Case, bool]]) -> Counter[tuple[str, ...]]:
     """The agreement counters recomputed from the messages alone (published record vs the agent's answer)."""
-    expected: Counter[tuple[str, ...]] = Counter()
+    expected: Counter[tuple[str, ...]] = Counter()  # counts, compared with the exported floats
     for case, _ in sent:
         triage = case.enriched.triage
         rule = TAXONOMY.rule(case.truth)
@@ -79,7 +80,7 @@ def test_live_agreement_equals_an_offline_recomputation(
         assert process.metric("triage_feedback_messages_total", outcome="deadlettered") == len(MALFORMED)
         expected = _expected(cases, sent)
         assert sum(v for k, v in expected.items() if k[0] == "category") == len(sent), "the recomputation saw all"
-        seen: Counter[tuple[str, ...]] = Counter()
+        seen: dict[tuple[str, ...], float] = {}
         for key in expected:
             kind, version, *rest = key
             if kind == "category":
@@ -94,7 +95,7 @@ def test_live_agreement_equals_an_offline_recomputation(
             else:
                 seen[key] = process.metric("triage_feedback_out_of_scope_total", model_version=version,
                                            overturned=rest[0])
-        assert seen == expected
+        assert seen == dict(expected)
         assert 0.0 < process.metric("triage_feedback_category_drift") <= 1.0
         journal = [json.loads(line) for path in (tmp_path / "feedback-data" / "journal").glob("*.jsonl")
                    for line in path.read_text().splitlines()]
@@ -116,9 +117,9 @@ def test_nothing_lost_across_a_kill_mid_stream(
         produce(broker.bootstrap, topics.enriched,
                 [(c.ticket_id.encode(), c.enriched.model_dump_json().encode()) for c in cases])
         process.wait_for(lambda: process.metric("triage_feedback_published_total") == len(cases), "published tickets")
-        valid = [encode(feedback_for(c, i % 2 == 0)) for i, c in enumerate(cases)]
+        valid: list[tuple[bytes | None, bytes]] = [encode(feedback_for(c, i % 2 == 0)) for i, c in enumerate(cases)]
         valid += [encode({"ticket_id": f"{name}-never-{i}", "label": TAXONOMY.intents[i]}) for i in range(10)]
-        bad = [(k, v) for k, v, _ in MALFORMED]
+        bad: list[tuple[bytes | None, bytes]] = [(k, v) for k, v, _ in MALFORMED]
         half = len(valid) // 2
         produce(broker.bootstrap, topics.feedback, valid[:half] + bad[:2])
         process.wait_for(lambda: process.metric("triage_feedback_messages_total") > 0, "the first outcomes")
@@ -127,10 +128,10 @@ def test_nothing_lost_across_a_kill_mid_stream(
         process.start()
 
         store = redis.Redis.from_url(redis_url)
-        keys = [claim_key(name, key.decode(), value) for key, value in valid]
+        keys = [claim_key(name, (key or b"").decode(), value) for key, value in valid]
 
         def outcomes() -> list[bytes | None]:
-            return list(store.mget(keys))
+            return [cast(bytes | None, value) for value in store.mget(keys)]
 
         process.wait_for(lambda: None not in outcomes(), "an outcome for every valid feedback message", 120)
         recorded = Counter(outcomes())

@@ -16,16 +16,18 @@ from trainer.feedback import feedback_split, merged_folder, snapshot
 TAXONOMY = load_taxonomy()
 
 
-def _journal(folder: Path, rows: list[dict[str, str]], name: str = "a.jsonl") -> None:
+def _journal(folder: Path, rows: list[dict[str, str | None]], name: str = "a.jsonl") -> None:
     (folder / "journal").mkdir(parents=True, exist_ok=True)
     with (folder / "journal" / name).open("a", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row) + "\n")
 
 
-def _row(ticket: str, text: str, label: str | None = None, **extra: str) -> dict[str, str]:
-    row = {"ticket_id": ticket, "text": text, "label": label, "category": "Cards", "priority": "Medium",
-           "model_label": "card_arrival", "model_category": "Cards", "model_priority": "Medium"}
+def _row(ticket: str, text: str, label: str | None = None, **extra: str) -> dict[str, str | None]:
+    row: dict[str, str | None] = {
+        "ticket_id": ticket, "text": text, "label": label, "category": "Cards", "priority": "Medium",
+        "model_label": "card_arrival", "model_category": "Cards", "model_priority": "Medium",
+    }
     return {**row, **extra}
 
 
