@@ -9,7 +9,7 @@ SHARED_OOD := $(wildcard ../shared/data/clinc_oos/oos_val.jsonl)
 # Out-of-scope validation texts that `triage evaluate` (and training's evaluation) report; never fitted on.
 export TRIAGE_OOD_DIR ?= $(if $(SHARED_OOD),$(abspath ../shared/data/clinc_oos),)
 # Installs come from requirements.lock (every package pinned with its hashes; `make lock` rewrites it from
-# pyproject.toml), through uv: a fresh install took 19-24 s here against 113 s with pip (README, Quick start).
+# pyproject.toml), through uv.
 LOCK := requirements.lock
 # The image's runtime dependencies (no dev extras, no torch: each image variant installs its own torch build).
 IMAGE_LOCK := deploy/requirements.lock
@@ -73,13 +73,16 @@ gpu-check: install
 reliability: install
 	$(PYTEST) -n $(TEST_WORKERS) -m reliability $(PYTEST_ARGS)
 
+# The docs site too: --strict fails on a broken link or anchor; tests/docs refuses development history in the docs.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy schemas inference trainer worker loadtest triage tests
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/docs
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache site
 
 compose-smoke:
 	bash deploy/compose-smoke.sh

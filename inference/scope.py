@@ -121,7 +121,7 @@ class ScopeDetector:
 
         On one BLAS thread: these products are small, and OpenBLAS's threads spin after each call, taking
         the cores from the model's own threads: multi-threaded, they cut a 2-core worker's int8 throughput by
-        about 40% (``triage bench batching``, README performance section).
+        about 40% (``triage bench batching``; see docs/benchmarks.md).
         """
         method = method or self.method
         with _blas().limit(limits=1, user_api="blas"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,4 +148,24 @@ def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: b
         sys.exit(130)
 
 
-COMMANDS: list[click.Command] = [replay_cmd, demo_cmd, bench_group]
+@click.command("broker")
+@click.option("--port", default=9092, show_default=True, help="Port on 127.0.0.1 to listen on.")
+def broker_cmd(port: int) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, memory only) in the foreground until Ctrl-C.
+
+    For trying the worker without a Kafka cluster: everything it holds is lost when it stops.
+    """
+    import signal
+
+    from loadtest.broker import EmbeddedBroker
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with EmbeddedBroker(port=port) as broker:
+        click.echo(f"broker listening on {broker.bootstrap} (memory only; Ctrl-C stops it)")
+        stop.wait()
+    click.echo("broker stopped")
+
+
+COMMANDS: list[click.Command] = [replay_cmd, demo_cmd, broker_cmd, bench_group]

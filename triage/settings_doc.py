@@ -1,4 +1,4 @@
-"""The settings tables of ``triage settings`` and the README: every component's ``TRIAGE_*`` variables."""
+"""The settings tables of ``triage settings`` and docs/configuration.md: every component's ``TRIAGE_*`` variables."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def markdown_table(settings_cls: type[BaseSettings]) -> str:
     lines = ["| Variable | Default | Description |", "|---|---|---|"]
     for var in env_vars(settings_cls):
         default = f"`{var.default}`" if var.default and not var.default.startswith("(") else var.default
-        lines.append(f"| `{var.name}` | {default} | {var.description.replace('|', '/')} |")
+        description = var.description.replace("|", "/").replace("<", "&lt;")  # <prefix> is text, not a tag
+        lines.append(f"| `{var.name}` | {default} | {description} |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@
 # production the worker's principal needs no create rights: an operator runs this once per change.
 # KAFKA_ADMIN_CONFIG names a client properties file (security.protocol, sasl.*, ssl.*) for a secured
 # cluster. Partition counts are only ever set at creation; to grow the input topic later see
-# deploy/OPERATIONS.md ("Scaling").
+# docs/operations.md ("Scaling").
 set -euo pipefail
 
 kafka_bin=${KAFKA_BIN:-/opt/kafka/bin}

@@ -1,7 +1,7 @@
 """The worker benchmark on a real broker: backlog drains (batching, the no-op ceiling) and latency under load.
 
 Every run gets a fresh worker on fresh topics, because the embedded broker needs more CPU as its topics fill
-(README, "How the worker is measured").
+(docs/benchmarks.md, "Method").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's configuration tables list every setting each component reads, so docs never drift."""
+"""The configuration page is the output of `triage settings`, so the docs never drift from the settings classes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from inference.environment import env_vars
 from triage.cli import main
 from triage.settings_doc import component_settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 class _Inner(BaseModel):
@@ -36,15 +36,23 @@ def test_nested_and_optional_models_are_flattened_with_the_delimiter() -> None:
     assert password.secret
 
 
-def test_every_component_setting_is_documented_in_the_readme() -> None:
-    readme = README.read_text(encoding="utf-8")
+def test_every_component_setting_is_documented() -> None:
+    page = CONFIGURATION.read_text(encoding="utf-8")
     missing = [
         var.name
         for settings_cls in component_settings().values()
         for var in env_vars(settings_cls)
-        if f"`{var.name}`" not in readme
+        if f"| `{var.name}` |" not in page
     ]
-    assert not missing, f"README lacks {missing}; paste the output of `triage settings` into it"
+    assert not missing, f"docs/configuration.md lacks {missing}; paste the output of `triage settings` into it"
+
+
+def test_the_configuration_page_holds_what_triage_settings_prints() -> None:
+    printed = CliRunner().invoke(main, ["settings"]).output.strip()
+    assert printed in CONFIGURATION.read_text(encoding="utf-8"), (
+        "docs/configuration.md differs from `triage settings` (a default or description changed): "
+        "paste the command's output into it"
+    )
 
 
 def test_settings_command_prints_the_tables() -> None:
