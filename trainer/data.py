@@ -10,7 +10,7 @@ import structlog
 
 from inference.errors import UserError
 from schemas.taxonomy import Taxonomy, load_taxonomy
-from trainer.datacheck import read_folder
+from trainer.datacheck import Row, read_folder
 
 __all__ = [
     "CARVED_TEST_FRACTION",
@@ -106,7 +106,7 @@ def load_data(data_dir: Path | None, hub_dataset: str) -> TicketData:
     return data
 
 
-def _from_contents(splits: dict[str, list], taxonomy: Taxonomy, source: str) -> TicketData:
+def _from_contents(splits: dict[str, list[Row]], taxonomy: Taxonomy, source: str) -> TicketData:
     def split(name: str) -> Split:
         rows = splits[name]
         return Split([r.text for r in rows], [r.label for r in rows])
