@@ -111,8 +111,12 @@ def replay_cmd(
 @_LIVE
 @click.option("--verbose", is_flag=True,
               help="Leave log events, warnings and progress bars on the screen (default: demo.log).")
+@click.option("--feedback", "feedback_round", is_flag=True,
+              help="Instead: one feedback round on drifted (hurried-typing) traffic — live accuracy before, a "
+              "candidate trained on agents' labels, the gate, the hot reload, live accuracy after (--count tickets "
+              "per side; needs Redis).")
 def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: bool, data_dir: Path | None,
-             **replay: Any) -> None:
+             feedback_round: bool, **replay: Any) -> None:
     """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
 
     Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
@@ -137,6 +141,11 @@ def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: b
             settings = settings.model_copy(update={"data_dir": data_dir})
     except ValidationError as exc:
         raise click.ClickException(f"invalid TRIAGE_* settings:\n{exc}") from exc
+    if feedback_round:
+        from loadtest.feedback_demo import run_feedback_demo
+
+        model = model_dir or settings.models_dir / "latest"
+        sys.exit(run_feedback_demo(settings, model, worker.redis.url, count=replay["count"], seed=replay["seed"]))
     config = _replay_config(source="test", arrival="poisson", **replay)
     if not verbose:  # JSON events in demo.log unless --log-pretty
         root = click.get_current_context().find_root().params

@@ -30,6 +30,8 @@ class Score:
     label_accuracy: float
     high_recall: float | None
     """None when the set has no High ticket."""
+    high_n: int = 0
+    """High tickets in the set: the recall of a handful says little (``decide``'s ``min_high``)."""
 
 
 @dataclass(frozen=True)
@@ -56,24 +58,28 @@ def score(checkpoint: Path, data: Split) -> Score:
         category_accuracy=sum(tr.category == t.category for tr, t in zip(triages, truth, strict=True)) / len(data),
         label_accuracy=sum(tr.intent == t.intent for tr, t in zip(triages, truth, strict=True)) / len(data),
         high_recall=sum(p and h for p, h in zip(paged, high, strict=True)) / n_high if n_high else None,
+        high_n=n_high,
     )
 
 
-def decide(scores: dict[str, dict[str, Score]], high_recall_bar: float, tolerance: float) -> Decision:
-    """Promote only when on every set the candidate keeps category accuracy and High recall ≥ the bar."""
+def decide(scores: dict[str, dict[str, Score]], high_recall_bar: float, tolerance: float,
+           min_high: int = 20) -> Decision:
+    """Promote only when on every set the candidate keeps category accuracy and High recall ≥ the bar (judged on
+    sets with at least ``min_high`` High tickets: on five, one miss is 20 points)."""
     reasons = []
     for name, pair in scores.items():
         candidate, current = pair["candidate"], pair["current"]
         if candidate.category_accuracy < current.category_accuracy - tolerance:
             reasons.append(f"{name}: category accuracy {candidate.category_accuracy:.2%} is below the current "
                            f"{current.category_accuracy:.2%}" + (f" (tolerance {tolerance:.2%})" if tolerance else ""))
-        if candidate.high_recall is not None and candidate.high_recall < high_recall_bar:
+        judged = candidate.high_recall is not None and candidate.high_n >= min_high
+        if judged and candidate.high_recall is not None and candidate.high_recall < high_recall_bar:
             reasons.append(f"{name}: High recall {candidate.high_recall:.2%} is below the bar {high_recall_bar:.2%}")
     return Decision(not reasons, reasons, scores)
 
 
 def promote(candidate: Path, latest: Path, sets: dict[str, Split], high_recall_bar: float,
-            tolerance: float = 0.0) -> Decision:
+            tolerance: float = 0.0, min_high: int = 20) -> Decision:
     """Score, decide, and when the candidate passes point ``latest`` at it (atomically).
 
     Args:
@@ -88,7 +94,7 @@ def promote(candidate: Path, latest: Path, sets: dict[str, Split], high_recall_b
         return Decision(False, [f"{new} is not under {latest.parent}: train it with --output {latest.parent}"])
     scores = {name: {"candidate": score(new, split), "current": score(old, split)}
               for name, split in sets.items() if len(split)}
-    decision = decide(scores, high_recall_bar, tolerance)
+    decision = decide(scores, high_recall_bar, tolerance, min_high)
     if decision.promote:
         point_latest(latest.parent, new.name)
     log.info("promotion_decided", candidate=new.name, current=old.name, promoted=decision.promote,

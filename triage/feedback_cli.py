@@ -85,8 +85,10 @@ def snapshot_cmd(data_dir: Path | None, model: Path | None, held_out: float) -> 
               help="Least High recall the candidate must keep on every set.")
 @click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Category accuracy the candidate may lose against the current one.")
+@click.option("--min-high", type=click.IntRange(min=1), default=20, show_default=True,
+              help="High recall is judged only on sets with at least this many High tickets.")
 def promote_cmd(candidate: Path, feedback: Path | None, data: Path | None, latest: Path | None,
-                high_recall_bar: float, tolerance: float) -> None:
+                high_recall_bar: float, tolerance: float, min_high: int) -> None:
     """Score CANDIDATE and the current checkpoint side by side; point latest at CANDIDATE only when it is not
     worse (category accuracy) and keeps High recall at or above the bar. Exit code 1 when refused."""
     from trainer.config import TrainerSettings
@@ -100,13 +102,15 @@ def promote_cmd(candidate: Path, feedback: Path | None, data: Path | None, lates
         sets["held-out feedback"] = feedback_split(feedback, "test")
     sets["base test"] = load_data(data or settings.data_dir, settings.hub_dataset).test
     link = latest or settings.models_dir / "latest"
-    decision = promote(candidate, link, sets, high_recall_bar, tolerance)
+    decision = promote(candidate, link, sets, high_recall_bar, tolerance, min_high)
     for name, pair in decision.scores.items():
         click.echo(f"{name} (n={pair['current'].n}):")
         for metric in ("category_accuracy", "label_accuracy", "high_recall"):
             values = [getattr(pair[who], metric) for who in ("current", "candidate")]
             shown = ["–" if v is None else f"{v:.2%}" for v in values]
             click.echo(f"  {metric:<18} current {shown[0]:>7}   candidate {shown[1]:>7}")
+        if pair["candidate"].high_n < min_high:
+            click.echo(f"  (High recall not judged: {pair['candidate'].high_n} High tickets, fewer than {min_high})")
     if decision.promote:
         click.echo(f"promoted: {link} -> {candidate.name}")
         return

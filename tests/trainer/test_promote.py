@@ -88,10 +88,12 @@ def test_a_candidate_with_shuffled_labels_is_refused(models: Path, thin_data: Pa
 
 
 def test_the_decision_needs_every_set_and_the_bar() -> None:
-    good, worse = Score(100, 0.9, 0.8, 0.95), Score(100, 0.85, 0.8, 0.99)
+    good, worse = Score(100, 0.9, 0.8, 0.95, 40), Score(100, 0.85, 0.8, 0.99, 40)
     assert decide({"a": {"candidate": good, "current": good}}, 0.9, 0.0).promote
     refused = decide({"a": {"candidate": good, "current": good}, "b": {"candidate": worse, "current": good}}, 0.9, 0.0)
     assert not refused.promote and refused.reasons[0].startswith("b: category accuracy 85.00%")
     assert decide({"b": {"candidate": worse, "current": good}}, 0.9, 0.06).promote, "within the tolerance"
-    low = decide({"a": {"candidate": Score(10, 0.9, 0.9, 0.8), "current": good}}, 0.9, 0.0)
+    low = decide({"a": {"candidate": Score(100, 0.9, 0.9, 0.8, 40), "current": good}}, 0.9, 0.0)
     assert low.reasons == ["a: High recall 80.00% is below the bar 90.00%"]
+    few = decide({"a": {"candidate": Score(100, 0.9, 0.9, 0.6, 5), "current": good}}, 0.9, 0.0)
+    assert few.promote, "recall over 5 High tickets is not judged"
