@@ -16,10 +16,10 @@ partitions=${TRIAGE_TOPICS__PARTITIONS:-3}
 replication=${TRIAGE_TOPICS__REPLICATION_FACTOR:-1}
 route_prefix=${TRIAGE_TOPICS__ROUTE_PREFIX:-tickets.route.}
 
-# One routing topic per category of the served taxonomy: TRIAGE_TAXONOMY_FILE is the served checkpoint's
-# taxonomy.csv (compose mounts schemas/taxonomy.csv, the default, unless TRIAGE_TAXONOMY_FILE names another).
+# One routing topic per category of the served taxonomy: TAXONOMY_FILE is the served checkpoint's
+# taxonomy.csv (compose mounts schemas/taxonomy.csv, the default, unless TAXONOMY_FILE names another).
 # Slugs as schemas.taxonomy.slug makes them; without an out_of_scope row, out-of-scope tickets take "Out of scope".
-taxonomy=${TRIAGE_TAXONOMY_FILE:?set TRIAGE_TAXONOMY_FILE to the taxonomy.csv of the served checkpoint}
+taxonomy=${TAXONOMY_FILE:?set TAXONOMY_FILE to the taxonomy.csv of the served checkpoint}
 
 # "label<TAB>category" for each row of a taxonomy CSV; the header names the columns, fields may be quoted.
 taxonomy_rows() {

@@ -40,7 +40,7 @@ def _topic_init_env(broker: EmbeddedBroker, unique: Callable[[str], str]) -> dic
         ):
             env[key] = f"{token}.{value}"
     env["TRIAGE_BROKERS"] = broker.bootstrap
-    env["TRIAGE_TAXONOMY_FILE"] = str(REPO / "schemas" / "taxonomy.csv")  # compose mounts it there
+    env["TAXONOMY_FILE"] = str(REPO / "schemas" / "taxonomy.csv")  # compose mounts it there
     return env
 
 
@@ -60,7 +60,7 @@ def _routes_of(taxonomy: Path, kafka_bin: Path) -> set[str]:
     echo.mkdir()
     (echo / "kafka-topics.sh").write_text('#!/bin/sh\necho "$@"\n', encoding="utf-8")
     (echo / "kafka-topics.sh").chmod(0o755)
-    env = {"TRIAGE_BROKERS": "b:9092", "TRIAGE_TAXONOMY_FILE": str(taxonomy), "TRIAGE_TOPICS__ROUTE_PREFIX": "r."}
+    env = {"TRIAGE_BROKERS": "b:9092", "TAXONOMY_FILE": str(taxonomy), "TRIAGE_TOPICS__ROUTE_PREFIX": "r."}
     result = _run(env, echo)
     assert result.returncode == 0, result.stderr
     return {word for word in result.stdout.split() if word.startswith("r.")}
