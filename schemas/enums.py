@@ -28,4 +28,5 @@ class ErrorCode(StrEnum):
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
     PROCESSING_FAILED = "processing_failed"
+    MODEL_CRASHED = "model_crashed"
     OUTPUT_TOO_LARGE = "output_too_large"

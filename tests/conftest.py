@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from pytest_timeout import _get_item_settings
 
 from loadtest.broker import EmbeddedBroker
 from tests.names import unique_name
@@ -21,6 +22,15 @@ from tests.tiny_model import start_training, trained
 
 _TRAINING: list[subprocess.Popen[bytes]] = []
 """The early tiny-checkpoint training this process started (``pytest_sessionstart``)."""
+
+_RUNNING: list[pytest.Item] = []
+"""The test being run (set up, called, torn down) in this process."""
+
+SHARED_WAITS = frozenset({"tiny_checkpoint"})
+"""Session fixtures that may wait minutes for work shared by the whole run: that wait is not one test's time."""
+
+TINY_ROOT_ENV = "TRIAGE_TEST_TINY_ROOT"
+"""A folder that keeps the tiny checkpoint between runs (a developer's loop); unset, each run trains its own."""
 
 REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 INTEGRATION_FIXTURES = frozenset({"broker", "private_broker", "redis_url", "tiny_checkpoint"})
@@ -61,6 +71,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (item.path in needs_model, -per_file[item.path], item.path))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.remove(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> Generator[
+    None, object, object
+]:
+    """pytest-timeout's clock stops while a ``SHARED_WAITS`` fixture is set up and starts afresh after it.
+
+    The first test to need the tiny checkpoint may wait for its training far longer than any test takes on a
+    busy machine; the fixture bounds that wait itself (``tests.tiny_model.TRAINING_WAIT_S``).
+    """
+    item = _RUNNING[-1] if _RUNNING and fixturedef.argname in SHARED_WAITS else None
+    timed = item is not None and getattr(item, "cancel_timeout", None) is not None
+    if timed:
+        request.config.hook.pytest_timeout_cancel_timer(item=item)
+    try:
+        return (yield)
+    finally:
+        if timed:
+            request.config.hook.pytest_timeout_set_timer(item=item, settings=_get_item_settings(item))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The pytest-xdist controller starts training the tiny checkpoint before its workers start, unless the run
     deselects the tests that need it (``make test-unit``); the first to need it waits for it (``tiny_checkpoint``)."""
@@ -74,7 +113,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except RuntimeError:
         return  # the fixture raises it, in the test that asks
     factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]  # the fixture's own
-    _TRAINING.append(start_training(factory.getbasetemp() / "shared-models", data))
+    _TRAINING.append(start_training(_tiny_root(factory.getbasetemp() / "shared-models"), data))
 
 
 def pytest_sessionfinish() -> None:
@@ -139,7 +178,12 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) ->
     """A small real checkpoint trained once per run (``tests.tiny_model``), via ``latest``.
 
     Under pytest-xdist the workers share the one the controller started training in the run's common temp folder.
+    The wait for it does not count against the asking test's timeout (``pytest_fixture_setup``).
     """
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return trained(tmp_path_factory.mktemp("models"), data_dir)
-    return trained(tmp_path_factory.getbasetemp().parent / "shared-models", data_dir)
+        return trained(_tiny_root(tmp_path_factory.getbasetemp() / "models"), data_dir)
+    return trained(_tiny_root(tmp_path_factory.getbasetemp().parent / "shared-models"), data_dir)
+
+
+def _tiny_root(default: Path) -> Path:
+    return Path(os.environ[TINY_ROOT_ENV]) if os.environ.get(TINY_ROOT_ENV) else default

@@ -46,6 +46,7 @@ class _Batch:
     epoch: int
     outcomes: asyncio.Task[list[Outcome]]
     sent: list[Sent] | None = None
+    sent_at: float | None = None  # until the broker acknowledged every record batch
 
     @property
     def size(self) -> int:
@@ -61,13 +62,8 @@ class BatchRunner:
     """Runs batches through the pipeline concurrently and publishes and acks them in the order they were taken."""
 
     def __init__(
-        self,
-        app: faust.App,
-        settings: WorkerSettings,
-        pipeline: TriagePipeline,
-        inflight: InflightBytes,
-        metrics: WorkerMetrics,
-    ) -> None:
+        self, app: faust.App, settings: WorkerSettings, pipeline: TriagePipeline, inflight: InflightBytes,
+        metrics: WorkerMetrics) -> None:
         self.app = app
         self.settings = settings
         self.pipeline = pipeline
@@ -85,6 +81,12 @@ class BatchRunner:
         self._open.set()
         self._stopping = False
         self._stream: StreamT | None = None
+
+    @property
+    def unconfirmed_s(self) -> float:
+        """Age of the oldest record batch sent and not yet acknowledged by the broker (0 when none)."""
+        sent = [batch.sent_at for batch in self._batches if batch.sent_at is not None]
+        return time.monotonic() - min(sent) if sent else 0.0
 
     async def run(self, stream: StreamT) -> None:
         """Consume the stream until the agent stops."""
@@ -131,6 +133,7 @@ class BatchRunner:
                 outcomes = await batch.outcomes
                 if batch.epoch == self.epoch:
                     batch.sent = await self.publisher.send([r for outcome in outcomes for r in outcome.records])
+                    batch.sent_at = time.monotonic()
                 self._to_ack.put_nowait(batch)
         except Exception as exc:  # noqa: BLE001 - the producer is broken: stop rather than skip
             await self._give_up(exc)
@@ -141,6 +144,7 @@ class BatchRunner:
                 batch = await self._to_ack.get()
                 if batch.sent is not None and batch.epoch == self.epoch:
                     await self._confirm(batch.sent)
+                    batch.sent_at = None
                     if batch.epoch == self.epoch:
                         await self._ack(batch)
                 self._done(batch)
@@ -170,17 +174,18 @@ class BatchRunner:
     async def _dead_letter_refused(self, record: OutRecord, exc: Exception) -> None:
         """Dead-letter a ticket whose record the broker refused (its limit is below ``max_output_bytes``).
 
-        Its whole payload first; cut like an invalid message's when the broker refuses that too.
+        Its whole payload first; cut like an invalid message's when the broker refuses that too; then only its hash,
+        size and where it stays. A dead-letter topic that refuses even that is misconfigured: the worker stops.
         """
         error = ErrorInfo(code=ErrorCode.OUTPUT_TOO_LARGE, message=f"the broker refused its record: {exc}")
         whole = record.topic != self.settings.topics.deadletter
         ticket_id = record.key.decode("utf-8", "surrogatepass") if whole and record.key is not None else None
-        for valid in dict.fromkeys((whole, False)):
-            letter = self.pipeline.dead_letter(record.source, error, ticket_id, valid=valid)
+        for keep in dict.fromkeys([*([None] if whole else []), self.settings.deadletter_payload_bytes, 0]):
+            letter = self.pipeline.dead_letter(record.source, error, ticket_id, valid=whole, keep=keep)
             try:
                 return await self._publish_alone(letter)
             except REFUSED_RECORD:
-                if not valid:
+                if keep == 0:
                     raise
 
     async def _publish_alone(self, record: OutRecord) -> None:
@@ -242,15 +247,9 @@ class BatchRunner:
 def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner) -> None:
     """Bind the triage agent to ``app``: one per process, consuming every assigned partition."""
     incoming = app.topic(
-        settings.topics.incoming,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topics.partitions,
-        replicas=settings.topics.replication_factor,
-        internal=settings.topics.create,
-    )
+        settings.topics.incoming, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.topics.partitions, replicas=settings.topics.replication_factor,
+        internal=settings.topics.create)
 
     @app.agent(incoming, name="triage")
     async def triage(stream: StreamT) -> None:

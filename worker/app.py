@@ -65,6 +65,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        producer_request_timeout=settings.produce_timeout_s,
         producer_compression_type=None if settings.output_compression == "none" else settings.output_compression,
         # One record may be up to max_output_bytes (checked before sending); leave room for the request framing.
         producer_max_request_size=settings.max_output_bytes + 64 * 1024,
@@ -98,8 +99,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     reloader = ModelReloader(settings, model, metrics, before_swap=create_routes if settings.topics.create else None)
     pipeline = TriagePipeline(settings, cache, model, metrics)
-    health = HealthCheck(app, model, cache)
     runner = BatchRunner(app, settings, pipeline, app.inflight, metrics)
+    health = HealthCheck(app, model, cache, runner)
     app.drain = runner.drain
     register_agent(app, settings, runner)
     register_pages(app, health, metrics, app.inflight)

@@ -66,8 +66,7 @@ class RedisStore:
 
     async def set_many(self, texts: Mapping[str, str], tickets: Mapping[str, bytes]) -> None:
         await self._set_many(
-            keys=[*texts, *tickets], args=[*self._ttls, len(texts), *texts.values(), *tickets.values()]
-        )
+            keys=[*texts, *tickets], args=[*self._ttls, len(texts), *texts.values(), *tickets.values()])
 
     async def close(self) -> None:
         await self.client.aclose()

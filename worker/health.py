@@ -1,4 +1,10 @@
-"""``/health`` (ready only while the model serves and Kafka is reachable) and ``/metrics`` on Faust's web server."""
+"""``/health`` (ready or not, and why), ``/live`` and ``/metrics`` on Faust's web server.
+
+Live: the process answers; a worker that is not ready recovers by itself (it waits for its model, its broker),
+so a liveness probe must not restart it. Ready: the model answers, Kafka is reachable and produced records are
+acknowledged; ``reason_code`` says which one is missing (``model_loading``, ``model_down``, ``kafka_unreachable``,
+``producer_stalled``, ``stopping``) and ``reason`` how.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from worker.agents import BatchRunner
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
@@ -24,10 +31,11 @@ _KAFKA_CACHE_S = 1.0
 class HealthCheck:
     """Answers whether this worker can do its job right now."""
 
-    def __init__(self, app: faust.App, model: ModelClient, cache: TriageCache) -> None:
+    def __init__(self, app: faust.App, model: ModelClient, cache: TriageCache, runner: BatchRunner) -> None:
         self.app = app
         self.model = model
         self.cache = cache
+        self.runner = runner
         self._kafka_checked_at = 0.0
         self._kafka_ok = False
 
@@ -40,8 +48,7 @@ class HealthCheck:
             nodes = [broker.nodeId for broker in client.cluster.brokers()] or ["bootstrap"]
             ok = False
             for node in nodes:
-                if await asyncio.wait_for(client.ready(node), _KAFKA_TIMEOUT_S):
-                    ok = True
+                if ok := bool(await asyncio.wait_for(client.ready(node), _KAFKA_TIMEOUT_S)):
                     break
         except Exception:  # noqa: BLE001 - any failure means not reachable
             ok = False
@@ -49,34 +56,37 @@ class HealthCheck:
         return ok
 
     async def report(self) -> tuple[bool, dict[str, Any]]:
-        """Ready, and the body: ``reason`` says why not (model down or restarting, Kafka unreachable, stopping)."""
+        """Ready, and the body: ``reason_code`` and ``reason`` say why not."""
         kafka = await self.kafka_reachable()
         loaded = self.model.version is not None
-        reason = None
+        unconfirmed = self.runner.unconfirmed_s
+        code, reason = None, None
         if not loaded:
-            reason = "no model loaded yet"
+            code, reason = "model_loading", "no model loaded yet"
         elif self.model.problem is not None:
-            reason = self.model.problem
+            code, reason = "model_down", self.model.problem
         elif not kafka:
-            reason = "no Kafka broker reachable"
+            code, reason = "kafka_unreachable", "no Kafka broker reachable"
+        elif unconfirmed >= self.runner.settings.producer_stall_s:
+            code, reason = "producer_stalled", f"a produced record batch has waited {unconfirmed:.0f} s for its ack"
         elif self.app.should_stop:
-            reason = "stopping"
+            code, reason = "stopping", "stopping"
         engine = self.model.engine if loaded else None
         return reason is None, {
-            "status": "ready" if reason is None else "not_ready",
-            "reason": reason,
-            "model_loaded": loaded,
-            "model_version": self.model.version,
+            "status": "ready" if reason is None else "not_ready", "live": True,
+            "reason_code": code, "reason": reason, "model_loaded": loaded, "model_version": self.model.version,
             "model_serving": engine.serving if engine is not None else None,
-            "model_pid": engine.pid if engine is not None else None,
-            "kafka_reachable": kafka,
-            "cache_available": self.cache.available,
-            "stopping": self.app.should_stop,
-        }
+            "model_pid": engine.pid if engine is not None else None, "kafka_reachable": kafka,
+            "oldest_unconfirmed_produce_s": round(unconfirmed, 3), "cache_available": self.cache.available,
+            "stopping": self.app.should_stop}
 
 
 def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, inflight: InflightBytes) -> None:
-    """Add the two pages to the app's web server (``web_port``)."""
+    """Add the three pages to the app's web server (``web_port``)."""
+
+    @app.page("/live")
+    async def live_page(self: View, request: Request) -> Response:
+        return self.json({"status": "live"})
 
     @app.page("/health")
     async def health_page(self: View, request: Request) -> Response:
@@ -86,4 +96,6 @@ def register_pages(app: faust.App, health: HealthCheck, metrics: WorkerMetrics, 
     @app.page("/metrics")
     async def metrics_page(self: View, request: Request) -> Response:
         metrics.inflight_bytes.set(inflight.held)
+        metrics.model_up.set(health.model.version is not None and health.model.problem is None)
+        metrics.unconfirmed_produce_seconds.set(health.runner.unconfirmed_s)
         return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

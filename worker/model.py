@@ -1,13 +1,13 @@
 """The one model client: the checkpoint in its own process, calls with a deadline, restarts, merged batches.
 
-A ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context loads the checkpoint in its initializer: in the
-worker process each model op re-takes the GIL from the event loop and Faust's consumer thread. The fork server
-imports the serving libraries once (``_preload``), so a restart loads weights, not those imports. Batches that
-wait while the model is busy go through it as one call, so forward passes grow with the load. Faults, by whose they are:
-the predictor raised → ``ModelFailed`` (the texts'; the pipeline retries them one by one); the process died or
-missed ``model_call_timeout_s`` → killed, restarted, retried once, ``ModelFailed`` if it dies again; a new
-process cannot load (out of memory, folder gone) → the infrastructure's: the call waits with backoff while
-``problem`` (so ``/health``) says why, which stops the pipeline and the consumer. It never fails a ticket.
+A ``ProcessPoolExecutor(max_workers=1)`` on a forkserver context loads the checkpoint (the fork server imports the
+libraries once, ``_preload``), so model ops never take the GIL from the event loop. Waiting requests merge into one
+call, except a text retried alone. Faults, by whose they are: the predictor raised → ``ModelFailed`` (the texts');
+the process died or missed ``model_call_timeout_s`` → restarted and retried; dead twice on one call → a canary text
+decides: answered → ``ModelCrashed`` (the texts'), not → the model is down, and the call waits until it answers.
+A process that cannot load (memory, folder gone, ``model_load_timeout_s``) is down too: ``problem`` (so ``/health``)
+says why, and no ticket fails for it. A watchdog sees death, SIGSTOP or a call without CPU progress without traffic.
+A batch keeps its engine open (``serving``); if that engine is down and replaced, it reruns (``EngineReplaced``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -36,13 +37,18 @@ from worker.settings import WorkerSettings
 if TYPE_CHECKING:
     from inference.classifier import Classifier
 
-__all__ = ["NOOP_VERSION", "Engine", "ModelClient", "ModelFailed", "NoopPredictor", "Predictor", "load_predictor"]
+__all__ = [
+    "NOOP_VERSION", "Engine", "EngineReplaced", "ModelClient", "ModelCrashed", "ModelFailed", "NoopPredictor",
+    "Predictor", "load_predictor"]
 
 log = structlog.get_logger(__name__)
 
 NOOP_VERSION = "noop"
 _PRELOAD = ["worker.model", "inference.classifier"]
-_BACKOFF_MAX_S = 30.0
+_BACKOFF_MAX_S = 10.0
+_WATCH_S = 0.5
+_STUCK_S = 2.0  # a call this long without the model process using CPU makes it not ready
+_CANARY = "I want to check my account balance"
 
 
 class Predictor(Protocol):
@@ -57,6 +63,14 @@ class ModelFailed(Exception):
     """The model failed on these texts (it raised, or its process died twice on them)."""
 
 
+class ModelCrashed(ModelFailed):
+    """The model process died twice on these texts while it answers a canary text: they kill it."""
+
+
+class EngineReplaced(Exception):  # noqa: N818 - an event, not an error: the batch runs again
+    """The batch's engine is down and a newer checkpoint replaced it: run the batch on the current engine."""
+
+
 NOOP_SERVING = {"backend": "noop", "reason": "set explicitly: a constant answer without a model"}
 
 
@@ -67,14 +81,10 @@ class NoopPredictor:
 
     def __init__(self) -> None:
         self._answer = Triage(
-            category=load_taxonomy().out_of_scope_category,
-            priority=Priority.LOW,
-            intent=NOOP_VERSION,
+            category=load_taxonomy().out_of_scope_category, priority=Priority.LOW, intent=NOOP_VERSION,
             confidence=Confidence(category=1.0, intent=1.0, priority=1.0),
-            top_intents=[IntentScore(intent=NOOP_VERSION, probability=1.0)],
-            needs_review=False,
-            model_version=NOOP_VERSION,
-        )
+            top_intents=[IntentScore(intent=NOOP_VERSION, probability=1.0)], needs_review=False,
+            model_version=NOOP_VERSION)
 
     def predict(self, texts: Sequence[str]) -> list[Triage]:
         """The same answer for every text (shared: the worker never mutates results)."""
@@ -174,13 +184,16 @@ class Engine:
     def __init__(self, settings: WorkerSettings, checkpoint: Path | None) -> None:
         self.settings = settings
         self.checkpoint = checkpoint
+        self.in_child = settings.model_process and settings.model_backend != "noop"
+        self.users = 0  # batches serving from this engine (``ModelClient.serving``)
+        self.generation = 0  # bumped by each restart
+        self.closed = False
         self._executor = self._spawn()
         self.version, self.serving = self._loaded()
 
     def _spawn(self) -> Executor:
-        in_child = self.settings.model_process and self.settings.model_backend != "noop"
-        args = (self.settings, self.checkpoint, os.getpid() if in_child else None)
-        if not in_child:
+        args = (self.settings, self.checkpoint, os.getpid() if self.in_child else None)
+        if not self.in_child:
             return ThreadPoolExecutor(1, thread_name_prefix="triage-model", initializer=_load, initargs=args)
         context = mp.get_context("forkserver")
         context.set_forkserver_preload(_preload(self.settings, self.checkpoint))
@@ -192,28 +205,57 @@ class Engine:
         processes = getattr(self._executor, "_processes", None) or {}
         return next(iter(processes), None)
 
+    def process_state(self) -> tuple[str, int] | None:
+        """The model process's state (``/proc``: R, S, T stopped, Z, X gone) and CPU ticks; None on a thread."""
+        if not self.in_child:
+            return None
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return "X", 0
+        return fields[0], int(fields[11]) + int(fields[12])
+
     def _loaded(self) -> tuple[str, dict[str, str]]:
         """Wait for the model to load; on failure stop the executor and raise what loading raised."""
+        limit = self.settings.model_load_timeout_s
         try:
-            return self._executor.submit(_loaded_model).result()
-        except BaseException:
-            self.close(kill=True)
+            return self._executor.submit(_loaded_model).result(timeout=limit)
+        except BaseException as exc:
+            self._stop(kill=True)
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"the model process did not load {self.checkpoint or self.settings.model_dir} "
+                                   f"within {limit:g} s (TRIAGE_MODEL_LOAD_TIMEOUT_S)") from None
             raise
 
     def submit(self, texts: list[str]) -> Future[list[Triage]]:
-        return self._executor.submit(_predict, texts)
+        """Raises ``BrokenExecutor`` when the model process is gone (a failed restart shut its executor down)."""
+        try:
+            return self._executor.submit(_predict, texts)
+        except RuntimeError as exc:
+            raise BrokenExecutor(str(exc)) from exc
 
     def restart(self) -> None:
         """Kill the model process (a thread cannot be killed: it is abandoned) and load the checkpoint anew."""
-        self.close(kill=True)
+        self._stop(kill=True)
         self._executor = self._spawn()
         self.version, self.serving = self._loaded()
+        self.generation += 1
+        if self.closed:  # retired while it restarted: its new process must not outlive it
+            self._stop(kill=True)
 
     def close(self, kill: bool = False) -> None:
         """Stop taking calls; the model process exits after the calls already queued (at once with ``kill``)."""
+        self.closed = True
+        self._stop(kill)
+
+    def kill(self) -> None:
+        """Kill the model process: calls in flight fail as if it died, and the next one restarts it."""
+        for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+            process.kill()
+
+    def _stop(self, kill: bool) -> None:
         if kill:
-            for process in list((getattr(self._executor, "_processes", None) or {}).values()):
-                process.kill()
+            self.kill()
         self._executor.shutdown(wait=False, cancel_futures=kill)
 
 
@@ -222,6 +264,13 @@ class _Request:
     engine: Engine
     texts: Sequence[str]
     result: asyncio.Future[list[Triage]]
+    alone: bool
+
+
+@dataclass
+class _Died(Exception):  # noqa: N818 - internal signal: the model process died or missed its deadline
+    reason: str
+    generation: int
 
 
 class ModelClient:
@@ -231,11 +280,20 @@ class ModelClient:
         self.settings = settings
         self.metrics = metrics
         self.ready = asyncio.Event()
-        self.problem: str | None = None
+        self._down: str | None = None  # why the model cannot answer (restarting, dying on every call)
+        self._stuck: str | None = None  # the watchdog's: the process is stopped or makes no progress in a call
         self._engine: Engine | None = None
         self._retired: list[Engine] = []
         self._waiting: list[_Request] = []
         self._runner: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._restarting = asyncio.Lock()
+        self._busy = 0  # calls in flight
+
+    @property
+    def problem(self) -> str | None:
+        """Why the model cannot serve right now (None while it can)."""
+        return self._down or self._stuck
 
     @property
     def engine(self) -> Engine:
@@ -247,22 +305,39 @@ class ModelClient:
     def version(self) -> str | None:
         return self._engine.version if self._engine is not None else None
 
+    @contextmanager
+    def serving(self) -> Iterator[Engine]:
+        """The current engine, kept open until the batch that took it is done."""
+        engine = self.engine
+        engine.users += 1
+        try:
+            yield engine
+        finally:
+            engine.users -= 1
+            self._retire()
+
     async def load(self, checkpoint: Path | None) -> Engine:
         """Start an engine on ``checkpoint`` off the event loop and serve it from the next batch on."""
         engine = await asyncio.to_thread(Engine, self.settings, checkpoint)
         previous, self._engine = self._engine, engine
+        self._down = self._stuck = None
         if previous is not None:
             self._retired.append(previous)
             self._retire()
         self.metrics.on_model(engine.version, previous.version if previous is not None else None)
         log.info("model_process_started", pid=engine.pid, version=engine.version)
+        if self._watchdog is None and engine.in_child:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
         self.ready.set()
         return engine
 
-    async def predict(self, engine: Engine, texts: Sequence[str]) -> list[Triage]:
-        """One ``Triage`` per text from ``engine``; raises ``ModelFailed`` for a fault of these texts."""
+    async def predict(self, engine: Engine, texts: Sequence[str], alone: bool = False) -> list[Triage]:
+        """One ``Triage`` per text from ``engine``; raises ``ModelFailed`` for a fault of these texts.
+
+        ``alone``: never merged with other requests, so a failure is these texts' own.
+        """
         loop = asyncio.get_running_loop()
-        request = _Request(engine, texts, loop.create_future())
+        request = _Request(engine, texts, loop.create_future(), alone)
         self._waiting.append(request)
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._drain())
@@ -271,10 +346,9 @@ class ModelClient:
     def _next_group(self) -> list[_Request]:
         """The oldest request plus the following ones for the same engine, up to ``batch_size`` texts."""
         first = self._waiting[0]
-        group: list[_Request] = []
-        size = 0
-        for request in list(self._waiting):
-            if request.engine is not first.engine:
+        group, size = list[_Request](), 0
+        for request in [first] if first.alone else list(self._waiting):
+            if request.engine is not first.engine or request.alone is not first.alone:
                 continue
             if group and size + len(request.texts) > self.settings.batch_size:
                 break
@@ -289,7 +363,7 @@ class ModelClient:
             texts = [text for request in group for text in request.texts]
             try:
                 results = await self._call(group[0].engine, texts)
-            except ModelFailed as exc:
+            except (ModelFailed, EngineReplaced) as exc:
                 for request in group:
                     if not request.result.done():
                         request.result.set_exception(exc)
@@ -302,56 +376,120 @@ class ModelClient:
         self._retire()
 
     async def _call(self, engine: Engine, texts: list[str]) -> list[Triage]:
-        """One call under the deadline; a dead or hung model process is restarted and the call retried once."""
-        reason = ""
-        for _ in range(2):
-            started = time.perf_counter()
-            try:
-                results = await asyncio.wait_for(
-                    asyncio.wrap_future(engine.submit(texts)), self.settings.model_call_timeout_s
-                )
-            except (BrokenExecutor, TimeoutError) as exc:
-                reason = "timeout" if isinstance(exc, TimeoutError) else "died"
-                self.metrics.model_restarts.labels(reason=reason).inc()
-                log.error("model_call_failed", reason=reason, texts=len(texts), pid=engine.pid)
-                await self._restart(engine, reason)
-                continue
-            except Exception as exc:  # noqa: BLE001 - the predictor's own error: a fault of these texts
-                raise ModelFailed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-            finally:
-                self.metrics.inference_seconds.observe(time.perf_counter() - started)
-            if len(results) != len(texts):
-                raise ModelFailed(f"model returned {len(results)} results for {len(texts)} texts")
-            self.metrics.model_call_texts.observe(len(texts))
-            return results
-        raise ModelFailed(f"model process {'timed out' if reason == 'timeout' else 'died'} twice on this call")
-
-    async def _restart(self, engine: Engine, reason: str) -> None:
-        """Restart the model process until it loads, backing off; meanwhile ``problem`` says why it is down."""
-        delay = 1.0
-        self.problem = f"model process {reason}; restarting"
+        """One call; a dead or hung model process is restarted and the call retried until the fault is placed."""
+        deaths = 0
         while True:
             try:
-                await asyncio.to_thread(engine.restart)
-            except Exception as exc:  # noqa: BLE001 - the infrastructure's fault: wait for it, never fail tickets
-                self.problem = f"model cannot be restarted: {type(exc).__name__}: {str(exc)[:200]}"
-                log.error("model_restart_failed", error=type(exc).__name__, detail=str(exc)[:300], retry_in_s=delay)
+                return await self._once(engine, texts)
+            except _Died as died:
+                deaths += 1
+                await self._restart(engine, died.reason, died.generation)
+                if deaths >= 2 and await self._answers_canary(engine):
+                    raise ModelCrashed(f"model process {died.reason} twice on these {len(texts)} texts, "
+                                       "and answers others") from None
+                deaths = 0 if deaths >= 2 else deaths  # the model was down: these texts get a fresh start
+
+    async def _once(self, engine: Engine, texts: list[str]) -> list[Triage]:
+        """One call under the deadline; raises ``_Died`` when the process died or missed it."""
+        async with self._restarting:  # never submit to an executor being replaced
+            generation, self._busy = engine.generation, self._busy + 1
+        started = time.perf_counter()
+        try:
+            call = asyncio.wrap_future(engine.submit(texts))
+            results = await asyncio.wait_for(call, self.settings.model_call_timeout_s)
+        except (BrokenExecutor, TimeoutError) as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "died"
+            log.error("model_call_failed", reason=reason, texts=len(texts), pid=engine.pid)
+            raise _Died(reason, generation) from None
+        except Exception as exc:  # noqa: BLE001 - the predictor's own error: a fault of these texts
+            raise ModelFailed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        finally:
+            self._busy -= 1
+            self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        if engine is self._engine:
+            self._down = None  # it answered
+        if len(results) != len(texts):
+            raise ModelFailed(f"model returned {len(results)} results for {len(texts)} texts")
+        self.metrics.model_call_texts.observe(len(texts))
+        return results
+
+    async def _answers_canary(self, engine: Engine) -> bool:
+        """Whether the restarted model answers a canary text at once; if not, waits until it does."""
+        delay, failed = 1.0, 0
+        while True:
+            try:
+                await self._once(engine, [_CANARY])
+                return failed == 0
+            except _Died as died:
+                failed += 1
+                await self._restart(engine, died.reason, died.generation)
+                self._down = f"model process {died.reason} on every call ({failed} canary calls); waiting"
+                log.error("model_down", reason=died.reason, canary_calls=failed, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    async def _restart(self, engine: Engine, reason: str, generation: int) -> None:
+        """Restart the model process until it loads, backing off; meanwhile ``problem`` says why it is down.
+
+        Raises:
+            EngineReplaced: A new checkpoint replaced this engine meanwhile.
+        """
+        delay = 1.0
+        async with self._restarting:
+            while engine.generation == generation:  # else restarted already by another caller
+                if engine is not self._engine:
+                    raise EngineReplaced(f"model {engine.version} was replaced while its process was down")
+                self._down = self._down or f"model process {reason}; restarting"
+                self.metrics.model_restarts.labels(reason=reason).inc()
+                try:
+                    await asyncio.to_thread(engine.restart)
+                except Exception as exc:  # noqa: BLE001 - the infrastructure's fault: wait for it, never fail tickets
+                    if engine is self._engine:
+                        self._down = f"model cannot be restarted: {type(exc).__name__}: {str(exc)[:200]}"
+                    log.error("model_restart_failed", error=type(exc).__name__, detail=str(exc)[:300], retry_in_s=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _BACKOFF_MAX_S)
+                    continue
+                self._stuck = None
+                log.info("model_restarted", reason=reason, pid=engine.pid)
+
+    async def _watch(self) -> None:
+        """Twice a second: a dead process (no call in flight) is restarted and checked with the canary; a stopped
+        one, or one in a call without using CPU, makes ``problem`` say so and is killed after ``model_hang_s``."""
+        since, last_cpu = 0.0, -1
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            engine = self._engine
+            state = None if engine is None or self._restarting.locked() else engine.process_state()
+            if engine is None or state is None:
                 continue
-            self.problem = None
-            log.info("model_restarted", reason=reason, pid=engine.pid)
-            return
+            (letter, cpu), now = state, time.monotonic()
+            if letter in "XZ" and not self._busy:
+                self._down = "model process died; restarting"
+                with suppress(EngineReplaced):
+                    await self._restart(engine, "died", engine.generation)
+                    await self._answers_canary(engine)
+                since, last_cpu = 0.0, -1
+                continue
+            stopped, stalled = letter in "Tt", self._busy > 0 and cpu == last_cpu
+            since, last_cpu = (since or now) if stopped or stalled else 0.0, cpu
+            what = "stopped (SIGSTOP)" if stopped else "not progressing in a call"
+            stuck = stopped or (stalled and now - since >= _STUCK_S)
+            self._stuck = f"model process {what} for {now - since:.0f} s" if stuck else None
+            if stuck and now - since >= self.settings.model_hang_s:
+                log.error("model_hung", pid=engine.pid, state=letter, stuck_s=round(now - since, 1))
+                engine.kill()
+                since = 0.0
 
     def _retire(self) -> None:
-        """Close replaced engines once no request waits for them."""
+        """Close replaced engines once no request waits for them and no batch serves from them."""
         for engine in list(self._retired):
-            if not any(request.engine is engine for request in self._waiting):
+            if engine.users == 0 and not any(request.engine is engine for request in self._waiting):
                 engine.close()
                 self._retired.remove(engine)
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
+        for task in filter(None, (self._runner, self._watchdog)):
+            task.cancel()
         for engine in [*self._retired, *([self._engine] if self._engine is not None else [])]:
             engine.close()

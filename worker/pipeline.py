@@ -3,9 +3,11 @@
 validate → one cache lookup → the model on the distinct misses → each record's enriched records or its dead
 letter → one cache store, before anything is produced (a ticket replayed after a crash then finds what was
 published, and is published again byte for byte). A record that cannot be validated, triaged or built is
-dead-lettered alone. The one fallback layer: a model call that fails is retried text by text, so only texts
-that fail alone are dead-lettered. A model that cannot run at all makes ``process`` wait (``worker.model``):
-that is the infrastructure's fault, never the ticket's.
+dead-lettered alone. The one fallback layer: a model call that fails is retried text by text, each call alone, so
+only texts that fail alone are dead-lettered (``model_crashed`` when one kills a model that answers others). A
+model that cannot run at all makes ``process`` wait (``worker.model``): that is the infrastructure's fault, never
+the ticket's. The batch keeps its engine open to its end; if that engine went down and was replaced meanwhile,
+the batch runs again on the new one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from schemas.messages import ErrorInfo, Ticket, Triage
 from schemas.validation import TicketRejected, decode_ticket
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.model import Engine, ModelClient, ModelFailed
+from worker.model import Engine, EngineReplaced, ModelClient, ModelCrashed, ModelFailed
 from worker.records import InRecord, OutRecord
 from worker.routing import dead_letter_record, enriched_records
 from worker.settings import WorkerSettings
@@ -59,8 +61,7 @@ class TriagePipeline:
     """Turns consumed records into records to publish; never raises for a bad message or a model error."""
 
     def __init__(
-        self, settings: WorkerSettings, cache: TriageCache, model: ModelClient, metrics: WorkerMetrics
-    ) -> None:
+        self, settings: WorkerSettings, cache: TriageCache, model: ModelClient, metrics: WorkerMetrics) -> None:
         self.settings = settings
         self.cache = cache
         self.model = model
@@ -68,7 +69,14 @@ class TriagePipeline:
 
     async def process(self, records: Sequence[InRecord]) -> list[Outcome]:
         """One ``Outcome`` per record, in input order."""
-        engine = self.model.engine  # one model version per batch: it is part of every cache key
+        while True:
+            with self.model.serving() as engine:  # one model version per batch: it is part of every cache key
+                try:
+                    return await self._process(records, engine)
+                except EngineReplaced as replaced:
+                    log.warning("batch_rerun", size=len(records), detail=str(replaced))
+
+    async def _process(self, records: Sequence[InRecord], engine: Engine) -> list[Outcome]:
         items = [self._validate(record, engine.version) for record in records]
         await self._look_up(items)
         await self._classify(items, engine)
@@ -76,8 +84,7 @@ class TriagePipeline:
         outcomes = [self._outcome(item, published) for item in items]
         await self.cache.put_many(
             {item.text_key: item.triage for item in items if item.fresh and item.error is None and item.triage},
-            {key: value for key, value in published.items() if key},
-        )
+            {key: value for key, value in published.items() if key})
         return outcomes
 
     def _validate(self, record: InRecord, version: str) -> Item:
@@ -136,9 +143,10 @@ class TriagePipeline:
 
     async def _predict_one(self, engine: Engine, text: str) -> Triage | ErrorInfo:
         try:
-            (triage,) = await self.model.predict(engine, [text])
+            (triage,) = await self.model.predict(engine, [text], alone=True)
         except ModelFailed as exc:
-            return ErrorInfo(code=ErrorCode.PROCESSING_FAILED, message=f"model failed: {exc}")
+            code = ErrorCode.MODEL_CRASHED if isinstance(exc, ModelCrashed) else ErrorCode.PROCESSING_FAILED
+            return ErrorInfo(code=code, message=f"model failed: {exc}")
         return triage
 
     def _outcome(self, item: Item, published: dict[str, bytes]) -> Outcome:
@@ -175,17 +183,19 @@ class TriagePipeline:
             self.metrics.out_of_scope.inc()
         return records
 
-    def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, *, valid: bool) -> OutRecord:
+    def dead_letter(self, record: InRecord, error: ErrorInfo, ticket_id: str | None, *, valid: bool,
+                    keep: int | None = None) -> OutRecord:
         """The dead letter of one input, counted and logged (without its text).
 
         A valid ticket's dead letter keeps its whole payload, an invalid message's ``deadletter_payload_bytes``
-        of it; either is cut to that when the dead letter would be over ``max_output_bytes``. Keyed by the
-        ticket id, or by the input's own key when the id cannot be one: building it must never fail.
+        of it (or ``keep`` bytes); either is cut to that when the dead letter would be over ``max_output_bytes``
+        (its source topic, partition and offset say where the whole message stays). Keyed by the ticket id, or
+        by the input's own key when the id cannot be one: building it must never fail.
         """
         self.metrics.dead_letters.labels(reason=error.code.value).inc()
         build = partial(dead_letter_record, record, error, self.settings.topics.deadletter)
         cut = self.settings.deadletter_payload_bytes
-        keep = len(record.value or b"") if valid else cut
+        keep = keep if keep is not None else len(record.value or b"") if valid else cut
         try:
             letter = build(ticket_id=ticket_id, max_payload_bytes=keep)
         except Exception:  # noqa: BLE001 - an id that cannot be encoded: fall back to the record's key
@@ -201,8 +211,7 @@ class TriagePipeline:
 def _failed(stage: str, exc: BaseException) -> ErrorInfo:
     """``processing_failed`` for an unexpected error, naming the stage and the exception (never the text)."""
     return ErrorInfo(
-        code=ErrorCode.PROCESSING_FAILED, message=f"{stage} failed: {type(exc).__name__}: {str(exc)[:200]}"
-    )
+        code=ErrorCode.PROCESSING_FAILED, message=f"{stage} failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _parse(value: bytes | None, key: str) -> Triage | None:

@@ -16,10 +16,7 @@ Compression = Literal["lz4", "zstd", "gzip", "none"]
 # A record batch's header plus one record's own framing, rounded up (Kafka's DefaultRecordBatch: 61 + ~20).
 _BATCH_OVERHEAD = 96
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
-    "lz4": codec.lz4_encode,
-    "zstd": codec.zstd_encode,
-    "gzip": codec.gzip_encode,
-}
+    "lz4": codec.lz4_encode, "zstd": codec.zstd_encode, "gzip": codec.gzip_encode}
 
 
 @dataclass(frozen=True, slots=True)

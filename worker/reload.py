@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = ["Fingerprint", "ModelReloader", "fingerprint"]
 log = structlog.get_logger(__name__)
 
 Fingerprint = tuple[str, int | None]
+RETRY_REFUSED_S, _RETRY_DOWN_S = 60.0, 5.0
 
 
 def fingerprint(model_dir: Path) -> Fingerprint:
@@ -35,7 +37,9 @@ class ModelReloader:
 
     Each batch takes the client's engine once, so a swap lands between batches. ``before_swap`` runs on the new
     checkpoint's folder before it loads (the worker creates the route topics of its categories there); when it
-    raises, the reload fails like a bad checkpoint.
+    raises, the reload fails like a bad checkpoint. A refused checkpoint is tried again after ``RETRY_REFUSED_S``
+    (it may have failed for want of memory), every 5 s while the served model is down (its folder may be gone:
+    ``latest`` is then the way back).
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class ModelReloader:
         self.before_swap = before_swap
         self.fingerprint: Fingerprint | None = None
         self._rejected: Fingerprint | None = None
+        self._rejected_at = 0.0
 
     @property
     def watching(self) -> bool:
@@ -63,7 +68,8 @@ class ModelReloader:
     async def check(self) -> bool:
         """Reload when ``model_dir`` changed since the last load; True when a new model was swapped in."""
         seen = fingerprint(self.settings.model_dir)
-        if seen == self.fingerprint or seen == self._rejected:
+        retry = time.monotonic() - self._rejected_at >= (_RETRY_DOWN_S if self.client.problem else RETRY_REFUSED_S)
+        if seen == self.fingerprint or (seen == self._rejected and not retry):
             return False
         old = self.client.version
         log.info("model_reload_started", current=old, path=seen[0])
@@ -72,11 +78,10 @@ class ModelReloader:
                 await self.before_swap(Path(seen[0]))
             engine = await self.client.load(Path(seen[0]))
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
-            self._rejected = seen
+            self._rejected, self._rejected_at = seen, time.monotonic()
             self.metrics.model_reloads.labels(result="failed").inc()
             log.error(
-                "model_reload_failed", current=old, path=seen[0], error=type(exc).__name__, detail=str(exc)[:300]
-            )
+                "model_reload_failed", current=old, path=seen[0], error=type(exc).__name__, detail=str(exc)[:300])
             return False
         self._rejected = None
         self.fingerprint = seen

@@ -12,11 +12,7 @@ from schemas.topics import TopicSettings
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
-    "KafkaSecuritySettings",
-    "RedisSettings",
-    "ThresholdOverrides",
-    "WorkerSettings",
-]
+    "KafkaSecuritySettings", "RedisSettings", "ThresholdOverrides", "WorkerSettings"]
 
 
 class RedisSettings(BaseModel):
@@ -38,14 +34,11 @@ class RedisSettings(BaseModel):
     key_prefix: str = Field(default="triage", description="Prefix of every cache key: <prefix>:<model version>:<hash>.")
     enabled: bool = Field(default=True, description="Use the cache at all.")
     timeout_ms: int = Field(
-        default=100, ge=1, description="A Redis call slower than this is abandoned and the batch goes on uncached."
-    )
+        default=100, ge=1, description="A Redis call slower than this is abandoned and the batch goes on uncached.")
     retry_interval_s: float = Field(
-        default=5.0, gt=0, description="After a Redis failure, seconds before the worker tries Redis again."
-    )
+        default=5.0, gt=0, description="After a Redis failure, seconds before the worker tries Redis again.")
     memory_max_entries: int = Field(
-        default=100_000, ge=1, description="Entries the memory backend keeps (least recently used go first)."
-    )
+        default=100_000, ge=1, description="Entries the memory backend keeps (least recently used go first).")
 
     def password_value(self) -> str | None:
         """The password in clear, for the client that needs it (the settings' repr keeps it hidden)."""
@@ -56,11 +49,9 @@ class KafkaSecuritySettings(BaseModel):
     """Kafka client security, passed through to the consumer, producer and admin clients."""
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="How the worker connects to the brokers."
-    )
+        default="PLAINTEXT", description="How the worker connects to the brokers.")
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        default="PLAIN", description="SASL mechanism for SASL_PLAINTEXT / SASL_SSL."
-    )
+        default="PLAIN", description="SASL mechanism for SASL_PLAINTEXT / SASL_SSL.")
     sasl_username: str | None = Field(default=None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the brokers' certificates.")
@@ -84,32 +75,26 @@ class ThresholdOverrides(BaseModel):
 
     high_priority: float | None = Field(
         default=None, ge=0.0, le=1.0,
-        description="Priority is High when P(High) is at least this (default: the checkpoint's).",
-    )
+        description="Priority is High when P(High) is at least this (default: the checkpoint's).")
     review: float | None = Field(
         default=None, ge=0.0, le=1.0,
-        description="needs_review when the category probability is below this (default: checkpoint's).",
-    )
+        description="needs_review when the category probability is below this (default: checkpoint's).")
     out_of_scope: float | None = Field(
         default=None, ge=0.0, le=1.0,
-        description="out_of_scope when scope_score is below this (default: the checkpoint's).",
-    )
+        description="out_of_scope when scope_score is below this (default: the checkpoint's).")
     high_priority_out_of_scope: float | None = Field(
         default=None, ge=0.0, le=1.0,
-        description="An out-of-scope ticket pages only when P(High) is at least this (default: the checkpoint's).",
-    )
+        description="An out-of-scope ticket pages only when P(High) is at least this (default: the checkpoint's).")
     far_out_of_scope: float | None = Field(
         default=None, ge=0.0, le=1.0,
-        description="No ticket pages when scope_score is below this (default: the checkpoint's).",
-    )
+        description="No ticket pages when scope_score is below this (default: the checkpoint's).")
 
 
 class WorkerSettings(BaseSettings):
     """Settings of ``triage worker``; each field is the environment variable ``TRIAGE_<NAME>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TRIAGE_", env_nested_delimiter="__", extra="ignore", validate_default=True
-    )
+        env_prefix="TRIAGE_", env_nested_delimiter="__", extra="ignore", validate_default=True)
 
     brokers: str = Field(default="localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     group_id: str = Field(
@@ -118,8 +103,7 @@ class WorkerSettings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings, description="Topic names and layout.")
     model_dir: Path = Field(
         default=Path("models/finetuned/latest"),
-        description="Checkpoint folder or the `latest` link, watched for reloads.",
-    )
+        description="Checkpoint folder or the `latest` link, watched for reloads.")
     model_backend: Literal["auto", "torch", "onnx", "onnx-int8", "noop"] = Field(
         default="auto",
         description="auto: on CUDA torch in bf16/fp16, on CPU the checkpoint's int8 ONNX export when its "
@@ -128,8 +112,7 @@ class WorkerSettings(BaseSettings):
         "a model (pipeline benchmarks).",
     )
     device: str | None = Field(
-        default=None, description="Torch device (cpu, cuda, cuda:1); default: CUDA when present."
-    )
+        default=None, description="Torch device (cpu, cuda, cuda:1); default: CUDA when present.")
     model_process: bool = Field(
         default=True,
         description="Run the model in a child process, so forward passes and the event loop never wait for "
@@ -140,10 +123,13 @@ class WorkerSettings(BaseSettings):
         description="Deadline of one model call: past it the model process is killed and restarted and the call "
         "retried (a hung model must not stop the worker while it looks healthy).",
     )
+    model_load_timeout_s: float = Field(default=300.0, gt=0, description="Longest a model process may take to "
+                                        "load; past it the load failed (a restart is retried, a reload refused).")
+    model_hang_s: float = Field(default=10.0, gt=0, description="A model process stopped (SIGSTOP) or in a call "
+                                "without using CPU this long is killed and restarted (not ready after 2 s of it).")
     torch_threads: int | None = Field(
         default=None, ge=1,
-        description="Torch (and ONNX Runtime) intra-op threads; default: the CPU cores available to the process.",
-    )
+        description="Torch (and ONNX Runtime) intra-op threads; default: the CPU cores available to the process.")
     batch_size: int = Field(
         default=128, ge=1, le=4096,
         description="Most tickets in one micro-batch, and most texts in one model call (micro-batches that wait "
@@ -155,8 +141,7 @@ class WorkerSettings(BaseSettings):
         "short texts are not padded to long ones; default 512 on CPU, 16384 on a GPU.",
     )
     batch_wait_ms: float = Field(
-        default=10.0, gt=0, le=1000, description="Longest a ticket waits for its micro-batch to fill."
-    )
+        default=10.0, gt=0, le=1000, description="Longest a ticket waits for its micro-batch to fill.")
     max_inflight_batches: int = Field(
         default=8, ge=1, le=64,
         description="Micro-batches between take and broker ack at once: they are validated and looked up while "
@@ -170,13 +155,11 @@ class WorkerSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings, description="Cache of repeated queries.")
     kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings, description="Kafka security.")
     thresholds: ThresholdOverrides = Field(
-        default_factory=ThresholdOverrides, description="Overrides of the checkpoint's decision thresholds."
-    )
+        default_factory=ThresholdOverrides, description="Overrides of the checkpoint's decision thresholds.")
     web_host: str = Field(default="0.0.0.0", description="Address of the /health and /metrics server.")
     web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the /health and /metrics server.")
     max_message_bytes: int = Field(
-        default=DEFAULT_MAX_MESSAGE_BYTES, ge=1, description="Larger incoming messages are dead-lettered unparsed."
-    )
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=1, description="Larger incoming messages are dead-lettered unparsed.")
     deadletter_payload_bytes: int = Field(
         default=64 * 1024, ge=0,
         description="Bytes of an invalid message's payload kept in its dead letter (the rest is cut); a valid "
@@ -188,32 +171,29 @@ class WorkerSettings(BaseSettings):
         "record is larger, even compressed, is dead-lettered as output_too_large.",
     )
     output_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
-        default="lz4", description="Compression of the record batches the worker produces."
-    )
+        default="lz4", description="Compression of the record batches the worker produces.")
     reload_interval_s: float = Field(
-        default=5.0, ge=0, description="How often model_dir is checked for a new checkpoint; 0 turns hot reload off."
-    )
+        default=5.0, ge=0, description="How often model_dir is checked for a new checkpoint; 0 turns hot reload off.")
     shutdown_grace_s: float = Field(
-        default=30.0, gt=0, description="On SIGTERM, how long in-flight batches may take to finish before exit."
-    )
+        default=30.0, gt=0, description="On SIGTERM, how long in-flight batches may take to finish before exit.")
     fetch_wait_ms: int = Field(
         default=20, ge=1, le=1500,
         description="Longest the consumer's fetch waits on an empty partition (Faust's own default is 1500 ms, "
         "a latency floor for quiet topics).",
     )
+    produce_timeout_s: float = Field(default=60.0, gt=0, description="Longest the broker may take to acknowledge "
+                                     "a produced batch; past it the worker exits unacked (Faust's default: 20 min).")
+    producer_stall_s: float = Field(default=10.0, gt=0, description="/health says not ready (producer_stalled) "
+                                    "while a produced record batch has waited this long for its ack.")
     commit_interval_s: float = Field(
-        default=1.0, gt=0, description="How often offsets of fully published tickets are committed."
-    )
+        default=1.0, gt=0, description="How often offsets of fully published tickets are committed.")
     session_timeout_s: float = Field(
         default=10.0, ge=6, le=300,
-        description="A worker silent this long (crashed, killed) loses its partitions to the others.",
-    )
+        description="A worker silent this long (crashed, killed) loses its partitions to the others.")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
-        default="earliest", description="Where a new consumer group starts reading tickets.incoming."
-    )
+        default="earliest", description="Where a new consumer group starts reading tickets.incoming.")
     state_dir: Path = Field(
-        default=Path(".triage-worker"), description="Writable folder for the Faust worker's local state."
-    )
+        default=Path(".triage-worker"), description="Writable folder for the Faust worker's local state.")
     log_level: str = Field(default="INFO", description="Log level of the worker's JSON logs.")
 
     @property

@@ -62,3 +62,6 @@ def test_alerts_use_only_exported_metrics() -> None:
     assert used - exported == set(), f"alerts reference metrics the worker does not export: {used - exported}"
     lag = {"faust_topic_partition_end_offset", "faust_topic_partition_offset_commited"}
     assert lag | {"triage_publish_failures_total", "triage_dead_letters_total"} <= used
+    health = {"triage_model_up", "triage_oldest_unconfirmed_produce_seconds"}
+    assert health <= used, f"no alert watches {health - used}: what /health reports must page someone"
+    assert any('reason="model_crashed"' in rule["expr"] for rule in rules), "a poison ticket is alerted on"

@@ -81,7 +81,7 @@ def test_two_workers_one_killed_survivor_takes_over(rig: Rig) -> None:
     def consumed(worker: WorkerProcess) -> float:
         return metric_sum(worker.metrics(), "triage_tickets_in_total")
 
-    async def scenario() -> tuple[Traffic, float, float]:
+    async def scenario() -> tuple[Traffic, float, float, int]:
         await rig.start(survivor, victim)
         async with rig.traffic("two_workers") as t:
             t.send(_config(500, 60, 3))
@@ -91,17 +91,18 @@ def test_two_workers_one_killed_survivor_takes_over(rig: Rig) -> None:
                 60,
             )
             victim.kill()
-            before = consumed(survivor)
+            before, sent_at_kill = consumed(survivor), t.sent
             await t.settle(120)
             after = consumed(survivor)
-        return t, before, after
+        return t, before, after, sent_at_kill
 
-    traffic, before, after = asyncio.run(scenario())
+    traffic, before, after, sent_at_kill = asyncio.run(scenario())
     outcome = traffic.outcome(rig.reference)
-    outcome.extra["survivor_before_kill"] = int(before)
-    outcome.extra["survivor_after"] = int(after)
+    outcome.extra.update(survivor_before_kill=int(before), survivor_after=int(after), sent_at_kill=sent_at_kill)
     report(outcome)
     assert survivor.running, f"the survivor died:\n{survivor.tail()}"
+    assert sent_at_kill < traffic.sent, "the kill must land while tickets are still being sent"
+    assert after - before >= traffic.sent - sent_at_kill, "the survivor consumed every ticket sent after the kill"
     outcome.assert_clean()
 
 

@@ -13,10 +13,13 @@ import base64
 import hashlib
 import json
 import os
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.replay import ReplayConfig
@@ -24,7 +27,7 @@ from loadtest.source import SourceRecord
 from schemas import DeadLetter
 from schemas.enums import ErrorCode
 from tests.reliability.brokers import PartitionedBroker
-from tests.reliability.proxy import ProduceHold, RefuseLargeProduce
+from tests.reliability.proxy import KafkaRequest, ProduceHold, RefuseLargeProduce
 from tests.reliability.summary import report, report_line
 from tests.reliability.traffic import Stage, Tap, Traffic
 from tests.workers import WorkerProcess
@@ -131,18 +134,21 @@ def _ticket(ticket_id: str, text: str, **extra: object) -> bytes:
     return json.dumps({**fields, **extra}).encode()
 
 
+@pytest.mark.parametrize("letter_bytes", [64 * 1024, 300_000], ids=["cut-letter-fits", "cut-letter-refused-too"])
 def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     tmp_path: Path,
     stage: Stage,
     spawn: Callable[..., WorkerProcess],
     source_records: list[SourceRecord],
+    letter_bytes: int,
 ) -> None:
     """The broker refuses record batches over 256 KiB (``MESSAGE_TOO_LARGE``, not retriable); one valid ticket
     carries a 600 KB attachment field (incompressible), its 40 neighbours are ordinary, all on one partition.
 
     That ticket gets an ``output_too_large`` dead letter (whole payload refused too, so cut like an invalid one's),
     every neighbour is triaged exactly once, the worker never restarts, and the partition's committed offset
-    reaches its end: no crash loop.
+    reaches its end: no crash loop. When dead letters are cut to more than the broker takes (``letter_bytes``),
+    the dead letter keeps no payload, only its hash, size and source position.
     """
     refuse = RefuseLargeProduce(stage.topics.outputs(), BROKER_LIMIT)
     big = "big-" + stage.base
@@ -151,7 +157,7 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     payloads[big] = _ticket(big, source_records[40].text, attachment=base64.b64encode(os.urandom(450_000)).decode())
     order = [*neighbours[:20], big, *neighbours[20:]]
     with PartitionedBroker(tmp_path / "tansu-refusing.log", on_request=refuse) as broker:
-        worker = spawn("refused", broker.bootstrap, stage, None)
+        worker = spawn("refused", broker.bootstrap, stage, None, deadletter_payload_bytes=str(letter_bytes))
 
         async def scenario() -> tuple[list[tuple[str, bytes | None, bytes]], dict[int, int]]:
             await stage.create_topics(broker.bootstrap)
@@ -206,4 +212,102 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     (letter,) = letters
     assert letter.ticket_id == big and letter.error.code == ErrorCode.OUTPUT_TOO_LARGE, letter.error
     assert letter.payload_sha256 == hashlib.sha256(payloads[big]).hexdigest()
+    assert (letter.source_partition, letter.source_offset) == (0, order.index(big)), "where the whole one stays"
+    assert len(letter.raw_payload()) == (letter_bytes if letter_bytes < BROKER_LIMIT else 0)
     assert committed.get(0) == len(order), f"partition 0 committed at {committed.get(0)}, not past every ticket"
+
+
+class ProduceStall:
+    """``on_request`` hook: while ``stalled`` is set, every Produce request to ``topics`` waits (a broker that
+    stopped answering produce, e.g. out of disk, while it still answers metadata)."""
+
+    def __init__(self, topics: Collection[str]) -> None:
+        self.topics = set(topics)
+        self.stalled = threading.Event()
+        self.held = 0
+
+    async def __call__(self, request: KafkaRequest) -> bytes | None:
+        produce = request.produce()
+        if produce is None or not {topic for topic, _ in produce.topics} <= self.topics:
+            return None
+        if self.stalled.is_set():
+            self.held += 1
+        while self.stalled.is_set():
+            await asyncio.sleep(0.05)
+        return None
+
+
+def test_a_stalled_producer_makes_the_worker_not_ready_and_says_why(
+    tmp_path: Path, stage: Stage, spawn: Callable[..., WorkerProcess], source_records: list[SourceRecord]
+) -> None:
+    """Produce requests unanswered for 6 s: /health says ``producer_stalled`` within its 2 s bound (plus a poll),
+    ``/metrics`` shows the oldest unacknowledged batch's age, and everything comes out once the broker answers."""
+    stall = ProduceStall(stage.topics.outputs())
+    with PartitionedBroker(tmp_path / "tansu-stalled.log", on_request=stall) as broker:
+        worker = spawn("stalled", broker.bootstrap, stage, None, producer_stall_s="2")
+
+        async def scenario() -> tuple[Traffic, float, dict[str, object], float]:
+            await stage.create_topics(broker.bootstrap)
+            worker.start()
+            await asyncio.to_thread(worker.wait_ready)
+            async with Traffic("producer_stalled", broker.bootstrap, stage, source_records) as t:
+                t.send(ReplayConfig(count=50, rate=None, seed=41))
+                await t.settle(60, quiet_s=0)
+                stall.stalled.set()
+                t.send(ReplayConfig(count=50, rate=None, seed=42))
+                started = time.monotonic()
+                while (health := worker.get("/health"))[0] != 503 and time.monotonic() - started < 30:
+                    await asyncio.sleep(0.1)
+                took = time.monotonic() - started
+                age = worker.metric("triage_oldest_unconfirmed_produce_seconds")
+                await asyncio.sleep(max(0.0, 6 - took))
+                stall.stalled.clear()
+                await t.settle(60)
+            return t, took, json.loads(health[1] or "{}"), age
+
+        traffic, took, body, age = asyncio.run(scenario())
+        ready_after = worker.get("/health")[0]
+        worker.stop()
+    outcome = traffic.outcome()
+    outcome.extra.update(not_ready_after_s=round(took, 2), held=stall.held, unconfirmed_age_s=round(age, 1))
+    report(outcome)
+    assert stall.held > 0, "no produce request was held"
+    assert body.get("reason_code") == "producer_stalled", f"/health during the stall: {body}"
+    assert took <= 2 + 3 and age >= 2, f"not ready after {took:.1f} s, oldest unacknowledged {age:.1f} s"
+    assert ready_after == 200
+    outcome.assert_clean()
+
+
+def test_a_produce_unanswered_past_its_timeout_stops_the_worker_and_loses_nothing(
+    tmp_path: Path, stage: Stage, spawn: Callable[..., WorkerProcess], source_records: list[SourceRecord]
+) -> None:
+    """``produce_timeout_s`` bounds the wait for an ack (Faust's default is 20 minutes): past it the worker exits
+    unacknowledged, and once restarted (as an orchestrator would) it publishes everything."""
+    stall = ProduceStall(stage.topics.outputs())
+    with PartitionedBroker(tmp_path / "tansu-timeout.log", on_request=stall) as broker:
+        worker = spawn("timed_out", broker.bootstrap, stage, None, produce_timeout_s="3")
+
+        async def scenario() -> tuple[Traffic, float, int]:
+            await stage.create_topics(broker.bootstrap)
+            worker.start()
+            await asyncio.to_thread(worker.wait_ready)
+            async with Traffic("produce_timeout", broker.bootstrap, stage, source_records) as t:
+                stall.stalled.set()
+                started = time.monotonic()
+                t.send(ReplayConfig(count=50, rate=None, seed=43))
+                code = await asyncio.to_thread(worker.wait, 60)
+                took = time.monotonic() - started
+                stall.stalled.clear()
+                worker.start()
+                await asyncio.to_thread(worker.wait_ready)
+                await t.settle(60)
+            return t, took, code
+
+        traffic, took, code = asyncio.run(scenario())
+        worker.stop()
+    outcome = traffic.outcome()
+    outcome.extra.update(exit_after_s=round(took, 1), exit_code=code)
+    report(outcome)
+    assert code != 0 and took < 30, f"the worker exited {code} after {took:.0f} s"
+    assert "RequestTimedOutError" in worker.output()
+    outcome.assert_clean()

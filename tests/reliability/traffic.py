@@ -136,6 +136,7 @@ class Outcome:
 
 
 Reference = Callable[[list[str]], list[Triage]]
+VersionOf = Callable[[str], str | frozenset[str]]
 
 
 @dataclass
@@ -167,7 +168,7 @@ class Traffic:
         self.waves: list[_Wave] = []
         self._stop = threading.Event()
         self._pump: asyncio.Task[None] | None = None
-        self.pump_errors = 0
+        self.pump_errors: list[str] = []
 
     @property
     def sent(self) -> int:
@@ -203,8 +204,8 @@ class Traffic:
                 await self.tap.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a broker outage makes fetches fail; the clients reconnect on their own
-                self.pump_errors += 1
+            except Exception as exc:  # a broker outage makes fetches fail; the clients reconnect on their own
+                self.pump_errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 await asyncio.sleep(0.2)
 
     async def until(self, what: str, predicate: Callable[[], bool], timeout: float) -> float:
@@ -271,28 +272,46 @@ class Traffic:
                     sent[planned.ticket_id] = planned.encode(wave.run_id, entry.sent_at)
         return sent
 
-    def outcome(
-        self, reference: Reference | None = None, version_of: Callable[[str], str] | None = None
-    ) -> Outcome:
+    def outcome(self, reference: Reference | None = None, version_of: VersionOf | None = None) -> Outcome:
         """Counts from the replay tool's report, plus the raw-record checks.
 
         Args:
             reference: Triage of texts by the same checkpoint in this process; when given, each enriched
                 record's labels must match it (None for the no-op backend).
-            version_of: The model version each ticket id must carry; default the reference's version.
+            version_of: The model version (or versions) each ticket id may carry; default the reference's.
         """
         first = self.waves[0]
         report = build_report(
             first.run_id, first.config, [self.brokers], self.stage.topics, self.ledger, self.collector
         )
         outcome = Outcome(self.name, report.counts)
+        outcome.problems.extend(self._tap_saw_everything())
         outcome.problems.extend(check_records(self, reference, version_of))
+        if self.pump_errors:
+            outcome.extra["pump_errors"] = len(self.pump_errors)
         return outcome
 
+    def _tap_saw_everything(self) -> list[str]:
+        """The raw tap holds every ticket the collector resolved, so the record checks do not run on too little."""
+        tapped: dict[str, set[str]] = {"enriched": set(), "deadletter": set()}
+        topics = self.stage.topics
+        for record in self.tap.records:
+            if record.topic == topics.enriched:
+                tapped["enriched"].add(_ticket_id(record.value))
+            elif record.topic == topics.deadletter:
+                tapped["deadletter"].add(DeadLetter.model_validate_json(record.value).payload_sha256)
+        missing = [
+            f"{e.ticket_id} ({e.outcome})" for e in self.ledger.entries
+            if (e.outcome == "enriched" and e.ticket_id not in tapped["enriched"])
+            or (e.outcome == "deadletter" and e.sha256 not in tapped["deadletter"])
+        ]
+        if not missing:
+            return []
+        errors = f"; pump errors: {self.pump_errors[-3:]}" if self.pump_errors else ""
+        return [f"the raw tap missed {len(missing)} resolved messages, e.g. {missing[:3]}{errors}"]
 
-def check_records(
-    traffic: Traffic, reference: Reference | None, version_of: Callable[[str], str] | None = None
-) -> list[str]:
+
+def check_records(traffic: Traffic, reference: Reference | None, version_of: VersionOf | None = None) -> list[str]:
     """Every problem the raw output records show; empty when the run was clean."""
     topics = traffic.stage.topics
     by_topic: dict[str, list[TapRecord]] = defaultdict(list)
@@ -388,7 +407,7 @@ def _faithful(
     traffic: Traffic,
     enriched: dict[str, TapRecord],
     reference: Reference | None,
-    version_of: Callable[[str], str] | None,
+    version_of: VersionOf | None,
 ) -> list[str]:
     """Each enriched record is the sent ticket, every field kept, plus the triage its text deserves."""
     payloads = traffic.payloads()
@@ -398,6 +417,7 @@ def _faithful(
         entry = traffic.ledger.find(ticket_id)
         raw = payloads.get(ticket_id)
         if entry is None or raw is None:
+            problems.append(f"{ticket_id}: enriched, but not a ticket this run sent (or its payload cannot be rebuilt)")
             continue
         if hashlib.sha256(raw).hexdigest() != entry.sha256:
             problems.append(f"cannot rebuild the payload of {ticket_id}")
@@ -409,6 +429,8 @@ def _faithful(
         if record.key != ticket_id.encode():
             problems.append(f"{ticket_id}: enriched record keyed {record.key!r}, not by its ticket id")
         rows.append((ticket_id, got))
+    if reference is not None and enriched and not rows:
+        problems.append(f"none of the {len(enriched)} enriched records could be checked against the reference")
     if reference is not None and rows:
         expected = reference([got.text for _, got in rows])
         for (ticket_id, got), want in zip(rows, expected, strict=True):
@@ -426,7 +448,7 @@ def _faithful(
                     f"the checkpoint's {want.category}/{want.priority}/{want.intent}"
                 )
             version = version_of(ticket_id) if version_of is not None else want.model_version
-            if have.model_version != version:
+            if have.model_version not in ({version} if isinstance(version, str) else version):
                 problems.append(f"{ticket_id}: triaged by model {have.model_version}, expected {version}")
     return problems
 

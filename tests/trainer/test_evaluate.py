@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -50,3 +51,28 @@ def test_cli_evaluate_refuses_an_incomplete_checkpoint(checkpoint_copy: Path, da
     (checkpoint_copy / missing).unlink()
     result = CliRunner().invoke(main, ["evaluate", "--model", str(checkpoint_copy), "--data", str(data_dir)])
     assert result.exit_code == 1 and missing in result.output and "incomplete" in result.output
+
+
+def test_cli_evaluate_scores_an_out_of_scope_file(checkpoint_copy: Path, data_dir: Path, tmp_path: Path) -> None:
+    """``--ood FILE``: the file's texts are scored as their own set, in the printed table and in metrics.json."""
+    thin = tmp_path / "banking77"
+    thin.mkdir()
+    for name in ("train.csv", "test.csv"):
+        with (data_dir / name).open(newline="", encoding="utf-8") as source:
+            header, *rows = list(csv.reader(source))
+        with (thin / name).open("w", newline="", encoding="utf-8") as target:
+            csv.writer(target).writerows([header, *rows[:: 10 if name == "train.csv" else 20]])
+    off_topic = ["what will the weather be tomorrow", "play some jazz", "how tall is mount everest",
+                 "book a table for two tonight", "translate hello into french", "who won the match yesterday",
+                 "set an alarm for seven", "recommend a good novel", "how do I boil an egg", "tell me a joke"]
+    ood = tmp_path / "chitchat.jsonl"
+    ood.write_text("".join(json.dumps({"text": text}) + "\n" for text in off_topic), encoding="utf-8")
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(checkpoint_copy), "--data", str(thin),
+                                       "--results", str(tmp_path / "results"), "--ood", str(ood)])
+    assert result.exit_code == 0, result.output
+    assert "chitchat" in result.output, "the file's set is in the printed table"
+    saved = json.loads((tmp_path / "results" / "metrics" / f"{checkpoint_copy.name}.json").read_text())
+    scope = saved["out_of_scope"]
+    scored = scope["sets"]["chitchat"]
+    assert scored["n"] == len(off_topic) and 0.0 <= scored["flagged"] <= 1.0
+    assert 0.0 <= scored["detectors"][scope["method"]]["auroc"] <= 1.0

@@ -6,10 +6,12 @@ import asyncio
 import csv
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,7 +33,11 @@ class InProcess:
         self.predictor = predictor
         self.engine = SimpleNamespace(version=predictor.version)
 
-    async def predict(self, engine: Engine, texts: Sequence[str]) -> list[Triage]:
+    @contextmanager
+    def serving(self) -> Iterator[Engine]:
+        yield cast(Engine, self.engine)
+
+    async def predict(self, engine: Engine, texts: Sequence[str], alone: bool = False) -> list[Triage]:
         try:
             return self.predictor.predict(texts)
         except Exception as exc:

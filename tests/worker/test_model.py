@@ -1,25 +1,51 @@
-"""The model client: same answers as in process, deadlines, restarts, a model that cannot come back, no orphans."""
+"""The model client: same answers as in process, deadlines, restarts, a model that cannot come back, no orphans;
+a text that kills the model costs only its own ticket, a model that dies on every call costs none."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import psutil
 import pytest
 
 from inference.checkpoint import MANIFEST, CheckpointError, resolve_checkpoint
+from schemas.enums import ErrorCode
+from schemas.messages import DeadLetter, EnrichedTicket, Triage
+from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.model import Engine, ModelClient, _preload, load_predictor
-from worker.settings import WorkerSettings
+from worker.model import Engine, ModelClient, ModelCrashed, _preload, load_predictor
+from worker.pipeline import TriagePipeline
+from worker.records import InRecord
+from worker.settings import RedisSettings, WorkerSettings
 
 TEXTS = ["my card was stolen", "how do I top up by bank transfer?", "where is my new card"]
+POISON = "a text the model process dies on"
+
+
+def _dies_on(monkeypatch: pytest.MonkeyPatch, fatal: Callable[[list[str]], bool]) -> list[int]:
+    """The real model process is SIGKILLed during every call whose texts are ``fatal``: a crash, as a poison input,
+    the OOM killer or a broken native library causes one. Returns the pids killed."""
+    submit, killed = Engine.submit, []
+
+    def dying(engine: Engine, texts: list[str]) -> Future[list[Triage]]:
+        future = submit(engine, texts)
+        if fatal(texts) and engine.pid is not None:
+            killed.append(engine.pid)
+            engine.kill()
+        return future
+
+    monkeypatch.setattr(Engine, "submit", dying)
+    return killed
 
 
 def _alive(pid: int) -> bool:
@@ -131,6 +157,86 @@ def test_a_model_that_cannot_come_back_holds_its_calls_and_says_why_instead_of_f
         client.close()
     assert problem is not None and "cannot be restarted" in problem and "CheckpointError" in problem
     assert answered == len(TEXTS) and client.problem is None
+
+
+def test_a_text_that_kills_the_model_alone_is_its_own_dead_letter(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = ModelClient(_settings(checkpoint), WorkerMetrics())
+    killed = _dies_on(monkeypatch, lambda texts: POISON in texts)
+
+    async def run() -> list[str]:
+        engine = await client.load(checkpoint)
+        with pytest.raises(ModelCrashed, match="died twice"):
+            await client.predict(engine, [POISON], alone=True)
+        return [t.intent for t in await client.predict(engine, TEXTS)]
+
+    try:
+        assert len(asyncio.run(run())) == len(TEXTS)
+    finally:
+        client.close()
+    assert len(killed) == 2 and client.problem is None
+
+
+def test_a_model_that_dies_on_every_call_holds_the_call_until_it_answers_again(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dead on every call for 8 s: no text is blamed, ``problem`` says so within 5 s, the call then succeeds."""
+    client = ModelClient(_settings(checkpoint), WorkerMetrics())
+    dying = [True]
+    killed = _dies_on(monkeypatch, lambda texts: dying[0])
+
+    async def run() -> tuple[float, int]:
+        engine = await client.load(checkpoint)
+        dying[0] = True
+        call = asyncio.create_task(client.predict(engine, TEXTS, alone=True))
+        started = time.monotonic()
+        while client.problem is None and time.monotonic() - started < 30:
+            await asyncio.sleep(0.05)
+        noticed = time.monotonic() - started
+        await asyncio.sleep(8)
+        dying[0] = False
+        return noticed, len(await asyncio.wait_for(call, 60))
+
+    try:
+        noticed, answered = asyncio.run(run())
+    finally:
+        client.close()
+    assert noticed < 5 and answered == len(TEXTS), f"problem after {noticed:.1f} s"
+    assert len(killed) >= 3 and client.problem is None
+
+
+def test_merged_calls_never_cost_an_innocent_ticket_a_dead_letter(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two batches in flight at once, one with a text that kills the model: their calls merge, the retries must not."""
+    settings = _settings(checkpoint, redis=RedisSettings(backend="memory"))
+    metrics = WorkerMetrics()
+    client = ModelClient(settings, metrics)
+    pipeline = TriagePipeline(settings, TriageCache(settings.redis, metrics), client, metrics)
+    _dies_on(monkeypatch, lambda texts: POISON in texts)
+
+    def batch(offset: int, text: str) -> list[InRecord]:
+        value = json.dumps({"ticket_id": f"t{offset}", "text": text}).encode()
+        return [InRecord("tickets.incoming", 0, offset, f"t{offset}".encode(), value, None)]
+
+    async def run() -> list[bytes]:
+        await client.load(checkpoint)
+        outcomes = await asyncio.gather(pipeline.process(batch(0, POISON)), pipeline.process(batch(1, TEXTS[0])))
+        return [outcome[0].records[0].value for outcome in outcomes]
+
+    try:
+        poisoned, innocent = asyncio.run(run())
+    finally:
+        client.close()
+    assert DeadLetter.model_validate_json(poisoned).error.code is ErrorCode.MODEL_CRASHED
+    assert EnrichedTicket.model_validate_json(innocent).ticket_id == "t1"
+
+
+def test_a_load_past_its_deadline_fails_and_says_which_setting_bounds_it(checkpoint: Path) -> None:
+    """A model process that does not finish loading in ``model_load_timeout_s`` is killed; the caller hears why."""
+    with pytest.raises(TimeoutError, match="did not load .* within 0.01 s .*TRIAGE_MODEL_LOAD_TIMEOUT_S"):
+        Engine(_settings(checkpoint, model_load_timeout_s=0.01), checkpoint)
 
 
 def test_close_stops_the_child(checkpoint: Path) -> None:

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from inference.checkpoint import MANIFEST, publish, resolve_checkpoint
 from loadtest.broker import EmbeddedBroker
+from schemas.messages import EnrichedTicket
 from tests.tiny_model import corrupt_weights
 from tests.worker.kit import (
+    drop_keys,
     keys_seen,
     produce,
     read_topics,
@@ -25,10 +28,13 @@ from tests.worker.kit import (
     worker_env,
 )
 from tests.workers import WorkerProcess
+from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
+from worker.pipeline import TriagePipeline
+from worker.records import InRecord
 from worker.reload import ModelReloader
-from worker.settings import WorkerSettings
+from worker.settings import RedisSettings, WorkerSettings
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -82,6 +88,54 @@ def test_reloader_swaps_in_new_versions_and_keeps_serving_when_one_is_broken(mod
         client.close()
     assert metrics.model_reloads.labels(result="ok")._value.get() == 1
     assert metrics.model_reloads.labels(result="failed")._value.get() == 1
+
+
+def test_a_swap_while_a_batch_waits_on_redis_leaves_the_batch_its_model(
+    models_root: Path, redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch took v1, then waits on its cache lookup; v2 is swapped in meanwhile. Forced, not hoped for:
+    the lookup is held until the swap is done. Every ticket of the batch is still triaged, by v1."""
+    prefix = unique("swap")
+    settings = WorkerSettings(model_dir=models_root / "latest", reload_interval_s=1, torch_threads=1,
+                              redis=RedisSettings(url=redis_url, key_prefix=prefix, timeout_ms=2000))
+    metrics = WorkerMetrics()
+    client = ModelClient(settings, metrics)
+    reloader = ModelReloader(settings, client, metrics)
+    cache = TriageCache(settings.redis, metrics)
+    pipeline = TriagePipeline(settings, cache, client, metrics)
+    texts = ["my card was stolen", "how do I top up by bank transfer?", "where is my new card"]
+    records = [InRecord("tickets.incoming", 0, i, f"s{i}".encode(),
+                        json.dumps({"ticket_id": f"s{i}", "text": text}).encode()) for i, text in enumerate(texts)]
+
+    async def run() -> list[bytes]:
+        await cache.connect()
+        entered, swapped = asyncio.Event(), asyncio.Event()
+        look_up = cache.get_many
+
+        async def held(keys: list[str]) -> dict[str, bytes]:
+            entered.set()
+            await swapped.wait()
+            return await look_up(keys)
+
+        monkeypatch.setattr(cache, "get_many", held)
+        await reloader.load_initial()
+        batch = asyncio.create_task(pipeline.process(records))
+        await entered.wait()
+        publish_version(models_root / "v1", models_root, "v2")
+        assert await reloader.check() and client.version == "v2"
+        swapped.set()
+        outcomes = await batch
+        await cache.close()
+        return [outcome.records[0].value for outcome in outcomes]
+
+    try:
+        values = asyncio.run(run())
+    finally:
+        client.close()
+        drop_keys(redis_client, prefix)
+    assert [EnrichedTicket.model_validate_json(v).triage.model_version for v in values] == ["v1"] * len(texts)
+    assert metrics.dead_letters.labels(reason="processing_failed")._value.get() == 0
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
