@@ -36,10 +36,9 @@ class ModelReloader:
     """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving.
 
     Each batch takes the client's engine once, so a swap lands between batches. ``before_swap`` runs on the new
-    checkpoint's folder before it loads (the worker creates the route topics of its categories there); when it
-    raises, the reload fails like a bad checkpoint. A refused checkpoint is tried again after ``RETRY_REFUSED_S``
-    (it may have failed for want of memory), every 5 s while the served model is down (its folder may be gone:
-    ``latest`` is then the way back).
+    checkpoint's folder before it loads (it creates the route topics of its categories); when it raises, the reload
+    fails like a bad checkpoint. A refused checkpoint is tried again after ``RETRY_REFUSED_S`` (it may have failed
+    for want of memory), every 5 s while the served model is down (``latest`` is then the way back).
     """
 
     def __init__(

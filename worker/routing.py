@@ -11,12 +11,7 @@ from schemas.topics import TopicSettings
 from worker.records import Headers, InRecord, OutRecord
 
 __all__ = [
-    "JSON",
-    "dead_letter_record",
-    "destinations",
-    "enriched_records",
-    "enriched_value",
-    "routing_headers",
+    "JSON", "dead_letter_record", "destinations", "enriched_records", "enriched_value", "routing_headers",
     "served_categories",
 ]
 
