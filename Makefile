@@ -76,7 +76,7 @@ reliability: install
 # The docs site too: --strict fails on a broken link or anchor; tests/docs refuses development history in the docs.
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas inference trainer worker loadtest triage tests
+	$(BIN)/mypy schemas inference trainer worker feedback loadtest triage tests
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/docs

@@ -18,6 +18,7 @@ __all__ = [
     "REQUIRED_FILES",
     "CheckpointError",
     "new_version",
+    "point_latest",
     "publish",
     "resolve_checkpoint",
     "read_manifest",
@@ -41,7 +42,7 @@ def new_version(config: dict[str, Any], now: datetime | None = None) -> str:
     return f"{stamp}-{digest}"
 
 
-def publish(staging: Path, root: Path, version: str) -> Path:
+def publish(staging: Path, root: Path, version: str, link: bool = True) -> Path:
     """Move a fully written checkpoint into ``root/version`` and point ``root/latest`` at it atomically.
 
     The manifest is written last into ``staging``; a folder without it is never published, and the
@@ -54,12 +55,18 @@ def publish(staging: Path, root: Path, version: str) -> Path:
     if final.exists():
         raise CheckpointError(f"{final} already exists; versions are never overwritten")
     os.replace(staging, final)
+    if link:  # else `triage promote` decides whether it becomes latest
+        point_latest(root, version)
+    return final
+
+
+def point_latest(root: Path, version: str) -> None:
+    """Point ``root/latest`` at ``root/version`` with one ``rename``: a reader sees the old or the new link."""
     tmp_link = root / f".latest-{os.getpid()}"
     if tmp_link.is_symlink() or tmp_link.exists():
         tmp_link.unlink()
     os.symlink(version, tmp_link)
     os.replace(tmp_link, root / "latest")
-    return final
 
 
 def resolve_checkpoint(path: Path | str) -> Path:

@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from schemas.enums import Category, Priority
+from schemas.enums import Priority
 from schemas.messages import Confidence, IntentScore, Triage
-from schemas.taxonomy import CATEGORIES, PRIORITIES, Taxonomy
+from schemas.taxonomy import PRIORITIES, Taxonomy
 
 __all__ = ["Decisions", "Marginals", "Thresholds", "apply_rules", "decide", "marginalise", "priority_ids"]
 
 _HIGH = PRIORITIES.index(Priority.HIGH)
 _LOW = PRIORITIES.index(Priority.LOW)
-_GENERAL = CATEGORIES.index(Category.GENERAL_INQUIRY)
 
 
 class Thresholds(BaseModel):
@@ -51,11 +50,12 @@ class Thresholds(BaseModel):
 
 
 class Marginals(BaseModel, arbitrary_types_allowed=True):
-    """Per-text probabilities: intents (n, 77), categories (n, 5), priorities (n, 3)."""
+    """Per-text probabilities: labels (n, n_labels), categories (n, n_categories), priorities (n, 3)."""
 
     intents: np.ndarray
     categories: np.ndarray
     priorities: np.ndarray
+    out_of_scope_category: int = Field(description="Column of ``categories`` that out-of-scope tickets take.")
 
 
 def marginalise(intent_probs: np.ndarray, taxonomy: Taxonomy) -> Marginals:
@@ -65,6 +65,7 @@ def marginalise(intent_probs: np.ndarray, taxonomy: Taxonomy) -> Marginals:
         intents=probs,
         categories=probs @ taxonomy.category_matrix,
         priorities=probs @ taxonomy.priority_matrix,
+        out_of_scope_category=taxonomy.out_of_scope_index,
     )
 
 
@@ -89,7 +90,8 @@ def apply_rules(m: Marginals, thresholds: Thresholds, scope_scores: np.ndarray |
 
     In scope: the likeliest category; High when P(High) reaches ``high_priority`` (tuned for recall);
     review when the category is unsure. Out of scope (``scope_score`` below ``out_of_scope``): a forced
-    guess between banking intents means little, so the ticket is General Inquiry, Low and reviewed, and
+    guess between the trained labels means little, so the ticket takes the taxonomy's out-of-scope category
+    (``m.out_of_scope_category``), is Low and reviewed, and
     it pages only when P(High) reaches the stricter ``high_priority_out_of_scope`` — then it keeps the
     model's category, because that evidence is strong enough to route on — and its ``scope_score`` is not
     below ``far_out_of_scope``: beyond every in-scope validation ticket even a confident guess means little
@@ -105,7 +107,7 @@ def apply_rules(m: Marginals, thresholds: Thresholds, scope_scores: np.ndarray |
             np.asarray(scope_scores) >= thresholds.far_out_of_scope
         )
         priorities = np.where(out_of_scope, np.where(paged, _HIGH, _LOW), priorities)
-        categories = np.where(out_of_scope & ~paged, _GENERAL, categories)
+        categories = np.where(out_of_scope & ~paged, m.out_of_scope_category, categories)
         needs_review = needs_review | out_of_scope
     return Decisions(
         categories=categories, priorities=priorities, needs_review=needs_review, out_of_scope=out_of_scope
@@ -128,6 +130,7 @@ def decide(
     m = marginalise(intent_probs, taxonomy)
     intents = taxonomy.intents
     d = apply_rules(m, thresholds, scope_scores)
+    context = {"categories": taxonomy.categories}
     results = []
     for row in range(m.intents.shape[0]):
         top = np.argsort(-m.intents[row])[:3]
@@ -135,24 +138,27 @@ def decide(
         cat_conf = float(m.categories[row, cat_id])
         pri_id = int(d.priorities[row])
         results.append(
-            Triage(
-                category=Category(CATEGORIES[cat_id]),
-                priority=Priority(PRIORITIES[pri_id]),
-                intent=intents[int(top[0])],
-                confidence=Confidence(
-                    category=_unit(cat_conf),
-                    intent=_unit(float(m.intents[row, top[0]])),
-                    priority=_unit(float(m.priorities[row, pri_id])),
-                ),
-                top_intents=[
-                    IntentScore(intent=intents[int(i)], probability=_unit(float(m.intents[row, i])))
-                    for i in top
-                ],
-                needs_review=bool(d.needs_review[row]),
-                out_of_scope=bool(d.out_of_scope[row]),
-                scope_score=None if scope_scores is None else _unit(float(scope_scores[row])),
-                model_version=model_version,
-                latency_ms=latency_ms,
+            Triage.model_validate(
+                {
+                    "category": taxonomy.categories[cat_id],
+                    "priority": PRIORITIES[pri_id],
+                    "intent": intents[int(top[0])],
+                    "confidence": Confidence(
+                        category=_unit(cat_conf),
+                        intent=_unit(float(m.intents[row, top[0]])),
+                        priority=_unit(float(m.priorities[row, pri_id])),
+                    ),
+                    "top_intents": [
+                        IntentScore(intent=intents[int(i)], probability=_unit(float(m.intents[row, i])))
+                        for i in top
+                    ],
+                    "needs_review": bool(d.needs_review[row]),
+                    "out_of_scope": bool(d.out_of_scope[row]),
+                    "scope_score": None if scope_scores is None else _unit(float(scope_scores[row])),
+                    "model_version": model_version,
+                    "latency_ms": latency_ms,
+                },
+                context=context,
             )
         )
     return results

@@ -34,9 +34,15 @@ def _replay_config(**fields: Any) -> ReplayConfig:
         raise click.UsageError("; ".join(errors)) from exc
 
 
+_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+                     help="Data folder whose test split is replayed (docs/own-tickets.md) [TRIAGE_DATA_DIR, else "
+                     "Banking77 from the hub].")
+
+
 @click.command("replay", context_settings=_SHOW_DEFAULTS)
 @click.option("--source", default="test",
-              help="Banking77 split (train|test) or a Ticket JSONL file (ground truth in metadata.intent).")
+              help="Split of the data folder (train|test) or a Ticket JSONL file (ground truth in metadata.intent).")
+@_DATA
 @click.option("--rate", default="100", help="Mean tickets/s, or 'max'.")
 @click.option("--count", type=int,
               help="Messages to send (default: one pass over the source unless --duration is given).")
@@ -60,9 +66,9 @@ def _replay_config(**fields: Any) -> ReplayConfig:
 @_LIVE
 def replay_cmd(
     rate: str, brokers: str | None, metrics_url: str | None, drain_timeout: float, out_root: Path | None,
-    plots: bool, live: bool, **replay: Any,
+    plots: bool, live: bool, data_dir: Path | None, **replay: Any,
 ) -> None:
-    """Replay Banking77 (or a Ticket JSONL) onto the input topic as live tickets and collect the outputs.
+    """Replay a data folder's split (or a Ticket JSONL) onto the input topic as live tickets and collect the outputs.
 
     Every ticket carries its send time and ground truth in metadata.loadtest; the collector reads every
     output topic and reports lost (must be 0), latency percentiles, throughput, online accuracy, cache hits
@@ -74,6 +80,8 @@ def replay_cmd(
     from loadtest.summary import print_report
 
     settings = LoadtestSettings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
     config = _replay_config(rate=None if rate.lower() == "max" else rate, **replay)
     records = load_source(config.source, settings.data_dir, settings.hub_dataset)
     report = asyncio.run(run_loadtest(
@@ -99,15 +107,22 @@ def replay_cmd(
 @click.option("--offtopic-ratio", default=0.05,
               help="Share of generated off-topic texts (greetings, spam, other domains); the report counts the paged.")
 @click.option("--seed", default=0, help="Seeds the replay.")
+@_DATA
 @_LIVE
 @click.option("--verbose", is_flag=True,
               help="Leave log events, warnings and progress bars on the screen (default: demo.log).")
-def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: bool, **replay: Any) -> None:
+@click.option("--feedback", "feedback_round", is_flag=True,
+              help="Instead: one feedback round on drifted (hurried-typing) traffic — live accuracy before, a "
+              "candidate trained on agents' labels, the gate, the hot reload, live accuracy after (--count tickets "
+              "per side; needs Redis).")
+def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: bool, data_dir: Path | None,
+             feedback_round: bool, **replay: Any) -> None:
     """Run everything once: broker, cache, model (trained if missing), worker, a replay, the report.
 
     Starts the embedded Kafka-compatible broker unless --brokers is given, uses Redis at TRIAGE_REDIS__URL
     (falls back to the worker's in-process cache, saying so, when it is not reachable), trains the quick
-    model when no checkpoint exists, starts the worker, replays Banking77 test tickets with a share of
+    model (on --data, else Banking77) when no checkpoint exists, starts the worker, replays the test tickets with a
+    share of
     off-topic texts, prints the report and stops every process it started. Log events go to demo.log in the
     results folder (the broker and the worker log beside it). Exits 1 if any ticket was lost or a process
     was left behind.
@@ -122,8 +137,15 @@ def demo_cmd(brokers: str | None, model_dir: Path | None, live: bool, verbose: b
 
     try:
         settings, worker = LoadtestSettings(), WorkerSettings()
+        if data_dir is not None:
+            settings = settings.model_copy(update={"data_dir": data_dir})
     except ValidationError as exc:
         raise click.ClickException(f"invalid TRIAGE_* settings:\n{exc}") from exc
+    if feedback_round:
+        from loadtest.feedback_demo import run_feedback_demo
+
+        model = model_dir or settings.models_dir / "latest"
+        sys.exit(run_feedback_demo(settings, model, worker.redis.url, count=replay["count"], seed=replay["seed"]))
     config = _replay_config(source="test", arrival="poisson", **replay)
     if not verbose:  # JSON events in demo.log unless --log-pretty
         root = click.get_current_context().find_root().params

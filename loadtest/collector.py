@@ -44,9 +44,14 @@ class Collector:
         self.schema_samples: list[str] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
-        self._missing = set(topics.outputs())
+        self._missing = set(topics.outputs(()))  # the routes are found by prefix: the served taxonomy's
         self._next_refresh = 0.0
         self._started_ms = 0
+
+    @property
+    def topics_read(self) -> list[str]:
+        """Every output topic the collector reads, routes included."""
+        return sorted({tp.topic for tp in self._positions})
 
     async def start(self) -> None:
         """Connect and position on every output topic that exists; must finish before the replay sends."""
@@ -64,7 +69,9 @@ class Collector:
         assert self._consumer is not None
         self._started_ms = self._started_ms or int(time.time() * 1000)
         fresh: list[TopicPartition] = []
-        for topic in sorted(self._missing & await self._consumer.topics()):
+        existing = await self._consumer.topics()
+        routes = {t for t in existing if t.startswith(self.topics.route_prefix)} - set(self.topics_read)
+        for topic in sorted((self._missing | routes) & existing):
             if not self._consumer.partitions_for_topic(topic):
                 # Listing topics does not refresh the consumer's own metadata; aiokafka has no public way
                 # to ask for one topic's partitions without subscribing (which needs a group).
@@ -83,7 +90,7 @@ class Collector:
     async def poll(self, timeout_ms: int = 200) -> int:
         assert self._consumer is not None
         now = time.monotonic()
-        if self._missing and now >= self._next_refresh:
+        if now >= self._next_refresh:  # a hot reload may bring new categories, so new route topics
             self._next_refresh = now + self.topic_refresh_s
             await self._assign_new_topics()
         if not self._positions:

@@ -1,4 +1,4 @@
-"""``triage demo``: broker, cache, model, worker, a Banking77 replay, the report, then a clean exit."""
+"""``triage demo``: broker, cache, model, worker, a replay of the data's test split, the report, then a clean exit."""
 
 from __future__ import annotations
 
@@ -133,7 +133,8 @@ def run_demo(
         serving = running.health.get("model_serving") or {}
         console.print(f"Worker: ready, model {running.health.get('model_version')} on {serving.get('backend')} "
                       f"({serving.get('reason')}; {time.monotonic() - started:.0f}s since the demo started)")
-        console.print(f"Replaying {replay.count:,} messages at ~{replay.rate:g}/s (Poisson): Banking77 test tickets, "
+        source = settings.data_dir or settings.hub_dataset
+        console.print(f"Replaying {replay.count:,} messages at ~{replay.rate:g}/s (Poisson): {source} test tickets, "
                       f"{replay.duplicate_ratio:.0%} repeats, {replay.malformed_ratio:.0%} malformed, "
                       f"{replay.offtopic_ratio:.0%} off-topic…")
         report = asyncio.run(run_loadtest(brokers, settings.topics, records, replay, metrics_url=running.metrics_url,

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.report import BatchSizes
 
-__all__ = ["BATCH_SIZE", "RECORDS_OUT", "BatchHistogram", "records_out", "scrape"]
+__all__ = ["BATCH_SIZE", "RECORDS_OUT", "BatchHistogram", "metric_total", "records_out", "scrape"]
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +71,11 @@ class BatchHistogram:
             previous = self.buckets[le]
         mean = round(self.total / self.count, 2) if self.count else None
         return BatchSizes(source="metrics", histogram=histogram, batches=int(round(self.count)), mean=mean)
+
+
+def metric_total(text: str, sample: str) -> float:
+    """Sum of every sample named exactly ``sample`` (0.0 when there is none)."""
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples if s.name == sample)
 
 
 def records_out(text: str, topics: set[str]) -> float:

@@ -233,12 +233,12 @@ def build_report(
 
     return Report(
         run_id=run_id, started_at=datetime.fromtimestamp(t0, UTC), finished_at=datetime.fromtimestamp(t_end, UTC),
-        config=config, brokers=brokers, input_topic=topics.incoming, output_topics=topics.outputs(), counts=counts,
+        config=config, brokers=brokers, input_topic=topics.incoming, output_topics=collector.topics_read, counts=counts,
         latency_ms=latency_stats([e.latency_ms for e in enriched if e.latency_ms is not None]), throughput=throughput,
         accuracy=_accuracy(enriched),
         cache=CacheStats(hits=hits, hit_ratio=_ratio(hits, len(enriched)), repeated_texts=repeated),
         offtopic=_offtopic(produced, topics.oncall), per_topic=dict(sorted(per_topic.items())),
-        routes=tally(e.triage.category.value for e in enriched if e.triage),
+        routes=tally(e.triage.category for e in enriched if e.triage),
         priorities=tally(e.triage.priority.value for e in enriched if e.triage),
         dead_letter_codes=tally(e.dead_code.value for e in dead if e.dead_code),
         batch_sizes=batch_sizes or batch_sizes_from_records(enriched), timeline=_timeline(produced, t0),

@@ -26,7 +26,10 @@ class LoadtestSettings(BaseSettings):
 
     brokers: str = Field(default="localhost:9092", description="Kafka bootstrap servers, comma-separated.")
     topics: TopicSettings = Field(default_factory=TopicSettings, description="The worker's topic names.")
-    data_dir: Path | None = Field(default=None, description="Local Banking77 folder (train.csv, test.csv).")
+    data_dir: Path | None = Field(
+        default=None,
+        description="Data folder replayed and trained on (docs/own-tickets.md); None: Banking77 from the hub.",
+    )
     hub_dataset: str = Field(default="PolyAI/banking77", description="Hub dataset tried when no local folder is set.")
     models_dir: Path = Field(default=DEFAULT_MODELS_DIR, description="Checkpoint root; the demo trains into it.")
     results_dir: Path = Field(

@@ -1,4 +1,4 @@
-"""Where replayed tickets come from: a Banking77 split or a Ticket JSONL file, each with its ground truth."""
+"""Where replayed tickets come from: a data folder's split or a Ticket JSONL file, each with its ground truth."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.errors import UserError
-from schemas.enums import Category, Priority
+from schemas.enums import Priority
 from schemas.messages import Ticket
 from schemas.taxonomy import Taxonomy, load_taxonomy
 
@@ -23,7 +23,7 @@ class Truth:
     """The labels a ticket should get; carried in its metadata so the collector can score the worker."""
 
     intent: str
-    category: Category
+    category: str
     priority: Priority
 
     @classmethod
@@ -58,7 +58,7 @@ def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
             raise SourceError(f"{path}:{line_no}: not a valid Ticket ({str(exc).splitlines()[0]})") from exc
         intent = ticket.metadata.get("intent")
         if intent is not None and intent not in taxonomy.intents:
-            raise SourceError(f"{path}:{line_no}: metadata.intent {intent!r} is not a Banking77 intent")
+            raise SourceError(f"{path}:{line_no}: metadata.intent {intent!r} is not a label of the taxonomy")
         fields = ticket.model_dump(mode="json", exclude={"ticket_id", "text"}, exclude_none=True)
         records.append(SourceRecord(ticket.text, Truth.of(intent, taxonomy), fields))
     if not records:
@@ -67,14 +67,16 @@ def _from_jsonl(path: Path, taxonomy: Taxonomy) -> list[SourceRecord]:
 
 
 def load_source(source: str, data_dir: Path | None, hub_dataset: str = "PolyAI/banking77") -> list[SourceRecord]:
-    """The records of ``source``: ``train`` or ``test`` (a Banking77 split from ``data_dir``, else the hub) or the
-    path of a Ticket JSONL file; a ``UserError`` names the source tried and how to fix it."""
-    taxonomy = load_taxonomy()
-    if source not in ("train", "test"):
-        return _from_jsonl(Path(source), taxonomy)
-    from trainer.data import load_banking77
+    """The records of ``source``: ``train`` or ``test`` (a split of the data folder ``data_dir``, else Banking77
+    from the hub) or the path of a Ticket JSONL file (its truth checked against ``data_dir``'s taxonomy, else the
+    default one); a ``UserError`` names the source tried and how to fix it."""
+    from trainer.data import load_data
 
-    data = load_banking77(data_dir, hub_dataset, taxonomy)
+    if source not in ("train", "test"):
+        taxonomy = load_data(data_dir, hub_dataset).taxonomy if data_dir else load_taxonomy()
+        return _from_jsonl(Path(source), taxonomy)
+    data = load_data(data_dir, hub_dataset)
+    taxonomy = data.taxonomy
     split = data.train if source == "train" else data.test
     pairs = zip(split.texts, split.intents, strict=True)
     return [SourceRecord(text, Truth.of(intent, taxonomy), {}) for text, intent in pairs]

@@ -20,7 +20,7 @@ from inference.errors import UserError
 from loadtest.broker import free_port
 from loadtest.processes import ChildProcess
 
-__all__ = ["RunningWorker", "WorkerNotReady", "running_worker", "wait_ready"]
+__all__ = ["RunningWorker", "WorkerNotReady", "running_feedback", "running_worker", "wait_ready"]
 
 
 class WorkerNotReady(UserError):
@@ -50,6 +50,35 @@ def running_worker(settings: Mapping[str, Any], log_path: Path) -> Iterator[Runn
         yield RunningWorker(child, f"http://127.0.0.1:{port}/metrics", wait_ready(child, port))
     finally:
         child.stop()
+
+
+@contextmanager
+def running_feedback(settings: Mapping[str, Any], log_path: Path) -> Iterator[str]:
+    """``python -m feedback`` with ``settings`` (nested FeedbackSettings fields), once its /metrics answers; the
+    metrics URL. Stopped with its process group on the way out."""
+    port = free_port()
+    own = {"feedback": {"web_host": "127.0.0.1", "web_port": port, "state_dir": str(log_path.with_suffix(".state"))}}
+    merged = {**settings, "feedback": {**own["feedback"], **settings.get("feedback", {})}}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **flatten_env(merged)}
+    child = ChildProcess("feedback", [sys.executable, "-m", "feedback"], env, log_path).start()
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(url):
+            if not child.running or time.monotonic() > deadline:
+                raise WorkerNotReady(f"feedback process not serving {url}:\n{child.tail(20)}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        child.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def _health(url: str) -> tuple[int, dict[str, Any]]:

@@ -1,6 +1,6 @@
-"""Message contract and intent taxonomy shared by the trainer, the worker and the load tools."""
+"""Message contract and label taxonomy shared by the trainer, the worker and the load tools."""
 
-from schemas.enums import Category, ErrorCode, Priority
+from schemas.enums import ErrorCode, Priority
 from schemas.messages import (
     Confidence,
     DeadLetter,
@@ -12,11 +12,10 @@ from schemas.messages import (
     normalise_text,
     text_hash,
 )
-from schemas.taxonomy import IntentRule, Taxonomy, load_taxonomy
+from schemas.taxonomy import IntentRule, Taxonomy, TaxonomyError, load_taxonomy
 from schemas.validation import TicketRejected, decode_ticket
 
 __all__ = [
-    "Category",
     "Confidence",
     "DeadLetter",
     "EnrichedTicket",
@@ -26,6 +25,7 @@ __all__ = [
     "IntentScore",
     "Priority",
     "Taxonomy",
+    "TaxonomyError",
     "Ticket",
     "TicketRejected",
     "Triage",

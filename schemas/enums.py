@@ -1,24 +1,10 @@
-"""The closed label sets every topic speaks."""
+"""The closed label sets every topic speaks; categories are data (``schemas.taxonomy``), not listed here."""
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
-__all__ = ["Category", "Priority", "ErrorCode"]
-
-
-class Category(StrEnum):
-    BILLING = "Billing"
-    ACCOUNT_LOGIN = "Account/Login"
-    TECHNICAL = "Technical"
-    ORDER_DELIVERY = "Order/Delivery"
-    GENERAL_INQUIRY = "General Inquiry"
-
-    @property
-    def slug(self) -> str:
-        """Topic-safe name, e.g. ``account-login`` for ``Account/Login``."""
-        return re.sub(r"[^a-z0-9]+", "-", self.value.lower()).strip("-")
+__all__ = ["Priority", "ErrorCode"]
 
 
 class Priority(StrEnum):

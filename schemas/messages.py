@@ -8,10 +8,10 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.enums import Category, ErrorCode, Priority
+from schemas.enums import ErrorCode, Priority
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -98,9 +98,13 @@ class Confidence(BaseModel):
 
 
 class Triage(BaseModel):
-    """What the classifier adds to a ticket."""
+    """What the classifier adds to a ticket.
 
-    category: Category
+    ``category`` is one of the serving checkpoint's categories (its ``taxonomy.csv``); validated against them
+    when the categories are passed as context: ``Triage.model_validate(data, context={"categories": ...})``.
+    """
+
+    category: Annotated[str, Field(min_length=1, description="One of the serving checkpoint's categories.")]
     priority: Priority
     intent: str
     confidence: Confidence
@@ -108,12 +112,12 @@ class Triage(BaseModel):
     needs_review: bool
     out_of_scope: bool = Field(
         default=False,
-        description="The text is unlike any banking ticket the model was trained on (greeting, spam, another "
-        "domain): category General Inquiry, sent to review, paged only on strong High evidence.",
+        description="The text is unlike any ticket the model was trained on (greeting, spam, another domain): "
+        "the taxonomy's out-of-scope category, sent to review, paged only on strong High evidence.",
     )
     scope_score: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None,
-        description="How typical the text is of in-scope banking tickets, 0..1, higher is more in scope: the "
+        description="How typical the text is of in-scope tickets, 0..1, higher is more in scope: the "
         "share of in-scope validation tickets that looked at least as unusual. out_of_scope is "
         "scope_score < the checkpoint's scope threshold. None when the checkpoint has no out-of-scope detector.",
     )
@@ -121,6 +125,17 @@ class Triage(BaseModel):
     cached: bool = False
     triaged_at: AwareDatetime = Field(default_factory=_utcnow)
     latency_ms: Annotated[float, Field(ge=0.0)] = 0.0
+
+    @field_validator("category")
+    @classmethod
+    def _served_category(cls, value: str, info: ValidationInfo) -> str:
+        categories = (info.context or {}).get("categories")
+        if categories is not None and value not in categories:
+            raise PydanticCustomError(
+                "unknown_category", "category {category!r} is not one of the served taxonomy's {categories}",
+                {"category": value, "categories": ", ".join(categories)},
+            )
+        return value
 
 
 class EnrichedTicket(Ticket):

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from schemas.enums import ErrorCode
 from schemas.messages import ErrorInfo, Ticket
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "MAX_JSON_DEPTH", "TicketRejected", "decode_ticket", "guess_ticket_id"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES", "MAX_JSON_DEPTH", "TicketRejected", "decode_object", "decode_ticket", "guess_ticket_id"
+]
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
@@ -92,15 +94,12 @@ def guess_ticket_id(obj: Any) -> str | None:
     return None
 
 
-def decode_ticket(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Ticket:
-    """Validate one raw message.
+def decode_object(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """Parse one raw message into a JSON object, refusing everything hostile or malformed before any model sees it.
 
     Args:
         raw: The Kafka record value, exactly as received.
         max_bytes: Messages larger than this are rejected before parsing, to protect memory.
-
-    Returns:
-        The validated ticket.
 
     Raises:
         TicketRejected: With the error code and a human-readable reason.
@@ -130,6 +129,19 @@ def decode_ticket(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
             ErrorCode.INVALID_UTF8, "a \\u escape encodes a lone surrogate, which no UTF-8 output can carry",
             ticket_id=guess_ticket_id(obj),
         )
+    return obj
+
+
+def decode_ticket(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Ticket:
+    """Validate one raw message (``decode_object``, then the ``Ticket`` model).
+
+    Returns:
+        The validated ticket.
+
+    Raises:
+        TicketRejected: With the error code and a human-readable reason.
+    """
+    obj = decode_object(raw, max_bytes)
     try:
         return Ticket.model_validate(obj)
     except ValidationError as exc:

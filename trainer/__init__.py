@@ -1,1 +1,1 @@
-"""Fine-tunes the intent model on Banking77 and writes versioned checkpoints."""
+"""Fine-tunes the model on a data folder (Banking77 by default) and writes versioned checkpoints."""

@@ -20,11 +20,10 @@ def _settings() -> Any:
 
 
 def _load_data(data: Path | None) -> Any:
-    from schemas.taxonomy import load_taxonomy
-    from trainer.data import load_banking77
+    from trainer.data import load_data
 
     settings = _settings()
-    return load_banking77(data or settings.data_dir, settings.hub_dataset, load_taxonomy())
+    return load_data(data or settings.data_dir, settings.hub_dataset)
 
 
 def _print_summary(title: str, metrics: dict[str, Any]) -> None:
@@ -50,10 +49,10 @@ def _print_scope(report: dict[str, Any]) -> None:
     test = report["banking77_test"]
     method = report.get("method", "mahalanobis")
     table = Table(title=(
-        f"Out of scope ({method}) — Banking77 test: {100 * test['flagged']:.2f}% flagged, High recall "
+        f"Out of scope ({method}) — test split: {100 * test['flagged']:.2f}% flagged, High recall "
         f"{100 * test['high_recall']:.2f}% with the rule on"
     ))
-    for column in ("set (vs Banking77 test)", "n", "flagged", "paged", "AUROC", "FPR@95%TPR", "best detector"):
+    for column in ("set (vs the test split)", "n", "flagged", "paged", "AUROC", "FPR@95%TPR", "best detector"):
         table.add_column(column, justify="right")
     rows = [(name, s) for name, s in report["sets"].items()] + [("held-out intents", report["held_out_intents"])]
     for name, s in rows:
@@ -68,7 +67,7 @@ def _print_scope(report: dict[str, Any]) -> None:
     hurried = report.get("banking77_test_hurried")
     if hurried:
         table.caption = (
-            f"Banking77 test typed in a hurry (in scope): intent accuracy {100 * hurried['intent_accuracy']:.2f}%, "
+            f"Test split typed in a hurry (in scope): intent accuracy {100 * hurried['intent_accuracy']:.2f}%, "
             f"{100 * hurried['flagged']:.2f}% flagged, High recall {100 * hurried['high_recall']:.2f}% with the rule on"
         )
     Console(stderr=True).print(table)
@@ -77,7 +76,8 @@ def _print_scope(report: dict[str, Any]) -> None:
 @click.command("train")
 @click.option("--preset", type=click.Choice(["tiny", "quick", "full"]), default="quick", show_default=True,
               help="tiny: smoke tests (~1-2 min); quick: demo model (≤ 4 min on 2 cores); full: best model.")
-@click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
+@click.option("--data", type=_PATH, default=None,
+              help="Data folder (train.csv, taxonomy.csv, ...: docs/own-tickets.md) [env TRIAGE_DATA_DIR].")
 @click.option("--base-model", default=None, help="Hub id or local HF folder [default: packaged all-MiniLM-L6-v2].")
 @click.option("--epochs", type=float, default=None, help="Passes over the training split [preset].")
 @click.option("--batch-size", type=int, default=None, help="Examples per step [preset].")
@@ -92,7 +92,7 @@ def _print_scope(report: dict[str, Any]) -> None:
 @click.option("--high-recall-target", type=float, default=None,
               help="High-priority recall on validation that the High threshold keeps [0.98].")
 @click.option("--outlier-weight", type=float, default=None,
-              help="Weight of outlier exposure on off-topic corpus text; 0 trains on Banking77 alone [0.5].")
+              help="Weight of outlier exposure on off-topic corpus text; 0 trains on the tickets alone [0.5].")
 @click.option("--typo-share", type=float, default=None,
               help="Share of training texts added again with keyboard slips; 0 adds none [preset].")
 @click.option("--scope-flag-budget", type=float, default=None,
@@ -101,25 +101,43 @@ def _print_scope(report: dict[str, Any]) -> None:
               help="Share of generated off-topic texts that may still page [0.01].")
 @click.option("--weights-from", type=_PATH, default=None,
               help="Skip fine-tuning: re-tune thresholds and detector on this checkpoint's weights (same options).")
-def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, **overrides: Any) -> None:
-    """Fine-tune the intent model on Banking77 and publish models/finetuned/<version> (+ latest)."""
+@click.option("--feedback", type=_PATH, default=None,
+              help="Feedback folder (`triage feedback snapshot`): its train part joins the base data's train; its "
+              "held-out part is left for `triage promote`.")
+@click.option("--feedback-weight", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Times each feedback example is repeated in train (they are few next to the base data).")
+@click.option("--from-latest", is_flag=True,
+              help="Start from the current checkpoint's weights (<output>/latest) instead of the base model.")
+@click.option("--publish/--no-publish", default=True, show_default=True,
+              help="Point <output>/latest at the new checkpoint; --no-publish leaves that to `triage promote`.")
+def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Path | None, feedback: Path | None,
+              feedback_weight: int, from_latest: bool, publish: bool, **overrides: Any) -> None:
+    """Fine-tune the model on a data folder (default Banking77) and publish models/finetuned/<version> (+ latest)."""
     import json
 
+    from inference.checkpoint import resolve_checkpoint
     from trainer.config import TrainArgs
     from trainer.train import run_training
 
     settings = _settings()
+    output = output or settings.models_dir
+    if from_latest:
+        base_model = str(resolve_checkpoint(output / "latest"))
+    if feedback is not None:
+        from trainer.feedback import merged_folder
+
+        data = merged_folder(_load_data(data), feedback, feedback_weight, feedback / "merged")
     given = {key: value for key, value in {**overrides, "base_model": base_model}.items() if value is not None}
     args = TrainArgs.model_validate({
         "preset": preset,
         "data_dir": data or settings.data_dir,
         "hub_dataset": settings.hub_dataset,
-        "output": output or settings.models_dir,
+        "output": output,
         "results_dir": settings.results_dir,
         "ood_dir": settings.ood_dir,
         **given,
     })
-    folder = run_training(args)
+    folder = run_training(args, link_latest=publish)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
     _print_summary(f"{manifest['version']} ({preset}, {manifest['train_seconds']:.0f} s training)", metrics)
@@ -128,13 +146,14 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
 
 @click.command("evaluate")
 @click.option("--model", type=_PATH, default=None, help="Checkpoint folder [models/finetuned/latest].")
-@click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
+@click.option("--data", type=_PATH, default=None,
+              help="Data folder (train.csv, taxonomy.csv, ...: docs/own-tickets.md) [env TRIAGE_DATA_DIR].")
 @click.option("--results", type=_PATH, default=None, help="Where metrics/ and plots/ go [results].")
 @click.option("--ood", "ood_files", type=click.Path(path_type=Path, exists=True, dir_okay=False), multiple=True,
               help="JSONL file of out-of-scope texts ({\"text\": ...} per line) to score; repeatable "
                    "[also every *.jsonl in TRIAGE_OOD_DIR].")
 def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None, ood_files: tuple[Path, ...]) -> None:
-    """Score a checkpoint on the Banking77 test split beside a TF-IDF + LinearSVC baseline, and its
+    """Score a checkpoint on its data's test split beside a TF-IDF + LinearSVC baseline, and its
     out-of-scope detector on generated off-topic texts and any out-of-scope files given."""
     from trainer.evaluate import evaluate_checkpoint
     from trainer.scope import ood_sets, read_ood_file
@@ -162,18 +181,22 @@ def evaluate_cmd(model: Path | None, data: Path | None, results: Path | None, oo
               show_default=True, help="Inference engine; auto: torch bf16/fp16 on CUDA, else the int8 export when "
               "judged fit, else fp32 ONNX when fit, else torch (says which on stderr).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Tickets per forward pass.")
+@click.option("--data", type=_PATH, default=None,
+              help="Classify this data folder's test split (truth in metadata.label) instead of TEXT or --input.")
 def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | None, output_path: Path | None,
-                 backend: str, batch_size: int) -> None:
-    """Classify TEXT arguments or a JSONL file of tickets offline, with the worker's inference code.
+                 backend: str, batch_size: int, data: Path | None) -> None:
+    """Classify TEXT arguments, a JSONL file of tickets or a data folder's test split offline, with the worker's
+    inference code.
 
     Invalid input lines are reported on stderr by line number and reason code (never their text) and
     skipped; the exit status is then 1 after every valid line has been written.
     """
     from inference.classifier import Backend, Classifier
+    from schemas.messages import Ticket
     from trainer.classify import classify_lines, classify_texts
 
-    if bool(texts) == bool(input_path):
-        raise click.UsageError("give either TEXT arguments or --input FILE.jsonl")
+    if sum(map(bool, (texts, input_path, data))) != 1:
+        raise click.UsageError("give one of TEXT arguments, --input FILE.jsonl or --data DIR")
     classifier = Classifier.load(model or _settings().models_dir / "latest", batch_size=batch_size,
                                  backend=cast(Backend, backend))
     click.echo(f"backend {classifier.serving.backend} ({classifier.serving.reason})", err=True)
@@ -183,9 +206,15 @@ def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | 
             for enriched in classify_texts(classifier, texts):
                 out.write(enriched.model_dump_json() + "\n")
             return
-        assert input_path is not None
-        with input_path.open(encoding="utf-8", errors="surrogateescape", newline="\n") as lines:
-            stats = classify_lines(classifier, lines, out, batch_size=batch_size)
+        if data is not None:
+            test = _load_data(data).test
+            tickets = (Ticket(ticket_id=f"test-{i}", text=text, metadata={"label": label})
+                       for i, (text, label) in enumerate(zip(test.texts, test.intents, strict=True)))
+            stats = classify_lines(classifier, (t.model_dump_json() for t in tickets), out, batch_size=batch_size)
+        else:
+            assert input_path is not None
+            with input_path.open(encoding="utf-8", errors="surrogateescape", newline="\n") as lines:
+                stats = classify_lines(classifier, lines, out, batch_size=batch_size)
     finally:
         if output_path:
             out.close()
@@ -198,7 +227,7 @@ def classify_cmd(texts: tuple[str, ...], model: Path | None, input_path: Path | 
 
 @click.command("export")
 @click.option("--model", type=_PATH, default=None, help="Checkpoint folder [models/finetuned/latest].")
-@click.option("--data", type=_PATH, default=None, help="Banking77 folder for the accuracy check [TRIAGE_DATA_DIR].")
+@click.option("--data", type=_PATH, default=None, help="Data folder for the accuracy check [TRIAGE_DATA_DIR].")
 @click.option("--bench-texts", type=int, default=300, show_default=True,
               help="Test texts timed one at a time per engine (accuracy always uses the whole test split).")
 @click.option("--threads", type=int, default=None, help="CPU threads for every engine [torch default].")
@@ -223,18 +252,36 @@ def export_cmd(model: Path | None, data: Path | None, bench_texts: int, threads:
 
 @click.group("data")
 def data_group() -> None:
-    """Look at the Banking77 data set."""
+    """Check and look at a data folder (default Banking77)."""
+
+
+@data_group.command("check")
+@click.argument("folder", type=_PATH)
+@click.option("--show-warnings", type=int, default=50, show_default=True, help="Most warnings listed.")
+def data_check_cmd(folder: Path, show_warnings: int) -> None:
+    """Validate FOLDER against the data contract: every problem by file and line, with its fix.
+
+    Exits 1 when training would refuse the folder (errors); warnings are reported only.
+    """
+    from trainer.checkreport import print_check
+    from trainer.datacheck import read_folder
+
+    contents = read_folder(folder)
+    print_check(contents, show_warnings)
+    if contents.errors:
+        raise SystemExit(1)
 
 
 @data_group.command("report")
-@click.option("--data", type=_PATH, default=None, help="Folder with train.csv/test.csv [env TRIAGE_DATA_DIR].")
+@click.option("--data", type=_PATH, default=None,
+              help="Data folder (train.csv, taxonomy.csv, ...: docs/own-tickets.md) [env TRIAGE_DATA_DIR].")
 @click.option("--results", type=_PATH, default=None, help="Output root [results].")
 def data_report_cmd(data: Path | None, results: Path | None) -> None:
     """Class balance, text lengths and category/priority mix as PNGs plus results/data_report.md."""
-    from schemas.taxonomy import load_taxonomy
     from trainer.report import data_report
 
-    path = data_report(_load_data(data), load_taxonomy(), results or _settings().results_dir)
+    loaded = _load_data(data)
+    path = data_report(loaded, loaded.taxonomy, results or _settings().results_dir)
     click.echo(str(path))
 
 

@@ -54,7 +54,9 @@ class TrainArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     preset: Preset = Field(default="quick", description="tiny: smoke tests; quick: demo in ≤ 4 min; full: best model.")
-    data_dir: Path | None = Field(default=None, description="Folder with train.csv/test.csv; None loads the hub.")
+    data_dir: Path | None = Field(
+        default=None, description="Data folder (train.csv, taxonomy.csv, ...); None loads Banking77 from the hub."
+    )
     hub_dataset: str = Field(default=HUB_DATASET, description="Dataset id tried when no local folder is given.")
     base_model: str = Field(default_factory=default_base_model, description="Hub id or local HF folder.")
     epochs: float = Field(default=PRESETS["quick"]["epochs"], gt=0, description="Passes over the training split.")
@@ -69,8 +71,8 @@ class TrainArgs(BaseModel):
     )
     outlier_weight: float = Field(
         default=PRESETS["quick"]["outlier_weight"], ge=0,
-        description="Weight of outlier exposure (trainer.exposure): off-topic corpus text trained towards the intents "
-        "that do not page; 0 trains on Banking77 alone.",
+        description="Weight of outlier exposure (trainer.exposure): off-topic corpus text trained towards the labels "
+        "that do not page; 0 trains on the tickets alone.",
     )
     typo_share: float = Field(
         default=PRESETS["quick"]["typo_share"], ge=0, le=1,
@@ -139,7 +141,9 @@ class TrainerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_nested_delimiter="__", extra="ignore")
 
-    data_dir: Path | None = Field(default=None, description="Local Banking77 folder used when --data is not given.")
+    data_dir: Path | None = Field(
+        default=None, description="Data folder (docs/own-tickets.md; e.g. Banking77's) used when --data is not given."
+    )
     hub_dataset: str = Field(default=HUB_DATASET, description="Hub dataset id tried when no local folder is set.")
     models_dir: Path = Field(default=DEFAULT_MODELS_DIR, description="Default checkpoint root for train/evaluate.")
     results_dir: Path = Field(default=Path("results"), description="Where metrics, plots and reports are written.")

@@ -1,28 +1,46 @@
-"""Banking77 loading (local csv folder first, the hub second) and the stratified train/validation split."""
+"""Ticket data (a team's folder under the contract of ``trainer.datacheck``, else Banking77 from the hub) and
+the stratified splits every command shares."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from inference.errors import UserError
-from schemas.taxonomy import Taxonomy
+from schemas.taxonomy import Taxonomy, load_taxonomy
+from trainer.datacheck import Row, read_folder
 
-__all__ = ["Banking77", "DataNotFoundError", "Split", "load_banking77", "stratified_split", "subsample"]
+__all__ = [
+    "CARVED_TEST_FRACTION",
+    "DataError",
+    "DataNotFoundError",
+    "Split",
+    "TicketData",
+    "load_data",
+    "stratified_split",
+    "subsample",
+    "training_splits",
+]
 
 log = structlog.get_logger(__name__)
 
+CARVED_TEST_FRACTION = 0.1
+"""Share of train held out as the test split (stratified, seed 0) when a folder has no test file."""
+
 
 class DataNotFoundError(UserError):
-    """Banking77 could not be read from any source; the message lists what was tried and how to fix it."""
+    """No data could be read from any source; the message lists what was tried and how to fix it."""
+
+
+class DataError(UserError):
+    """A data folder breaks the contract; the message lists every problem by file and line with its fix."""
 
 
 @dataclass(frozen=True)
 class Split:
-    """Texts and their intent names, in the same order."""
+    """Texts and their labels (intents), in the same order."""
 
     texts: list[str]
     intents: list[str]
@@ -32,83 +50,77 @@ class Split:
 
 
 @dataclass(frozen=True)
-class Banking77:
-    """The train and test splits plus where they came from (recorded in the manifest)."""
+class TicketData:
+    """The splits, the taxonomy they are labelled with, and where they came from (recorded in the manifest).
+
+    ``validation`` is None when the folder has none: training then carves it out of ``train``.
+    """
 
     train: Split
     test: Split
     source: str
+    taxonomy: Taxonomy
+    validation: Split | None = None
 
 
-def load_banking77(
-    data_dir: Path | None, hub_dataset: str, taxonomy: Taxonomy | None = None
-) -> Banking77:
-    """Read Banking77 from ``data_dir`` (train.csv/test.csv with text,category) or else from the hub.
+def load_data(data_dir: Path | None, hub_dataset: str) -> TicketData:
+    """Read a data folder, or Banking77 from the hub when no usable folder is given.
 
     Args:
-        data_dir: Local folder; when given but unusable the hub is still tried and both failures reported.
-        hub_dataset: Hub id for ``datasets.load_dataset`` (``PolyAI/banking77``).
-        taxonomy: When given, every intent in the data must have a taxonomy rule.
+        data_dir: A folder under the data contract (``triage data check DIR`` reports on it). A folder with
+            problems is refused with all of them; the hub is tried only when it is missing or has no train file.
+        hub_dataset: Hub id for ``datasets.load_dataset`` (``PolyAI/banking77``), labelled by the default taxonomy.
 
     Raises:
+        DataError: The folder breaks the contract (every problem, by file and line).
         DataNotFoundError: Naming every source tried, why it failed, and how to fix it.
     """
     tried: list[str] = []
-    data: Banking77 | None = None
     if data_dir is None:
         tried.append("local folder: none given (--data DIR or TRIAGE_DATA_DIR)")
     else:
-        try:
-            data = _from_csv_dir(data_dir)
-        except (OSError, ValueError) as exc:
-            tried.append(f"local folder {data_dir}: {exc}")
-    if data is None:
-        try:
-            data = _from_hub(hub_dataset)
-        except Exception as exc:  # noqa: BLE001 - the hub fails in many ways (offline, auth, renamed)
-            tried.append(f"hub dataset {hub_dataset!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-    if data is None:
+        contents = read_folder(data_dir)
+        if "train" in contents.splits:
+            if contents.errors:
+                raise DataError(
+                    f"{data_dir} breaks the data contract ({len(contents.errors)} problems; `triage data check "
+                    f"{data_dir}` lists the warnings too):\n  - " + "\n  - ".join(map(str, contents.errors[:30]))
+                    + ("\n  - ..." if len(contents.errors) > 30 else "")
+                )
+            assert contents.taxonomy is not None, "a folder without errors has a taxonomy"
+            data = _from_contents(contents.splits, contents.taxonomy, str(data_dir))
+            log.info("data_loaded", source=data.source, train=len(data.train), test=len(data.test),
+                     labels=len(data.taxonomy.rules), categories=len(data.taxonomy.categories))
+            return data
+        tried.append(f"local folder {data_dir}: {contents.errors[0]}")
+    try:
+        data = _from_hub(hub_dataset)
+    except Exception as exc:  # noqa: BLE001 - the hub fails in many ways (offline, auth, renamed)
+        tried.append(f"hub dataset {hub_dataset!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         raise DataNotFoundError(
             "Banking77 not found. Tried:\n  - " + "\n  - ".join(tried) + "\nFix: pass --data DIR (or set "
-            "TRIAGE_DATA_DIR) to a folder holding train.csv and test.csv with columns text,category, "
-            "e.g. ../shared/data/banking77, or allow hub access for PolyAI/banking77."
-        )
-    if taxonomy is not None:
-        unknown = sorted(set(data.train.intents + data.test.intents) - set(taxonomy.intents))
-        if unknown:
-            raise DataNotFoundError(
-                f"{data.source} has intents without a taxonomy rule: {unknown[:10]} — "
-                "add them to schemas/taxonomy.csv or fix the data"
-            )
+            "TRIAGE_DATA_DIR) to a folder holding train.csv (see docs/own-tickets.md), e.g. "
+            "../shared/data/banking77, or allow hub access for PolyAI/banking77."
+        ) from exc
     log.info("data_loaded", source=data.source, train=len(data.train), test=len(data.test))
     return data
 
 
-def _read_csv(path: Path) -> Split:
-    if not path.is_file():
-        raise FileNotFoundError(f"no {path.name} in {path.parent}")
-    texts, intents = [], []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"text", "category"} <= set(reader.fieldnames):
-            raise ValueError(f"{path} needs columns text,category (found {reader.fieldnames})")
-        for line, row in enumerate(reader, start=2):
-            if not row["text"] or not row["category"]:
-                raise ValueError(f"{path}:{line}: empty text or category")
-            texts.append(row["text"])
-            intents.append(row["category"])
-    if not texts:
-        raise ValueError(f"{path} has no rows")
-    return Split(texts, intents)
+def _from_contents(splits: dict[str, list[Row]], taxonomy: Taxonomy, source: str) -> TicketData:
+    def split(name: str) -> Split:
+        rows = splits[name]
+        return Split([r.text for r in rows], [r.label for r in rows])
+
+    train = split("train")
+    if "test" in splits:
+        test = split("test")
+    else:
+        train, test = stratified_split(train, CARVED_TEST_FRACTION, seed=0)
+    validation = split("validation") if "validation" in splits else None
+    return TicketData(train, test, source, taxonomy, validation)
 
 
-def _from_csv_dir(folder: Path) -> Banking77:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a directory")
-    return Banking77(_read_csv(folder / "train.csv"), _read_csv(folder / "test.csv"), source=str(folder))
-
-
-def _from_hub(hub_dataset: str) -> Banking77:
+def _from_hub(hub_dataset: str) -> TicketData:
     from datasets import load_dataset
 
     ds = load_dataset(hub_dataset)
@@ -117,15 +129,27 @@ def _from_hub(hub_dataset: str) -> Banking77:
     def split(name: str) -> Split:
         return Split(list(ds[name]["text"]), [names[i] for i in ds[name]["label"]])
 
-    return Banking77(split("train"), split("test"), source=f"hub:{hub_dataset}")
+    return TicketData(split("train"), split("test"), f"hub:{hub_dataset}", load_taxonomy())
+
+
+def training_splits(data: TicketData, fraction: float, seed: int) -> tuple[Split, Split]:
+    """(train, validation): the folder's validation file when it has one, else a stratified share of train."""
+    if data.validation is not None:
+        return data.train, data.validation
+    return stratified_split(data.train, fraction, seed)
 
 
 def stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Carve a class-stratified validation split out of ``data``; returns (train, validation)."""
+    """Carve a class-stratified share out of ``data``; returns (rest, share).
+
+    The share holds at least one example per class even when ``fraction`` of a small folder would not.
+    """
     from sklearn.model_selection import train_test_split
 
+    classes = len(set(data.intents))
+    size: float | int = fraction if fraction * len(data) >= classes else classes
     tr_x, va_x, tr_y, va_y = train_test_split(
-        data.texts, data.intents, test_size=fraction, random_state=seed, stratify=data.intents
+        data.texts, data.intents, test_size=size, random_state=seed, stratify=data.intents
     )
     return Split(list(tr_x), list(tr_y)), Split(list(va_x), list(va_y))
 
@@ -137,6 +161,7 @@ def subsample(data: Split, limit: int | None, seed: int) -> Split:
     from sklearn.model_selection import train_test_split
 
     kept_x, _, kept_y, _ = train_test_split(
-        data.texts, data.intents, train_size=limit, random_state=seed, stratify=data.intents
+        data.texts, data.intents, train_size=max(limit, len(set(data.intents))), random_state=seed,
+        stratify=data.intents
     )
     return Split(list(kept_x), list(kept_y))

@@ -13,10 +13,9 @@ import structlog
 
 from inference.checkpoint import read_manifest, resolve_checkpoint
 from inference.classifier import Classifier
-from schemas.taxonomy import CATEGORIES
 from trainer import metrics as m
 from trainer.baseline import tfidf_svm_probs
-from trainer.data import Banking77, Split, stratified_split, subsample
+from trainer.data import Split, TicketData, subsample, training_splits
 from trainer.modelcard import write_model_card
 from trainer.plots import confusion_matrix_png, reliability_diagram
 from trainer.scope import OffTopicSet, ood_report
@@ -29,15 +28,15 @@ METRICS_FILE = "metrics.json"
 PLOTS = ("confusion_intent.png", "confusion_category.png", "reliability.png")
 
 
-def seen_splits(data: Banking77, hyperparameters: dict[str, Any]) -> tuple[Split, Split]:
+def seen_splits(data: TicketData, hyperparameters: dict[str, Any]) -> tuple[Split, Split]:
     """Rebuild the exact training and validation examples a checkpoint saw (same seed, validation share, cap)."""
-    train, val = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
+    train, val = training_splits(data, hyperparameters["val_fraction"], hyperparameters["seed"])
     return subsample(train, hyperparameters.get("max_train_examples"), hyperparameters["seed"]), val
 
 
 def evaluate_classifier(
     classifier: Classifier,
-    data: Banking77,
+    data: TicketData,
     seen: tuple[Split, Split],
     plots_dirs: list[Path],
     ood: list[OffTopicSet],
@@ -64,7 +63,7 @@ def evaluate_classifier(
     for folder in plots_dirs:
         confusion_matrix_png(pred.intent.true, pred.intent.pred, taxonomy.intents,
                              folder / PLOTS[0], f"Intent confusion (test, {classifier.version})")
-        confusion_matrix_png(pred.category.true, pred.category.pred, [c.value for c in CATEGORIES],
+        confusion_matrix_png(pred.category.true, pred.category.pred, list(taxonomy.categories),
                              folder / PLOTS[1], f"Category confusion (test, {classifier.version})")
         reliability_diagram(pred.intent_confidence, pred.intent.true == pred.intent.pred,
                             folder / PLOTS[2], f"Intent reliability (test, ECE {test['intent_ece']:.3f})")
@@ -84,7 +83,7 @@ def evaluate_classifier(
 
 
 def evaluate_checkpoint(
-    model: Path, data: Banking77, results_dir: Path, ood: list[OffTopicSet]
+    model: Path, data: TicketData, results_dir: Path, ood: list[OffTopicSet]
 ) -> tuple[Path, dict[str, Any]]:
     """``triage evaluate``: write the report to ``results_dir`` and into the checkpoint's metrics.json.
 

@@ -26,7 +26,7 @@ from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier, OnnxModel
 from inference.scope import ScopeDetector
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES
-from trainer.data import Banking77, Split, stratified_split
+from trainer.data import Split, TicketData, training_splits
 from trainer.evaluate import update_metrics
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
@@ -213,7 +213,7 @@ def serving_verdict(row: dict[str, Any], torch_row: dict[str, Any]) -> dict[str,
 
 
 def export_checkpoint(
-    model: Path, data: Banking77, bench_texts: int = 300, threads: int | None = None
+    model: Path, data: TicketData, bench_texts: int = 300, threads: int | None = None
 ) -> dict[str, Any]:
     """``triage export`` for a checkpoint trained before exports were part of it (or to redo them).
 
@@ -223,7 +223,7 @@ def export_checkpoint(
 
     Args:
         model: Checkpoint folder or ``latest``.
-        data: Banking77; the whole test split is scored by every engine.
+        data: TicketData; the whole test split is scored by every engine.
         bench_texts: Test texts timed one at a time per engine.
         threads: CPU threads for every engine alike (torch and ONNX Runtime); default: torch's setting.
     """
@@ -234,7 +234,7 @@ def export_checkpoint(
     folder = resolve_checkpoint(model)
     manifest = read_manifest(folder)
     hyperparameters = manifest["hyperparameters"]
-    _, validation = stratified_split(data.train, hyperparameters["val_fraction"], hyperparameters["seed"])
+    _, validation = training_splits(data, hyperparameters["val_fraction"], hyperparameters["seed"])
     reference = Classifier.load(folder, backend="torch", batch_size=64)
     serving = export_for_serving(folder, reference, validation, reference.predict_scored(validation.texts))
     threads = torch.get_num_threads()
@@ -254,7 +254,7 @@ def export_checkpoint(
     return report
 
 
-def _measure(engines: dict[str, Classifier], data: Banking77, bench_texts: int) -> dict[str, dict[str, float]]:
+def _measure(engines: dict[str, Classifier], data: TicketData, bench_texts: int) -> dict[str, dict[str, float]]:
     index = {name: i for i, name in enumerate(engines["torch"].taxonomy.intents)}
     truth = np.array([index[i] for i in data.test.intents])
     rows: dict[str, dict[str, float]] = {}

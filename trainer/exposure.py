@@ -10,9 +10,12 @@ also moves off-topic features towards the intents' centre, where the Mahalanobis
 training (``trainer.scope``).
 
 The outliers come from ChatterBot's dialog corpus (``chatterbot-corpus`` on PyPI, BSD licence): trivia,
-small talk, coding, science, films and more, in many languages. Its money, tech-support and computers
-topics are left out: they sit next to real banking and app tickets. None of these texts is in any set that
-tunes or reports the out-of-scope rule (the generator in ``trainer.offtopic``, CLINC150).
+small talk, money, tech support, science, films and more, in many languages. Some of its lines are the
+team's own kind of text (its money lines next to banking tickets, its tech-support lines next to an IT
+desk's), and training them as outliers would teach that real tickets are off-topic. So no topic list is
+kept by hand: ``far_from_labels`` leaves out every line that the base model places as close to one of the
+team's labels as the in-scope training tickets sit to their own (``CLOSE_QUANTILE``). None of these texts
+is in any set that tunes or reports the out-of-scope rule (the generator in ``trainer.offtopic``, CLINC150).
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ import yaml
 
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
+from trainer.data import Split
 
-__all__ = ["EXCLUDED_TOPICS", "OUTLIER_LABEL", "exposure_loss", "outlier_target", "outlier_texts"]
+__all__ = ["CLOSE_QUANTILE", "OUTLIER_LABEL", "far_from_labels", "exposure_loss", "outlier_target", "outlier_texts"]
 
-EXCLUDED_TOPICS = frozenset({"money", "tech_support", "computers"})
-"""ChatterBot topics near banking or app tickets: trained as outliers, they would teach that real tickets are too."""
+CLOSE_QUANTILE = 0.05
+"""A line is too close to a label when its cosine to the label's centroid reaches that of the 5% least typical
+training tickets to their own label's centroid (base-model mean-pooled features)."""
+_CENTROID_EXAMPLES = 40
+"""Training tickets per label that define its centroid and the closeness bar (the first ones in the split)."""
 OUTLIER_LABEL = -1
 """The label of an outlier example in a training batch (intents are 0..76)."""
 _OTHER_LANGUAGES = 400
@@ -40,8 +47,9 @@ _SHORTEST = 3
 """Characters in the shortest line kept: "?" or "k" says nothing about a topic (and the generator has them)."""
 
 
-def outlier_texts(count: int, seed: int) -> list[str]:
-    """Up to ``count`` distinct corpus lines, English first then other languages, reproducible from ``seed``.
+def outlier_texts(count: int | None, seed: int) -> list[str]:
+    """Up to ``count`` (None: all) distinct corpus lines, English first then other languages, reproducible
+    from ``seed``.
 
     Every line of a conversation is used: questions and answers alike are text that is not a ticket.
     """
@@ -53,7 +61,7 @@ def outlier_texts(count: int, seed: int) -> list[str]:
             continue
         lines = english if language.name == "english" else foreign
         for topic in sorted(language.iterdir(), key=lambda p: p.name):
-            if topic.name.endswith(".yml") and topic.name.removesuffix(".yml") not in EXCLUDED_TOPICS:
+            if topic.name.endswith(".yml"):
                 lines.update(_lines(yaml.safe_load(topic.read_text(encoding="utf-8"))))
     rng = random.Random(seed)
     chosen = sorted(english)
@@ -63,9 +71,63 @@ def outlier_texts(count: int, seed: int) -> list[str]:
     return (chosen + others[:_OTHER_LANGUAGES])[:count]
 
 
+def far_from_labels(
+    model: Any, tokenizer: Any, candidates: list[str], train: Split, max_length: int, count: int | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """The first ``count`` (None: all) candidates the model, before fine-tuning, does not place among the team's
+    labels, in order.
+
+    Each label's centroid is the mean of its first ``_CENTROID_EXAMPLES`` training tickets' normalised
+    features; the bar is the ``CLOSE_QUANTILE`` quantile of those tickets' cosine to their own centroid.
+
+    Returns:
+        The kept lines and a report (candidates looked at, kept, the bar) for the log.
+    """
+    by_label: dict[str, list[str]] = {}
+    for text, label in zip(train.texts, train.intents, strict=True):
+        group = by_label.setdefault(label, [])
+        if len(group) < _CENTROID_EXAMPLES:
+            group.append(text)
+    labels = sorted(by_label)
+    tickets = _features(model, tokenizer, [t for name in labels for t in by_label[name]], max_length)
+    owner = np.repeat(np.arange(len(labels)), [len(by_label[name]) for name in labels])
+    centroids = np.stack([tickets[owner == i].mean(axis=0) for i in range(len(labels))])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    bar = float(np.quantile((tickets * centroids[owner]).sum(axis=1), CLOSE_QUANTILE))
+    kept: list[str] = []
+    looked = 0
+    while looked < len(candidates) and (count is None or len(kept) < count):
+        chunk = candidates[looked : looked + 512]
+        closest = (_features(model, tokenizer, chunk, max_length) @ centroids.T).max(axis=1)
+        kept += [text for text, score in zip(chunk, closest, strict=True) if score < bar]
+        looked += len(chunk)
+    kept = kept[:count]
+    return kept, {"candidates": looked, "kept": len(kept), "close_bar": round(bar, 4)}
+
+
+def _features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> np.ndarray:
+    """L2-normalised mean-pooled encoder features (how sentence-transformers embeds with MiniLM)."""
+    import torch
+
+    encoder = model.base_model
+    device = next(encoder.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), 128):
+            batch = tokenizer(texts[start : start + 128], truncation=True, max_length=max_length, padding=True,
+                              return_tensors="pt").to(device)
+            hidden = encoder(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
+
+
 def outlier_target(taxonomy: Taxonomy) -> np.ndarray:
-    """Uniform over the intents that do not page: an off-topic text's doubt must not add up to P(High)."""
+    """Uniform over the labels that do not page: an off-topic text's doubt must not add up to P(High)."""
     quiet = taxonomy.priority_matrix[:, PRIORITIES.index(Priority.HIGH)] == 0
+    if not quiet.any():  # every label pages: nothing to spread onto but all of them
+        quiet = ~quiet
     return (quiet / quiet.sum()).astype(np.float32)
 
 

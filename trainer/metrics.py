@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score, pre
 
 from inference.decision import Thresholds, apply_rules, marginalise
 from schemas.enums import Priority
-from schemas.taxonomy import CATEGORIES, PRIORITIES, Taxonomy
+from schemas.taxonomy import PRIORITIES, Taxonomy
 
 __all__ = ["Labels", "Predictions", "expected_calibration_error", "predictions", "summary", "per_class"]
 
@@ -115,6 +115,6 @@ def per_class(p: Predictions, taxonomy: Taxonomy) -> dict[str, Any]:
 
     return {
         "intent": report(p.intent, taxonomy.intents),
-        "category": report(p.category, [c.value for c in CATEGORIES]),
+        "category": report(p.category, taxonomy.categories),
         "priority": report(p.priority, [x.value for x in PRIORITIES]),
     }

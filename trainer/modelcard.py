@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from schemas.enums import Priority
+from schemas.taxonomy import Taxonomy, load_taxonomy
+
 __all__ = ["METRIC_ROWS", "format_metric", "write_model_card"]
 
 METRIC_ROWS = (
@@ -78,8 +81,8 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
                  f"{100 * hurried['intent_accuracy']:.2f}%, {100 * hurried['flagged']:.2f}% flagged, High recall "
                  f"{100 * hurried['high_recall']:.2f}%." if hurried else "")
         text += (
-            f"\nEvaluation (`triage evaluate`): Banking77 test {100 * test['flagged']:.2f}% flagged, High recall "
-            f"{100 * test['high_recall']:.2f}% with the rule on.{typed} Off-topic sets vs Banking77 test:\n\n"
+            f"\nEvaluation (`triage evaluate`): test split {100 * test['flagged']:.2f}% flagged, High recall "
+            f"{100 * test['high_recall']:.2f}% with the rule on.{typed} Off-topic sets vs the test split:\n\n"
             "| set | n | flagged | paged | AUROC | FPR at 95% TPR |\n|---|---:|---:|---:|---:|---:|\n"
             + "\n".join(rows) + "\n"
         )
@@ -94,9 +97,10 @@ def _compared(fit: dict[str, Any]) -> str:
 def _exposure(hp: dict[str, Any]) -> str:
     weight = hp.get("outlier_weight", 0.0)
     if not weight:
-        return "Trained on Banking77 alone (no outlier exposure)."
+        return "Trained on the training split alone (no outlier exposure)."
     return (f"Trained with outlier exposure (weight {weight:g}): ChatterBot corpus lines (`trainer/exposure.py`), "
-            "none of them in any tuning or reported set, taught towards the intents that do not page.")
+            "none of them in any tuning or reported set nor close to a trained label, taught towards the labels "
+            "that do not page.")
 
 
 def _export_section(metrics: dict[str, Any]) -> str:
@@ -126,24 +130,43 @@ torch in bf16/fp16. Verdicts: `onnx/serving.json`.
 """ + "\n".join(rows) + "\n"
 
 
+_BANKING77 = """Banking77 is © PolyAI, released under Creative Commons Attribution 4.0 International (CC BY 4.0).
+Casanueva, Temčinas, Gerz, Henderson, Vulić: "Efficient Intent Detection with Dual Sentence
+Encoders", NLP4ConvAI workshop at ACL 2020."""
+
+
+def _taxonomy_section(taxonomy: Taxonomy) -> str:
+    """Each category's labels, High ones in bold, and the category out-of-scope tickets take."""
+    rows = []
+    for category in taxonomy.categories:
+        labels = [r for r in taxonomy.rules if r.category == category]
+        names = ", ".join(f"**{r.intent}**" if r.priority is Priority.HIGH else r.intent for r in labels)
+        rows.append(f"| {category} | {len(labels)} | {names or '– (out-of-scope tickets only)'} |")
+    return (f"\n## Taxonomy\n\nCategories and their labels (High in bold); out-of-scope tickets take "
+            f"**{taxonomy.out_of_scope_category}**.\n\n| category | labels | |\n|---|---:|---|\n"
+            + "\n".join(rows) + "\n")
+
+
 def write_model_card(folder: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write ``README.md`` into ``folder`` from its manifest and metrics."""
     hp = manifest["hyperparameters"]
     thresholds = metrics["thresholds"]
     data = manifest["data"]
     evaluated = "test" in metrics
-    text = f"""# Ticket-triage intent model `{manifest["version"]}`
+    taxonomy = load_taxonomy(folder / "taxonomy.csv")
+    banking77 = set(taxonomy.intents) == set(load_taxonomy().intents)
+    text = f"""# Ticket-triage model `{manifest["version"]}`
 
-A transformer sequence classifier over the 77 Banking77 intents. The worker turns its intent
-probabilities into a category (5) and a priority (3) by **summing** intent probabilities over
-`taxonomy.csv` (marginalisation), then applies the two thresholds below.
-
+A transformer sequence classifier over {len(taxonomy.rules)} labels{" (the Banking77 intents)" if banking77 else ""}.
+The worker turns its label probabilities into a category ({len(taxonomy.categories)}) and a priority (3) by
+**summing** label probabilities over `taxonomy.csv` (marginalisation), then applies the thresholds below.
+{_taxonomy_section(taxonomy)}
 ## Base model and training
 
 - Base model: `{manifest["base_model"]}` (all-MiniLM-L6-v2 unless overridden), safetensors only.
-- Data: Banking77 from `{data["source"]}`; {data["train"]} training and {data["validation"]} validation
-  examples (stratified split of the train set, seed {hp["seed"]}); {data["test"]} test examples, used
-  only for evaluation.
+- Data: `{data["source"]}`; {data["train"]} training and {data["validation"]} validation
+  examples (the validation file, or a stratified split of the train set, seed {hp["seed"]}); {data["test"]}
+  test examples, used only for evaluation.
 - Preset `{hp["preset"]}`: {hp["epochs"]:g} epochs, batch size {hp["batch_size"]}, learning rate
   {hp["lr"]:g} (head ×{hp["head_lr_scale"]:g}, linear decay, {hp["warmup_ratio"]:.0%} warm-up), weight
   decay {hp["weight_decay"]:g}, label smoothing {hp.get("label_smoothing", 0.0):g}, max length
@@ -168,25 +191,22 @@ probabilities into a category (5) and a priority (3) by **summing** intent proba
 
 ## Intended use
 
-Routing English-language retail-banking support messages to the right queue and surfacing the
-urgent ones (lost or stolen cards, unrecognised payments, compromised accounts) first. A human stays
-in the loop for tickets flagged `needs_review`.
+Routing support messages like those it was trained on to the right queue and surfacing the urgent
+ones (the High labels above) first. A human stays in the loop for tickets flagged `needs_review`.
 
 ## Limitations
 
-- Trained only on Banking77: short, single-intent, English questions about one neobank's card and
-  transfer products. Long e-mails, several issues in one ticket, other languages or other products
-  fall outside what it has seen; confidence is then not a reliable guide.
-- The category and priority are a fixed mapping of intents (`taxonomy.csv`), not learned separately;
+- Trained only on the data above{": short, single-intent, English questions about one neobank's card and "
+  "transfer products" if banking77 else ""}. Long e-mails, several issues in one ticket, other languages or other
+  products fall outside what it has seen; confidence is then not a reliable guide.
+- The category and priority are a fixed mapping of labels (`taxonomy.csv`), not learned separately;
   a wrong intent in the right family still lands in the right queue, a wrong family does not.
 - Probabilities are those of the fine-tuned model without temperature scaling; see the ECE.
 - Do not use it for decisions about customers (credit, fraud verdicts); it only orders a queue.
 
 ## Licence and attribution
 
-Banking77 is © PolyAI, released under Creative Commons Attribution 4.0 International (CC BY 4.0).
-Casanueva, Temčinas, Gerz, Henderson, Vulić: "Efficient Intent Detection with Dual Sentence
-Encoders", NLP4ConvAI workshop at ACL 2020. The base model all-MiniLM-L6-v2
+{_BANKING77 if banking77 else "The training data's licence is its owner's."} The base model all-MiniLM-L6-v2
 (sentence-transformers) is Apache-2.0. Outlier-exposure lines come from the ChatterBot corpus
 (`chatterbot-corpus` on PyPI, Gunther Cox, BSD licence).
 """

@@ -13,6 +13,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,13 +33,13 @@ from inference.checkpoint import (
 from inference.decision import Thresholds
 from inference.errors import UserError
 from schemas.enums import Priority
-from schemas.taxonomy import PRIORITIES, Taxonomy, load_taxonomy
+from schemas.taxonomy import PRIORITIES, Taxonomy
 from trainer.augment import noisy_copies
 from trainer.config import TrainArgs
-from trainer.data import Banking77, Split, load_banking77, stratified_split, subsample
+from trainer.data import Split, TicketData, load_data, subsample, training_splits
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
 from trainer.export import export_for_serving
-from trainer.exposure import OUTLIER_LABEL, exposure_loss, outlier_target, outlier_texts
+from trainer.exposure import OUTLIER_LABEL, exposure_loss, far_from_labels, outlier_target, outlier_texts
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.scope import fit_scope, ood_sets
@@ -59,11 +60,11 @@ class BaseModelError(UserError):
     """The base model could not be loaded; the message names it and how to point at another."""
 
 
-def run_training(args: TrainArgs) -> Path:
+def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
     """Fine-tune, tune thresholds on validation, evaluate on test and publish a new checkpoint.
 
     Returns:
-        The published version folder; ``<args.output>/latest`` points at it.
+        The published version folder; ``<args.output>/latest`` points at it unless ``link_latest`` is False.
     """
     import transformers
 
@@ -77,9 +78,9 @@ def run_training(args: TrainArgs) -> Path:
     transformers.set_seed(args.seed)
     log.info("training_started", version=version, preset=args.preset, device=device.type)
 
-    taxonomy = load_taxonomy()
-    data = load_banking77(args.data_dir, args.hub_dataset, taxonomy)
-    train_split, val_split = stratified_split(data.train, args.val_fraction, args.seed)
+    data = load_data(args.data_dir, args.hub_dataset)
+    taxonomy = data.taxonomy
+    train_split, val_split = training_splits(data, args.val_fraction, args.seed)
     train_split = subsample(train_split, args.max_train_examples, args.seed)
 
     args.output.mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ def run_training(args: TrainArgs) -> Path:
         write_model_card(staging, manifest, metrics)
         _write_json(staging / MANIFEST, manifest)
         _make_readable(staging)
-        final = publish(staging, args.output, version)
+        final = publish(staging, args.output, version, link=link_latest)
     except BaseException:
         remove_staging(staging)
         raise
@@ -161,7 +162,7 @@ def _set_threads(args: TrainArgs, device_type: str) -> None:
 def _fine_tune(
     args: TrainArgs, taxonomy: Taxonomy, train_split: Split, device: Any, workdir: Path
 ) -> tuple[Any, Any, str, float]:
-    """Train the sequence classifier with HF ``Trainer`` on Banking77 and, unless ``outlier_weight`` is 0, the
+    """Train the sequence classifier with HF ``Trainer`` on the training split and, unless ``outlier_weight`` is 0, the
     exposure outliers (``trainer.exposure``); returns (model, tokenizer, precision, seconds)."""
     import torch
     from transformers import (
@@ -189,13 +190,17 @@ def _fine_tune(
             f"cannot load base model {args.base_model!r} (safetensors weights, no remote code): "
             f"{str(exc).splitlines()[0]} — pass --base-model a local HF folder or a reachable hub id"
         ) from exc
-    outliers = outlier_texts(len(train_split) // 4, args.seed) if args.outlier_weight > 0 else []
+    outliers: list[str] = []
+    if args.outlier_weight > 0:
+        outliers, report = far_from_labels(model, tokenizer, outlier_texts(None, args.seed), train_split,
+                                           args.max_length, count=len(train_split) // 4)
+        log.info("outliers_far_from_labels", **report)
     noisy = noisy_copies(train_split, args.typo_share, args.seed)
     texts = train_split.texts + noisy.texts + outliers
     labels = [label_of[intent] for intent in train_split.intents + noisy.intents] + [OUTLIER_LABEL] * len(outliers)
     encoded = tokenizer(texts, truncation=True, max_length=args.max_length)
     examples = [{**{key: encoded[key][i] for key in encoded}, "labels": label} for i, label in enumerate(labels)]
-    log.info("training_examples", banking77=len(train_split), noisy_copies=len(noisy), outliers=len(outliers))
+    log.info("training_examples", tickets=len(train_split), noisy_copies=len(noisy), outliers=len(outliers))
     cuda = device.type == "cuda"
     bf16 = cuda and torch.cuda.is_bf16_supported()
     precision = "bf16" if bf16 else "fp16" if cuda else "fp32"
@@ -312,7 +317,7 @@ def _tune(args: TrainArgs, classifier: Classifier, val_probs: Any, val_split: Sp
 def _manifest(
     args: TrainArgs,
     version: str,
-    data: Banking77,
+    data: TicketData,
     train_split: Split,
     val_split: Split,
     device: str,
@@ -330,7 +335,10 @@ def _manifest(
         "max_length": args.max_length,
         "hyperparameters": args.hyperparameters(),
         "data": {"source": data.source, "train": len(train_split), "validation": len(val_split),
-                 "test": len(data.test)},
+                 "test": len(data.test), "labels": len(data.taxonomy.rules),
+                 "categories": list(data.taxonomy.categories),
+                 # drift's reference: the live category mix is compared with this (feedback/metrics.py)
+                 "validation_categories": _category_shares(val_split, data.taxonomy)},
         "device": device,
         "precision": precision,
         "train_seconds": round(train_seconds, 1),
@@ -338,6 +346,11 @@ def _manifest(
         "software": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
     }
+
+
+def _category_shares(split: Split, taxonomy: Taxonomy) -> dict[str, float]:
+    counts = Counter(taxonomy.rule(intent).category for intent in split.intents)
+    return {category: round(counts[category] / len(split), 6) for category in taxonomy.categories if counts[category]}
 
 
 def _make_readable(folder: Path) -> None:

@@ -13,6 +13,7 @@ import click
 from inference.errors import UserError
 from loadtest.cli import COMMANDS as LOADTEST_COMMANDS
 from trainer.cli import COMMANDS as TRAINER_COMMANDS
+from triage.feedback_cli import COMMANDS as FEEDBACK_COMMANDS
 from worker.cli import COMMANDS as WORKER_COMMANDS
 
 __all__ = ["main"]
@@ -32,7 +33,7 @@ class _TriageGroup(click.Group):
 @click.option("--log-level", default="INFO", show_default=True, envvar="TRIAGE_LOG_LEVEL", help="Log level.")
 @click.option("--log-json/--log-pretty", default=None, help="Force JSON or pretty logs (default: JSON unless a TTY).")
 def main(log_level: str, log_json: bool | None) -> None:
-    """Triage bank support tickets from Kafka with a fine-tuned transformer."""
+    """Triage support tickets from Kafka with a fine-tuned transformer (Banking77 by default, or your own)."""
     from inference.logging import configure_logging
 
     configure_logging(log_level, json=log_json)
@@ -41,11 +42,16 @@ def main(log_level: str, log_json: bool | None) -> None:
 @main.command("schemas")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("docs/schemas"), show_default=True,
               help="Folder to write <message>.schema.json files into.")
-def schemas_cmd(out_dir: Path) -> None:
-    """Export the JSON Schema of every topic's message."""
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint whose categories Triage.category may take [the default taxonomy's].")
+def schemas_cmd(out_dir: Path, model: Path | None) -> None:
+    """Export the JSON Schema of every topic's message (the category enum is the served checkpoint's)."""
+    from inference.checkpoint import resolve_checkpoint
     from schemas.export import export_json_schemas
+    from schemas.taxonomy import load_taxonomy
 
-    for path in export_json_schemas(out_dir):
+    taxonomy = load_taxonomy(resolve_checkpoint(model) / "taxonomy.csv") if model else load_taxonomy()
+    for path in export_json_schemas(out_dir, taxonomy):
         click.echo(str(path))
 
 
@@ -58,5 +64,5 @@ def settings_cmd() -> None:
         click.echo(f"### {title}\n\n{markdown_table(settings_cls)}\n")
 
 
-for _command in (*TRAINER_COMMANDS, *WORKER_COMMANDS, *LOADTEST_COMMANDS):
+for _command in (*TRAINER_COMMANDS, *WORKER_COMMANDS, *LOADTEST_COMMANDS, *FEEDBACK_COMMANDS):
     main.add_command(_command)

@@ -20,6 +20,7 @@ def markdown_table(settings_cls: type[BaseSettings]) -> str:
 
 def component_settings() -> dict[str, type[BaseSettings]]:
     """The settings class of each component, titled for the docs."""
+    from feedback.settings import FeedbackSettings
     from loadtest.settings import LoadtestSettings
     from trainer.config import TrainerSettings
     from worker.settings import WorkerSettings
@@ -28,4 +29,5 @@ def component_settings() -> dict[str, type[BaseSettings]]:
         "Worker (`triage worker`)": WorkerSettings,
         "Trainer (`triage train`, `evaluate`, `classify`, `export`, `data report`)": TrainerSettings,
         "Load tools (`triage replay`, `demo`, `bench`)": LoadtestSettings,
+        "Feedback process (`triage feedback consume`, `send`, `snapshot`)": FeedbackSettings,
     }

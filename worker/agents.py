@@ -28,6 +28,7 @@ from worker.metrics import WorkerMetrics
 from worker.pipeline import Outcome, TriagePipeline
 from worker.publisher import REFUSED_RECORD, TOO_LARGE, BatchPublisher, Sent, ensure_output_topics
 from worker.records import InRecord, OutRecord
+from worker.routing import served_categories
 from worker.settings import WorkerSettings
 from worker.transport import InflightBytes, TriageApp
 
@@ -90,7 +91,7 @@ class BatchRunner:
     async def run(self, stream: StreamT) -> None:
         """Consume the stream until the agent stops."""
         self._stream = stream
-        await self.publisher.wait_for_topics(self.settings.topics.outputs())
+        await self.publisher.wait_for_topics(self.settings.topics.outputs(()))  # routes: on first use
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._publish_in_order()), loop.create_task(self._ack_in_order())]
         try:
@@ -253,9 +254,10 @@ def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner
 
     @app.agent(incoming, name="triage")
     async def triage(stream: StreamT) -> None:
-        if settings.topics.create:
-            await ensure_output_topics(app, settings.topics)
         await runner.pipeline.model.ready.wait()
+        if settings.topics.create:
+            served = None if settings.model_backend == "noop" else settings.model_dir
+            await ensure_output_topics(app, settings.topics, served_categories(served))
         await runner.run(stream)
 
     cast(TriageApp, app).before_revoke = runner.before_revoke

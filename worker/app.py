@@ -7,6 +7,7 @@ their own app from their own settings without a second, environment-built one ap
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -21,7 +22,9 @@ from worker.health import HealthCheck, register_pages
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
 from worker.pipeline import TriagePipeline
+from worker.publisher import ensure_output_topics
 from worker.reload import ModelReloader
+from worker.routing import served_categories
 from worker.settings import KafkaSecuritySettings, WorkerSettings
 from worker.transport import InflightBytes, TriageApp
 
@@ -89,7 +92,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
     app.monitor = PrometheusMonitor(metrics=metrics.faust)
     cache = TriageCache(settings.redis, metrics)
     model = ModelClient(settings, metrics)
-    reloader = ModelReloader(settings, model, metrics)
+
+    async def create_routes(checkpoint: Path) -> None:
+        """The route topics of a checkpoint's categories exist before it serves (a reload may bring new ones)."""
+        await ensure_output_topics(app, settings.topics, served_categories(checkpoint))
+
+    reloader = ModelReloader(settings, model, metrics, before_swap=create_routes if settings.topics.create else None)
     pipeline = TriagePipeline(settings, cache, model, metrics)
     runner = BatchRunner(app, settings, pipeline, app.inflight, metrics)
     health = HealthCheck(app, model, cache, runner)

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from schemas.enums import Category, Priority
+from schemas.enums import Priority
 from schemas.messages import Confidence, IntentScore, Triage
+from schemas.taxonomy import load_taxonomy
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
 
@@ -80,7 +81,7 @@ class NoopPredictor:
 
     def __init__(self) -> None:
         self._answer = Triage(
-            category=Category.GENERAL_INQUIRY, priority=Priority.LOW, intent=NOOP_VERSION,
+            category=load_taxonomy().out_of_scope_category, priority=Priority.LOW, intent=NOOP_VERSION,
             confidence=Confidence(category=1.0, intent=1.0, priority=1.0),
             top_intents=[IntentScore(intent=NOOP_VERSION, probability=1.0)], needs_review=False,
             model_version=NOOP_VERSION)

@@ -180,7 +180,7 @@ class TriagePipeline:
             return []
         if item.triage_json is None:
             published.setdefault(item.ticket_key, triage_json)
-        self.metrics.tickets_triaged.labels(category=triage.category.value, priority=triage.priority.value).inc()
+        self.metrics.tickets_triaged.labels(category=triage.category, priority=triage.priority.value).inc()
         if triage.out_of_scope:
             self.metrics.out_of_scope.inc()
         return records

@@ -40,13 +40,14 @@ class Sent:
     records: list[OutRecord]
 
 
-async def ensure_output_topics(app: faust.App, topics: TopicSettings) -> None:
-    """Create missing output topics through Faust's producer (so SSL/SASL settings apply); the agent declares
-    the incoming topic ``internal``, so Faust creates it before subscribing."""
+async def ensure_output_topics(app: faust.App, topics: TopicSettings, categories: Iterable[str]) -> None:
+    """Create missing output topics, one route per category of the served checkpoint, through Faust's producer
+    (so SSL/SASL settings apply); the agent declares the incoming topic ``internal``, so Faust creates it."""
     await app.producer.maybe_start()
-    for name in topics.outputs():
+    names = topics.outputs(categories)
+    for name in names:
         await app.producer.create_topic(name, topics.partitions, topics.replication_factor)
-    log.info("topics_ready", topics=topics.outputs(), partitions=topics.partitions)
+    log.info("topics_ready", topics=names, partitions=topics.partitions)
 
 
 class BatchPublisher:

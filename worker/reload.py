@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -34,15 +35,20 @@ def fingerprint(model_dir: Path) -> Fingerprint:
 class ModelReloader:
     """Loads the first model, then polls for a new one; a bad new checkpoint keeps the old one serving.
 
-    Each batch takes the client's engine once, so a swap lands between batches. A refused checkpoint is tried
-    again after ``RETRY_REFUSED_S`` (it may have failed for want of memory), every 5 s while the served model
-    is down (its folder may be gone: ``latest`` is then the way back).
+    Each batch takes the client's engine once, so a swap lands between batches. ``before_swap`` runs on the new
+    checkpoint's folder before it loads (it creates the route topics of its categories); when it raises, the reload
+    fails like a bad checkpoint. A refused checkpoint is tried again after ``RETRY_REFUSED_S`` (it may have failed
+    for want of memory), every 5 s while the served model is down (``latest`` is then the way back).
     """
 
-    def __init__(self, settings: WorkerSettings, client: ModelClient, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self, settings: WorkerSettings, client: ModelClient, metrics: WorkerMetrics,
+        before_swap: Callable[[Path], Awaitable[None]] | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.metrics = metrics
+        self.before_swap = before_swap
         self.fingerprint: Fingerprint | None = None
         self._rejected: Fingerprint | None = None
         self._rejected_at = 0.0
@@ -67,6 +73,8 @@ class ModelReloader:
         old = self.client.version
         log.info("model_reload_started", current=old, path=seen[0])
         try:
+            if self.before_swap is not None:
+                await self.before_swap(Path(seen[0]))
             engine = await self.client.load(Path(seen[0]))
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
             self._rejected, self._rejected_at = seen, time.monotonic()

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from schemas.enums import Priority
 from schemas.messages import DeadLetter, EnrichedTicket, ErrorInfo, Ticket, Triage
+from schemas.taxonomy import load_taxonomy
 from schemas.topics import TopicSettings
 from worker.records import Headers, InRecord, OutRecord
 
-__all__ = ["JSON", "dead_letter_record", "destinations", "enriched_records", "enriched_value", "routing_headers"]
+__all__ = [
+    "JSON", "dead_letter_record", "destinations", "enriched_records", "enriched_value", "routing_headers",
+    "served_categories",
+]
 
 JSON = b"application/json"
+
+
+def served_categories(checkpoint: Path | None) -> tuple[str, ...]:
+    """The categories, so the route topics, of the checkpoint folder (or ``latest`` link) that serves.
+
+    None (the no-op backend, which serves no checkpoint) gives the default taxonomy's.
+
+    Raises:
+        OSError, ValueError: The folder has no readable ``taxonomy.csv``: it cannot serve either.
+    """
+    if checkpoint is None:
+        return load_taxonomy().categories
+    return load_taxonomy(checkpoint.resolve() / "taxonomy.csv").categories
 
 
 def destinations(triage: Triage, topics: TopicSettings) -> list[str]:
@@ -26,7 +45,7 @@ def routing_headers(triage: Triage) -> Headers:
     """Headers consumers can filter on without parsing the value."""
     return [
         ("model_version", triage.model_version.encode()),
-        ("category", triage.category.value.encode()),
+        ("category", triage.category.encode()),
         ("priority", triage.priority.value.encode()),
         ("content-type", JSON),
     ]

@@ -16,8 +16,48 @@ partitions=${TRIAGE_TOPICS__PARTITIONS:-3}
 replication=${TRIAGE_TOPICS__REPLICATION_FACTOR:-1}
 route_prefix=${TRIAGE_TOPICS__ROUTE_PREFIX:-tickets.route.}
 
-# One routing topic per category: schemas.enums.Category slugs (tests/deploy checks this list).
-category_slugs=(billing account-login technical order-delivery general-inquiry)
+# One routing topic per category of the served taxonomy: TAXONOMY_FILE is the served checkpoint's
+# taxonomy.csv (compose mounts schemas/taxonomy.csv, the default, unless TAXONOMY_FILE names another).
+# Slugs as schemas.taxonomy.slug makes them; without an out_of_scope row, out-of-scope tickets take "Out of scope".
+taxonomy=${TAXONOMY_FILE:?set TAXONOMY_FILE to the taxonomy.csv of the served checkpoint}
+
+# "label<TAB>category" for each row of a taxonomy CSV; the header names the columns, fields may be quoted.
+taxonomy_rows() {
+  local line c field i label_col=-1 category_col=-1 quoted
+  local -a fields
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line%$'\r'}
+    line=${line#$'\xef\xbb\xbf'}
+    fields=() field="" quoted=0
+    for ((i = 0; i < ${#line}; i++)); do
+      c=${line:i:1}
+      if ((quoted)); then
+        if [[ $c == '"' ]]; then quoted=0; else field+=$c; fi
+      elif [[ $c == '"' ]]; then quoted=1
+      elif [[ $c == , ]]; then fields+=("$field") field=""
+      else field+=$c; fi
+    done
+    fields+=("$field")
+    if ((category_col < 0)); then
+      for i in "${!fields[@]}"; do
+        case ${fields[i]} in label | intent) label_col=$i ;; category) category_col=$i ;; esac
+      done
+      if ((label_col < 0 || category_col < 0)); then
+        echo "$1: needs columns label,category,priority" >&2
+        return 1
+      fi
+    elif [[ -n ${fields[category_col]:-} ]]; then
+      printf '%s\t%s\n' "${fields[label_col]}" "${fields[category_col]}"
+    fi
+  done <"$1"
+}
+
+rows=$(taxonomy_rows "$taxonomy")
+categories=$(cut -f2 <<<"$rows")
+if ! cut -f1 <<<"$rows" | grep -qx out_of_scope; then
+  categories+=$'\nOut of scope'
+fi
+mapfile -t category_slugs < <(tr '[:upper:]' '[:lower:]' <<<"$categories" | LC_ALL=C sed -E 's/[^a-z0-9]+/-/g; s/^-+//; s/-+$//' | sort -u)
 
 topics=(
   "${TRIAGE_TOPICS__INCOMING:-tickets.incoming}"

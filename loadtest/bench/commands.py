@@ -68,6 +68,20 @@ def compare_cmd(out_dir: Path | None, model_dir: Path | None, baseline: Path, pa
         bench.finish(bench_compare(live, resolve_checkpoint(baseline), pairs, count))
 
 
+@bench_group.command("feedback")
+@_OUT
+@_MODEL
+@click.option("--pairs", type=click.IntRange(min=1), default=2)
+@click.option("--count", type=click.IntRange(min=100), default=2000, help="Tickets per drain.")
+def feedback_cmd(out_dir: Path | None, model_dir: Path | None, pairs: int, count: int) -> None:
+    """Default worker tickets/s with the feedback process consuming its output vs alone, drains interleaved."""
+    from loadtest.bench.worker import Bench, bench_feedback
+
+    bench = Bench.load(out_dir, model_dir)
+    with bench.started() as live:
+        bench.finish(bench_feedback(live, pairs, count))
+
+
 @bench_group.command("noop")
 @_OUT
 def noop_cmd(out_dir: Path | None) -> None:

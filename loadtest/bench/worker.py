@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean
@@ -21,14 +21,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from loadtest.bench.result import BenchResult
 from loadtest.broker import EmbeddedBroker, create_topics
-from loadtest.metrics import BatchHistogram, records_out, scrape
+from loadtest.metrics import BatchHistogram, metric_total, records_out, scrape
 from loadtest.processes import stop_signals
 from loadtest.replay import ReplayConfig
 from loadtest.report import BatchSizes, Report
 from loadtest.run import Consume, run_loadtest
 from loadtest.settings import LoadtestSettings, parse_brokers
 from loadtest.source import SourceRecord, load_source
-from loadtest.stack import RunningWorker, running_worker
+from loadtest.stack import RunningWorker, running_feedback, running_worker
 from schemas.messages import EnrichedTicket
 from schemas.topics import TopicSettings
 from schemas.validation import decode_ticket
@@ -114,10 +114,11 @@ class Bench:
 
     def drain(
         self, label: str, records: list[SourceRecord], config: ReplayConfig, cache: bool = False, naive: bool = False,
-        **settings: Any,
+        beside: Callable[[str], AbstractContextManager[Any]] | None = None, **settings: Any,
     ) -> Report:
         """Preload ``config``'s tickets, then let a fresh worker (with ``settings``, WorkerSettings fields) or the
-        naive consumer empty the topic alone; the report's ``throughput.steady_per_s`` is the figure."""
+        naive consumer empty the topic, alone or with ``beside(prefix)`` running; the report's
+        ``throughput.steady_per_s`` is the figure."""
         prefix = f"bench-{label}-{secrets.token_hex(3)}"
         topics = TopicSettings.namespaced(prefix)
         create_topics(self.brokers, {topics.incoming: topics.partitions})
@@ -127,7 +128,7 @@ class Bench:
                 coroutine = _consume_one_at_a_time(self.brokers, topics, expected, self.model_dir)
                 asyncio.run(asyncio.wait_for(coroutine, _DRAIN_TIMEOUT_S))
                 return None
-            with self._worker(prefix, cache, settings) as worker:
+            with beside(prefix) if beside else nullcontext(), self._worker(prefix, cache, settings) as worker:
                 _wait_published(worker, topics, expected)
                 histogram = BatchHistogram.parse(scrape(worker.metrics_url))
             return histogram.as_batch_sizes() if histogram else None
@@ -250,6 +251,46 @@ def bench_compare(bench: Bench, baseline: Path, pairs: int = 4, count: int = 200
             result.rows.append(_row(report, config=f"{side}, pair {pair + 1}"))
             rates[side].append(report.throughput.steady_per_s)
     result.ratio("model / baseline, means", _mean(rates["model"]), _mean(rates["baseline"]))
+    result.notes.append(_DRAIN)
+    return result
+
+
+FEEDBACK_PUBLISHED = "triage_feedback_published_total"
+"""Published tickets the feedback process stored (it checks it kept up with the drain)."""
+
+
+def bench_feedback(bench: Bench, pairs: int = 2, count: int = 2000) -> BenchResult:
+    """The default worker's backlog drain with the feedback process consuming its enriched topic and without, in
+    pairs whose order alternates; the feedback process runs beside the worker on the same cores."""
+    result = BenchResult("feedback", "Worker throughput with and without the feedback process (cache off)",
+                         {"pairs": pairs, "count": count, "model_dir": str(bench.model_dir)})
+    rates: dict[str, list[float | None]] = {"with feedback": [], "alone": []}
+    seen: list[float] = []
+
+    @contextmanager
+    def feedback_process(prefix: str) -> Iterator[None]:
+        """The feedback process on this drain's topics; on the way out, how many published tickets it stored."""
+        with running_feedback({
+            "brokers": bench.brokers, "topics": TopicSettings.namespaced(prefix).model_dump(),
+            "model_dir": str(bench.model_dir),
+            "feedback": {"group_id": f"{prefix}-feedback", "data_dir": str(bench.out_dir / "work" / prefix),
+                         "store": {"url": bench.redis_url, "key_prefix": f"{prefix}-feedback", "ttl_s": 3600}},
+        }, bench.out_dir / "work" / f"{prefix}-feedback.log") as url:
+            yield
+            deadline = time.monotonic() + 30
+            while (stored := metric_total(scrape(url), FEEDBACK_PUBLISHED)) < count and time.monotonic() < deadline:
+                time.sleep(0.5)
+            seen.append(stored)
+
+    for pair in range(pairs):
+        for side in ("with feedback", "alone") if pair % 2 == 0 else ("alone", "with feedback"):
+            report = bench.drain(f"{side.replace(' ', '-')}-{pair}", bench.test,
+                                 ReplayConfig(source="test", rate=None, count=count, seed=1),
+                                 beside=feedback_process if side == "with feedback" else None)
+            extra = {"feedback_stored": seen[-1]} if side == "with feedback" else {}
+            result.rows.append({**_row(report, config=f"{side}, pair {pair + 1}"), **extra})
+            rates[side].append(report.throughput.steady_per_s)
+    result.ratio("with feedback / alone, means", _mean(rates["with feedback"]), _mean(rates["alone"]))
     result.notes.append(_DRAIN)
     return result
 

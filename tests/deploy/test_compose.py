@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
+from feedback.settings import FeedbackSettings
 from loadtest.settings import LoadtestSettings
 from tests.deploy.stack import (
     COMPOSE_FILE,
@@ -27,13 +28,17 @@ from worker.settings import WorkerSettings
 SECRET = "compose-test-secret"
 ENV = {"REDIS_PASSWORD": SECRET}
 APP_SERVICES = ("worker", "worker-gpu", "trainer", "replay")
-PROFILES = {"worker-gpu": ["gpu"], "trainer": ["train"], "replay": ["loadtest"], "prometheus": ["monitoring"]}
+PROFILES = {
+    "worker-gpu": ["gpu"], "trainer": ["train"], "replay": ["loadtest"], "prometheus": ["monitoring"],
+    "grafana": ["monitoring"], "feedback": ["feedback"],
+}
 ALWAYS_ON = ("kafka", "redis", "topic-init", "worker")
 # The settings class each container's process builds: `triage <command>`, or the worker's for topic-init.
 SETTINGS_BY_COMMAND: dict[str, type[BaseSettings]] = {
     "worker": WorkerSettings,
     "train": TrainerSettings,
     "replay": LoadtestSettings,
+    "feedback": FeedbackSettings,
 }
 
 

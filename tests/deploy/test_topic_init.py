@@ -12,7 +12,7 @@ import pytest
 from kafka.admin import KafkaAdminClient
 
 from loadtest.broker import EmbeddedBroker
-from schemas.enums import Category
+from schemas.taxonomy import load_taxonomy, slug
 from tests.deploy.stack import REPO, load_compose, service_env
 from worker.settings import WorkerSettings
 
@@ -40,6 +40,7 @@ def _topic_init_env(broker: EmbeddedBroker, unique: Callable[[str], str]) -> dic
         ):
             env[key] = f"{token}.{value}"
     env["TRIAGE_BROKERS"] = broker.bootstrap
+    env["TAXONOMY_FILE"] = str(REPO / "schemas" / "taxonomy.csv")  # compose mounts it there
     return env
 
 
@@ -53,10 +54,26 @@ def _run(env: dict[str, str], kafka_bin: Path) -> subprocess.CompletedProcess[st
     )
 
 
-def test_slugs_match_the_categories() -> None:
-    text = SCRIPT.read_text(encoding="utf-8")
-    line = next(line for line in text.splitlines() if line.startswith("category_slugs=("))
-    assert line.removeprefix("category_slugs=(").rstrip(")").split() == [c.slug for c in Category]
+def _routes_of(taxonomy: Path, kafka_bin: Path) -> set[str]:
+    """The route topics the script would create for ``taxonomy`` (``kafka-topics.sh`` replaced by ``echo``)."""
+    echo = kafka_bin / "echo-bin"
+    echo.mkdir()
+    (echo / "kafka-topics.sh").write_text('#!/bin/sh\necho "$@"\n', encoding="utf-8")
+    (echo / "kafka-topics.sh").chmod(0o755)
+    env = {"TRIAGE_BROKERS": "b:9092", "TAXONOMY_FILE": str(taxonomy), "TRIAGE_TOPICS__ROUTE_PREFIX": "r."}
+    result = _run(env, echo)
+    assert result.returncode == 0, result.stderr
+    return {word for word in result.stdout.split() if word.startswith("r.")}
+
+
+def test_routes_follow_the_taxonomy_file_like_the_worker(kafka_bin: Path, tmp_path: Path) -> None:
+    default = REPO / "schemas" / "taxonomy.csv"
+    assert _routes_of(default, kafka_bin) == {f"r.{slug(c)}" for c in load_taxonomy(default).categories}
+    team = tmp_path / "taxonomy.csv"
+    team.write_text('category,label,priority\n"Card Ops, Europe",jam,Low\nFAQ & Help!,fire,High\n', encoding="utf-8")
+    (kafka_bin / "echo-bin").rename(tmp_path / "used")
+    expected = {f"r.{slug(c)}" for c in load_taxonomy(team).categories}
+    assert _routes_of(team, kafka_bin) == expected == {"r.card-ops-europe", "r.faq-help", "r.out-of-scope"}
 
 
 def test_creates_every_worker_topic_idempotently(

@@ -11,7 +11,7 @@ from loadtest.ledger import Ledger, Tracked
 from loadtest.replay import OFFTOPIC, ReplayConfig
 from loadtest.report import OffTopic, build_report
 from loadtest.summary import print_report
-from schemas.enums import Category, Priority
+from schemas.enums import Priority
 from schemas.messages import Confidence, IntentScore, Triage
 from schemas.topics import TopicSettings
 
@@ -20,7 +20,7 @@ TOPICS = TopicSettings.namespaced("t")
 
 def _triage(priority: Priority, out_of_scope: bool) -> Triage:
     return Triage(
-        category=Category.GENERAL_INQUIRY,
+        category="General Inquiry",
         priority=priority,
         intent="greeting",
         confidence=Confidence(category=0.5, intent=0.5, priority=0.5),

@@ -7,9 +7,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from inference.checkpoint import REQUIRED_FILES
+from schemas.taxonomy import load_taxonomy
 from triage.cli import main
 
-SCHEMA_FILES = ["dead_letter.schema.json", "enriched_ticket.schema.json", "ticket.schema.json", "triage.schema.json"]
+SCHEMA_FILES = [
+    "dead_letter.schema.json", "enriched_ticket.schema.json", "feedback.schema.json", "ticket.schema.json",
+    "triage.schema.json",
+]
 
 
 def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
@@ -21,8 +26,20 @@ def test_schemas_command_writes_every_message_schema(tmp_path: Path) -> None:
     assert ticket["additionalProperties"] is True
     enriched = json.loads((tmp_path / "enriched_ticket.schema.json").read_text())
     assert "triage" in enriched["required"]
-    category = enriched["$defs"]["Category"]["enum"]
-    assert "Account/Login" in category and len(category) == 5
+    category = enriched["$defs"]["Triage"]["properties"]["category"]["enum"]
+    assert category == list(load_taxonomy().categories)
+
+
+def test_schemas_of_a_checkpoint_take_its_categories(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    for name in REQUIRED_FILES:
+        (checkpoint / name).write_text("{}")  # the command reads the taxonomy alone
+    (checkpoint / "taxonomy.csv").write_text("label,category,priority\njam,Hardware,Low\nfire,Facilities,High\n")
+    result = CliRunner().invoke(main, ["schemas", "--out", str(tmp_path / "out"), "--model", str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    triage = json.loads((tmp_path / "out" / "triage.schema.json").read_text())
+    assert triage["properties"]["category"]["enum"] == ["Hardware", "Facilities", "Out of scope"]
 
 
 def test_committed_schemas_match_the_code(tmp_path: Path) -> None:

@@ -9,20 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from schemas.taxonomy import load_taxonomy
-from trainer.data import Banking77, Split, load_banking77
+from trainer.data import Split, TicketData, load_data
 
 
 @pytest.fixture(scope="session")
-def banking77(data_dir: Path) -> Banking77:
-    return load_banking77(data_dir, "PolyAI/banking77", load_taxonomy())
+def banking77(data_dir: Path) -> TicketData:
+    return load_data(data_dir, "PolyAI/banking77")
 
 
 @pytest.fixture(scope="session")
-def thin_banking77(banking77: Banking77) -> Banking77:
+def thin_banking77(banking77: TicketData) -> TicketData:
     """Every 10th test example (all 77 intents, ~300 texts) keeps evaluation tests quick."""
     test = Split(banking77.test.texts[::10], banking77.test.intents[::10])
-    return Banking77(banking77.train, test, banking77.source)
+    return TicketData(banking77.train, test, banking77.source, banking77.taxonomy)
 
 
 @pytest.fixture
@@ -48,3 +47,4 @@ def write_csv_dir(tmp_path: Path) -> Callable[[Sequence[tuple[str, str]], Sequen
         return folder
 
     return write
+

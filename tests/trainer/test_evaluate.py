@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from trainer.data import Banking77
+from trainer.data import TicketData
 from trainer.evaluate import PLOTS, evaluate_checkpoint
 from triage.cli import main
 
@@ -19,7 +19,7 @@ SUMMARY_KEYS = {
 }
 
 
-def test_evaluation_writes_all_files(checkpoint_copy: Path, thin_banking77: Banking77, tmp_path: Path) -> None:
+def test_evaluation_writes_all_files(checkpoint_copy: Path, thin_banking77: TicketData, tmp_path: Path) -> None:
     results = tmp_path / "results"
     path, report = evaluate_checkpoint(checkpoint_copy, thin_banking77, results, [])
     version = checkpoint_copy.name

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier
-from trainer.data import Banking77, Split
+from trainer.data import Split, TicketData
 from trainer.export import export_checkpoint, serving_verdict
 
 
-def test_export_measures_and_serves_onnx(checkpoint_copy: Path, thin_banking77: Banking77) -> None:
-    sample = Banking77(thin_banking77.train, Split(thin_banking77.test.texts[:120], thin_banking77.test.intents[:120]),
-                       thin_banking77.source)
+def test_export_measures_and_serves_onnx(checkpoint_copy: Path, thin_banking77: TicketData) -> None:
+    sample = TicketData(thin_banking77.train, Split(thin_banking77.test.texts[:120], thin_banking77.test.intents[:120]),
+                        thin_banking77.source, thin_banking77.taxonomy)
     report = export_checkpoint(checkpoint_copy, sample, bench_texts=20)
     for rel in ONNX_FILES.values():
         assert (checkpoint_copy / rel).is_file()

@@ -10,20 +10,36 @@ import torch.nn.functional as F
 
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, load_taxonomy
-from trainer.exposure import OUTLIER_LABEL, exposure_loss, outlier_target, outlier_texts
+from trainer.config import default_base_model
+from trainer.data import TicketData
+from trainer.exposure import OUTLIER_LABEL, exposure_loss, far_from_labels, outlier_target, outlier_texts
 from trainer.offtopic import offtopic_texts
 
 HIGH = PRIORITIES.index(Priority.HIGH)
 
 
-def test_outliers_are_distinct_reproducible_and_leave_banking_topics_out() -> None:
-    texts = outlier_texts(5000, seed=3)
+def test_outliers_are_distinct_reproducible_and_keep_no_topic_list() -> None:
+    texts = outlier_texts(None, seed=3)
     assert len(texts) == len(set(texts)) > 1500
-    assert texts == outlier_texts(5000, seed=3) and texts != outlier_texts(5000, seed=4)
+    assert texts == outlier_texts(None, seed=3) and texts != outlier_texts(None, seed=4)
     assert outlier_texts(100, seed=3) == texts[:100]
-    assert "buy low, sell high." not in texts  # ChatterBot's money topic
-    assert "My internet is not working." not in texts  # its tech-support topic
+    assert "buy low, sell high." in texts  # ChatterBot's money topic: left to the rule below, not to a list
     assert any(not text.isascii() for text in texts)  # other languages too
+
+
+def test_lines_close_to_the_team_labels_are_left_out_by_the_base_model_features(banking77: TicketData) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = default_base_model()
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).eval()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    close = ["I forgot my password.", "it depends on the exchange rates."]
+    far = ["What is the capital of France?", "Do you like jazz?", "Tell me a joke about cats"]
+    kept, report = far_from_labels(model, tokenizer, close + far, banking77.train, max_length=64)
+    assert kept == far, report
+    assert report["candidates"] == 5 and report["kept"] == 3 and 0 < report["close_bar"] < 1
+    first, _ = far_from_labels(model, tokenizer, close + far, banking77.train, max_length=64, count=2)
+    assert first == far[:2]
 
 
 def test_no_outlier_is_a_text_that_tunes_or_reports_the_rule() -> None:
