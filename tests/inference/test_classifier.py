@@ -78,7 +78,7 @@ def test_a_small_token_budget_does_not_change_results(tiny_checkpoint: Path, cla
 def test_obvious_texts_are_routed(classifier: Classifier) -> None:
     for text, triage in zip(OBVIOUS, classifier.predict(list(OBVIOUS)), strict=True):
         category, priority = OBVIOUS[text]
-        assert triage.category is category, (text, triage.intent)
+        assert triage.category == category, (text, triage.intent)
         if priority:
             assert triage.priority is priority, (text, triage.intent)
         assert triage.model_version == classifier.version

@@ -50,4 +50,4 @@ def test_text_arguments_go_to_stdout(tiny_checkpoint: Path) -> None:
 
 def test_needs_exactly_one_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["classify", "--model", str(tiny_checkpoint)])
-    assert result.exit_code == 2 and "either TEXT" in result.output
+    assert result.exit_code == 2 and "give one of TEXT" in result.output
