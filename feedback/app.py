@@ -28,6 +28,7 @@ from feedback.settings import FeedbackSettings
 from feedback.store import JoinStore
 from schemas.enums import ErrorCode
 from schemas.feedback import Feedback, FeedbackRejected, decode_feedback
+from schemas.kafka import kafka_credentials
 from schemas.messages import DeadLetter, EnrichedTicket, ErrorInfo
 
 __all__ = ["FeedbackProcessor", "create_app"]
@@ -132,6 +133,7 @@ def create_app(settings: FeedbackSettings) -> tuple[faust.App, FeedbackProcessor
     app = faust.App(
         options.group_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        broker_credentials=kafka_credentials(settings.kafka),
         datadir=str(options.state_dir),
         autodiscover=False,
         key_serializer="raw",

@@ -1,5 +1,5 @@
 """Every knob of the feedback process, read once from ``TRIAGE_*`` variables (shared with the worker where they
-mean the same thing: brokers, topics, the served checkpoint, Redis)."""
+mean the same thing: brokers, Kafka security, topics, the served checkpoint, Redis)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.kafka import KafkaSecuritySettings
 from schemas.topics import TopicSettings
 
 __all__ = ["FeedbackOptions", "FeedbackSettings", "JoinStoreSettings"]
@@ -58,6 +59,7 @@ class FeedbackSettings(BaseSettings):
     )
 
     brokers: str = Field(default="localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings, description="Kafka security.")
     topics: TopicSettings = Field(default_factory=TopicSettings, description="Topic names and layout.")
     model_dir: Path = Field(
         default=Path("models/finetuned/latest"),

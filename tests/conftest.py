@@ -80,24 +80,33 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         _RUNNING.remove(item)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> Generator[
-    None, object, object
-]:
+class SharedWaits:
     """pytest-timeout's clock stops while a ``SHARED_WAITS`` fixture is set up and starts afresh after it.
 
     The first test to need the tiny checkpoint may wait for its training far longer than any test takes on a
-    busy machine; the fixture bounds that wait itself (``tests.tiny_model.TRAINING_WAIT_S``).
+    busy machine; the fixture bounds that wait itself (``tests.tiny_model.TRAINING_WAIT_S``). A plugin rather
+    than a hook of this conftest: pytest asks a session fixture's hooks of the session's folder, the rootdir,
+    where a hook of ``tests/conftest.py`` is never called.
     """
-    item = _RUNNING[-1] if _RUNNING and fixturedef.argname in SHARED_WAITS else None
-    timed = item is not None and getattr(item, "cancel_timeout", None) is not None
-    if timed:
-        request.config.hook.pytest_timeout_cancel_timer(item=item)
-    try:
-        return (yield)
-    finally:
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        item = _RUNNING[-1] if _RUNNING and fixturedef.argname in SHARED_WAITS else None
+        timed = item is not None and getattr(item, "cancel_timeout", None) is not None
         if timed:
-            request.config.hook.pytest_timeout_set_timer(item=item, settings=_get_item_settings(item))
+            request.config.hook.pytest_timeout_cancel_timer(item=item)
+        try:
+            return (yield)
+        finally:
+            if timed:
+                request.config.hook.pytest_timeout_set_timer(item=item, settings=_get_item_settings(item))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("shared-waits"):
+        config.pluginmanager.register(SharedWaits(), "shared-waits")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.conftest import pytest_fixture_setup, pytest_runtest_protocol  # the hooks under test
+from tests.conftest import pytest_configure, pytest_runtest_protocol  # the hooks under test
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +44,14 @@ def test_its_own_time_still_counts(tiny_checkpoint):
 
 def test_the_wait_for_a_shared_fixture_does_not_count_against_the_test_timeout(tmp_path: Path) -> None:
     """A 2 s timeout: the first test waits 4 s for the fixture and passes; a test slow on its own still times out."""
-    (tmp_path / "conftest.py").write_text(_CONFTEST)
-    (tmp_path / "test_slow_fixture.py").write_text(_TESTS)
+    suite = tmp_path / "tests"  # below the rootdir, like this repository's: conftest hooks there are path-scoped
+    suite.mkdir()
+    (suite / "conftest.py").write_text(_CONFTEST)
+    (suite / "test_slow_fixture.py").write_text(_TESTS)
     env = {**os.environ, "PYTHONPATH": str(_REPO)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "2", "-o", "addopts=",
-         "--rootdir", str(tmp_path), str(tmp_path)],
+         "-n", "1", "--rootdir", str(tmp_path), "tests"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     out = done.stdout + done.stderr

@@ -6,16 +6,14 @@ their own app from their own settings without a second, environment-built one ap
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Any
 
 import faust
 import structlog
-from faust.auth import SASLCredentials, SSLCredentials
 from faust.sensors.prometheus import PrometheusMonitor
-from faust.types.auth import CredentialsT
 
+from schemas.kafka import kafka_credentials
 from worker.agents import BatchRunner, register_agent
 from worker.cache import TriageCache
 from worker.health import HealthCheck, register_pages
@@ -25,29 +23,12 @@ from worker.pipeline import TriagePipeline
 from worker.publisher import ensure_output_topics
 from worker.reload import ModelReloader
 from worker.routing import served_categories
-from worker.settings import KafkaSecuritySettings, WorkerSettings
+from worker.settings import WorkerSettings
 from worker.transport import InflightBytes, TriageApp
 
-__all__ = ["create_app", "kafka_credentials"]
+__all__ = ["create_app"]
 
 log = structlog.get_logger(__name__)
-
-
-def kafka_credentials(kafka: KafkaSecuritySettings) -> CredentialsT | None:
-    """Faust credentials for the configured protocol (None for PLAINTEXT)."""
-    context = None
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
-        if kafka.ssl_certfile and kafka.ssl_keyfile:
-            context.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile))
-    if kafka.security_protocol == "SSL":
-        return SSLCredentials(context)
-    if kafka.security_protocol.startswith("SASL"):
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-        return SASLCredentials(
-            username=kafka.sasl_username, password=password, ssl_context=context, mechanism=kafka.sasl_mechanism
-        )
-    return None
 
 
 def create_app(settings: WorkerSettings) -> faust.App:

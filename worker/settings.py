@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.kafka import KafkaSecuritySettings
 from schemas.topics import TopicSettings
 from schemas.validation import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["KafkaSecuritySettings", "RedisSettings", "ThresholdOverrides", "WorkerSettings"]
+__all__ = ["RedisSettings", "ThresholdOverrides", "WorkerSettings"]
 
 
 class RedisSettings(BaseModel):
@@ -42,31 +43,6 @@ class RedisSettings(BaseModel):
     def password_value(self) -> str | None:
         """The password in clear, for the client that needs it (the settings' repr keeps it hidden)."""
         return self.password.get_secret_value() if self.password else None
-
-
-class KafkaSecuritySettings(BaseModel):
-    """Kafka client security, passed through to the consumer, producer and admin clients."""
-
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="How the worker connects to the brokers.")
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        default="PLAIN", description="SASL mechanism for SASL_PLAINTEXT / SASL_SSL.")
-    sasl_username: str | None = Field(default=None, description="SASL user name.")
-    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
-    ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the brokers' certificates.")
-    ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS.")
-    ssl_keyfile: Path | None = Field(default=None, description="Private key (PEM) of the client certificate.")
-
-    @model_validator(mode="after")
-    def _complete(self) -> KafkaSecuritySettings:
-        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
-            raise ValueError(
-                f"security_protocol {self.security_protocol} needs TRIAGE_KAFKA__SASL_USERNAME and "
-                "TRIAGE_KAFKA__SASL_PASSWORD"
-            )
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ValueError("set both TRIAGE_KAFKA__SSL_CERTFILE and TRIAGE_KAFKA__SSL_KEYFILE, or neither")
-        return self
 
 
 def _threshold(description: str) -> float | None:

@@ -21,6 +21,8 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from redis.asyncio.connection import SSLConnection
 
+from feedback.app import create_app as create_feedback_app
+from feedback.settings import FeedbackSettings
 from inference.checkpoint import CheckpointError, resolve_checkpoint
 from worker.app import create_app
 from worker.cache import RedisStore
@@ -38,16 +40,23 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_kafka_sasl_ssl_settings_reach_the_kafka_clients(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("process", ["worker", "feedback"])
+def test_kafka_sasl_ssl_settings_reach_the_kafka_clients(env: pytest.MonkeyPatch, tmp_path: Path, process: str) -> None:
+    """The worker and the feedback process read the same ``TRIAGE_KAFKA__*`` block."""
     env.setenv("TRIAGE_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
     env.setenv("TRIAGE_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
     env.setenv("TRIAGE_KAFKA__SASL_USERNAME", "ticket-triage")
     env.setenv("TRIAGE_KAFKA__SASL_PASSWORD", "kafka-secret-123")
     env.setenv("TRIAGE_KAFKA__SSL_CAFILE", certifi.where())
     env.setenv("TRIAGE_STATE_DIR", str(tmp_path))
-    settings = WorkerSettings()
+    env.setenv("TRIAGE_FEEDBACK__STATE_DIR", str(tmp_path / "feedback"))
+    served = tmp_path / "checkpoint"  # the feedback process reads the served checkpoint's taxonomy only
+    served.mkdir()
+    (served / "taxonomy.csv").write_bytes((REPO / "schemas" / "taxonomy.csv").read_bytes())
+    env.setenv("TRIAGE_MODEL_DIR", str(served))
+    settings = WorkerSettings() if process == "worker" else FeedbackSettings()
     assert "kafka-secret-123" not in repr(settings), "the password is a secret, never printed"
-    app = create_app(settings)
+    app = create_app(settings) if isinstance(settings, WorkerSettings) else create_feedback_app(settings)[0]
     auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
 
     async def client_config() -> dict[str, object]:

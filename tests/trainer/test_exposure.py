@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +28,7 @@ def test_outliers_are_distinct_reproducible_and_keep_no_topic_list() -> None:
     assert any(not text.isascii() for text in texts)  # other languages too
 
 
+@pytest.mark.timeout(900)  # embeds 3,080 training tickets with the base model: minutes beside other CPU-bound tests
 def test_lines_close_to_the_team_labels_are_left_out_by_the_base_model_features(banking77: TicketData) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
