@@ -166,6 +166,7 @@ def test_model_killed_on_every_call_pauses_the_worker_and_dead_letters_nothing(r
             await t.settle(60, quiet_s=0)
             watcher = asyncio.create_task(_watch_health(worker, seen, stop))
             with CallKiller(worker) as killer:
+                await asyncio.sleep(2 * killer.settle_s)  # the killer must see the loaded process idle first
                 t.send(_config(400, 12))
                 await t.until("the first kill", lambda: bool(killer.kills), 60)
                 await _until_health(worker, 503, 30)

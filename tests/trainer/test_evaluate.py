@@ -61,7 +61,7 @@ def test_cli_evaluate_scores_an_out_of_scope_file(checkpoint_copy: Path, data_di
         with (data_dir / name).open(newline="", encoding="utf-8") as source:
             header, *rows = list(csv.reader(source))
         with (thin / name).open("w", newline="", encoding="utf-8") as target:
-            csv.writer(target).writerows([header, *rows[:: 10 if name == "train.csv" else 20]])
+            csv.writer(target).writerows([header, *rows[:: 4 if name == "train.csv" else 20]])
     off_topic = ["what will the weather be tomorrow", "play some jazz", "how tall is mount everest",
                  "book a table for two tonight", "translate hello into french", "who won the match yesterday",
                  "set an alarm for seven", "recommend a good novel", "how do I boil an egg", "tell me a joke"]
