@@ -184,7 +184,10 @@ def test_model_killed_on_every_call_pauses_the_worker_and_dead_letters_nothing(r
                          health_503_polls=sum(1 for status, _ in seen if status == 503))
     report(outcome)
     outcome.assert_clean()
-    assert len(kills) >= 3, f"the model was killed {len(kills)} times"
+    # From outside, a restarted process's first calls (canary, held tickets) follow its load too closely to be
+    # told apart from loading, so only the first kill is certain; a model killed on literally every call is
+    # test_model.py's test_a_model_that_dies_on_every_call_holds_the_call_until_it_answers_again.
+    assert kills, "the model was never killed"
     assert noticed <= NOTICE_S, f"/health said ready for {noticed:.1f} s after the first kill"
 
 
