@@ -113,8 +113,23 @@ def read_topics(
     until: Callable[[list[Ticketed]], bool],
     timeout: float = 60.0,
 ) -> list[Ticketed]:
-    """Everything on ``topics`` from the beginning, read until ``until(records)`` holds or the timeout."""
+    """Everything on ``topics`` from the beginning, read until ``until(records)`` holds or the timeout.
 
+    When the timeout passes first, a second consumer reads everything again from the beginning: what the
+    broker holds is then the answer, not one consumer's view (once, under a loaded CI run, a record on an
+    output topic never reached a reader that had assigned its partition before the worker wrote to it).
+    """
+    records = _read(bootstrap, topics, until, timeout)
+    if until(records):
+        return records
+    again = _read(bootstrap, topics, until, 10.0)
+    print(f"read_topics: condition unmet after {timeout} s with {len(records)} records; re-read found {len(again)}")
+    return again
+
+
+def _read(
+    bootstrap: str, topics: Sequence[str], until: Callable[[list[Ticketed]], bool], timeout: float
+) -> list[Ticketed]:
     async def run() -> list[Ticketed]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
