@@ -13,6 +13,7 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 __all__ = ["TRAINING_WAIT_S", "TinyTrainingFailed", "corrupt_weights", "start_training", "trained"]
 
@@ -24,8 +25,10 @@ class TinyTrainingFailed(RuntimeError):
     """Training the tiny checkpoint failed, here or in another process of the run: no test that needs it can run."""
 
 
-def trained(root: Path, data_dir: Path) -> Path:
+def trained(root: Path, data_dir: Path, **overrides: Any) -> Path:
     """``root/latest``, trained under a file lock unless another process already did (or already failed).
+
+    ``overrides`` are ``TrainArgs`` fields that replace the tiny preset's (a test that only routes can train less).
 
     Raises:
         TinyTrainingFailed: This or an earlier training failed; says why and where the full error is.
@@ -39,14 +42,14 @@ def trained(root: Path, data_dir: Path) -> Path:
                 raise TinyTrainingFailed(f"training the tiny checkpoint failed earlier in this run ({failed}):\n"
                                          + failed.read_text(encoding="utf-8"))
             if not (root / "latest").exists():
-                _train(root, data_dir, failed)
+                _train(root, data_dir, failed, overrides)
     except Timeout as exc:
         raise TinyTrainingFailed(f"the tiny checkpoint at {root} was not trained within {TRAINING_WAIT_S} s "
                                  f"(see {root.parent / 'tiny-training.log'})") from exc
     return root / "latest"
 
 
-def _train(root: Path, data_dir: Path, failed: Path) -> None:
+def _train(root: Path, data_dir: Path, failed: Path, overrides: dict[str, Any]) -> None:
     from trainer.config import TrainArgs
     from trainer.train import run_training
 
@@ -54,7 +57,7 @@ def _train(root: Path, data_dir: Path, failed: Path) -> None:
     # the test processes collect, and they are idle again a minute later, waiting for this checkpoint.
     threads = len(os.sched_getaffinity(0))
     try:
-        run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root, threads=threads))
+        run_training(TrainArgs(preset="tiny", data_dir=data_dir, output=root, threads=threads, **overrides))
     except Exception as exc:
         failed.write_text("".join(traceback.format_exception(exc, limit=-5)), encoding="utf-8")
         raise TinyTrainingFailed(f"training the tiny checkpoint failed (kept in {failed}): "

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import faust
@@ -26,9 +27,8 @@ from schemas.enums import ErrorCode
 from schemas.messages import ErrorInfo
 from worker.metrics import WorkerMetrics
 from worker.pipeline import Outcome, TriagePipeline
-from worker.publisher import REFUSED_RECORD, TOO_LARGE, BatchPublisher, Sent, ensure_output_topics
+from worker.publisher import REFUSED_RECORD, TOO_LARGE, BatchPublisher, Sent
 from worker.records import InRecord, OutRecord
-from worker.routing import served_categories
 from worker.settings import WorkerSettings
 from worker.transport import InflightBytes, TriageApp
 
@@ -245,7 +245,8 @@ class BatchRunner:
         await self.app.crash(exc)
 
 
-def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner) -> None:
+def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner,
+                   prepare_outputs: Callable[[Path | None], Awaitable[None]]) -> None:
     """Bind the triage agent to ``app``: one per process, consuming every assigned partition."""
     incoming = app.topic(
         settings.topics.incoming, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -255,9 +256,7 @@ def register_agent(app: faust.App, settings: WorkerSettings, runner: BatchRunner
     @app.agent(incoming, name="triage")
     async def triage(stream: StreamT) -> None:
         await runner.pipeline.model.ready.wait()
-        if settings.topics.create:
-            served = None if settings.model_backend == "noop" else settings.model_dir
-            await ensure_output_topics(app, settings.topics, served_categories(served))
+        await prepare_outputs(None if settings.model_backend == "noop" else settings.model_dir)
         await runner.run(stream)
 
     cast(TriageApp, app).before_revoke = runner.before_revoke

@@ -20,7 +20,7 @@ from worker.health import HealthCheck, register_pages
 from worker.metrics import WorkerMetrics
 from worker.model import ModelClient
 from worker.pipeline import TriagePipeline
-from worker.publisher import ensure_output_topics
+from worker.publisher import ensure_output_topics, smallest_topic_limit
 from worker.reload import ModelReloader
 from worker.routing import served_categories
 from worker.settings import WorkerSettings
@@ -74,16 +74,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
     cache = TriageCache(settings.redis, metrics)
     model = ModelClient(settings, metrics)
 
-    async def create_routes(checkpoint: Path) -> None:
-        """The route topics of a checkpoint's categories exist before it serves (a reload may bring new ones)."""
-        await ensure_output_topics(app, settings.topics, served_categories(checkpoint))
+    async def prepare_outputs(checkpoint: Path | None) -> None:
+        """Before a checkpoint (None: no-op) serves: its routes exist, records are held to the topics' limits."""
+        categories = served_categories(checkpoint)
+        if settings.topics.create:
+            await ensure_output_topics(app, settings.topics, categories)
+        pipeline.bound_outputs(await smallest_topic_limit(app, settings.topics.outputs(categories)))
 
-    reloader = ModelReloader(settings, model, metrics, before_swap=create_routes if settings.topics.create else None)
+    reloader = ModelReloader(settings, model, metrics, before_swap=prepare_outputs)
     pipeline = TriagePipeline(settings, cache, model, metrics)
     runner = BatchRunner(app, settings, pipeline, app.inflight, metrics)
     health = HealthCheck(app, model, cache, runner)
     app.drain = runner.drain
-    register_agent(app, settings, runner)
+    register_agent(app, settings, runner, prepare_outputs)
     register_pages(app, health, metrics, app.inflight)
 
     @app.task

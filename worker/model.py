@@ -28,22 +28,18 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from schemas.enums import Priority
-from schemas.messages import Confidence, IntentScore, Triage
-from schemas.taxonomy import load_taxonomy
+from inference.noop import NoopPredictor
+from schemas.messages import Triage
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
     from inference.classifier import Classifier
 
-__all__ = [
-    "NOOP_VERSION", "Engine", "EngineReplaced", "ModelClient", "ModelCrashed", "ModelFailed", "NoopPredictor",
-    "Predictor", "load_predictor"]
+__all__ = ["Engine", "EngineReplaced", "ModelClient", "ModelCrashed", "ModelFailed", "Predictor", "load_predictor"]
 
 log = structlog.get_logger(__name__)
 
-NOOP_VERSION = "noop"
 _PRELOAD = ["worker.model", "inference.classifier"]
 _BACKOFF_MAX_S = 10.0
 _WATCH_S = 0.5
@@ -72,23 +68,6 @@ class EngineReplaced(Exception):  # noqa: N818 - an event, not an error: the bat
 
 
 NOOP_SERVING = {"backend": "noop", "reason": "set explicitly: a constant answer without a model"}
-
-
-class NoopPredictor:
-    """A constant answer without a model, so benchmarks can measure the pipeline's own ceiling."""
-
-    version = NOOP_VERSION
-
-    def __init__(self) -> None:
-        self._answer = Triage(
-            category=load_taxonomy().out_of_scope_category, priority=Priority.LOW, intent=NOOP_VERSION,
-            confidence=Confidence(category=1.0, intent=1.0, priority=1.0),
-            top_intents=[IntentScore(intent=NOOP_VERSION, probability=1.0)], needs_review=False,
-            model_version=NOOP_VERSION)
-
-    def predict(self, texts: Sequence[str]) -> list[Triage]:
-        """The same answer for every text (shared: the worker never mutates results)."""
-        return [self._answer] * len(texts)
 
 
 def load_predictor(settings: WorkerSettings, checkpoint: Path | None = None) -> NoopPredictor | Classifier:

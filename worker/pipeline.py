@@ -66,6 +66,12 @@ class TriagePipeline:
         self.cache = cache
         self.model = model
         self.metrics = metrics
+        self.output_limit = settings.max_output_bytes
+
+    def bound_outputs(self, topic_limit: int | None) -> None:
+        """Hold every record to the smallest output topic's own limit too, when the broker states one."""
+        self.output_limit = min(self.settings.max_output_bytes, topic_limit or self.settings.max_output_bytes)
+        log.info("output_limit", bytes=self.output_limit, topic_limit=topic_limit)
 
     async def process(self, records: Sequence[InRecord]) -> list[Outcome]:
         """One ``Outcome`` per record, in input order."""
@@ -171,11 +177,11 @@ class TriagePipeline:
             raise TypeError(f"no triage for a valid ticket: {type(triage).__name__}")
         triage_json = item.triage_json or published.get(item.ticket_key) or triage.model_dump_json().encode()
         records = enriched_records(ticket, triage, self.settings.topics, item.record, triage_json)
-        if not records[0].fits(self.settings.max_output_bytes, self.settings.output_compression):
+        if not records[0].fits(self.output_limit, self.settings.output_compression):
             item.error = ErrorInfo(
                 code=ErrorCode.OUTPUT_TOO_LARGE,
-                message=f"enriched record of {len(records[0].value)} bytes is over the brokers' "
-                f"{self.settings.max_output_bytes} bytes, even compressed ({self.settings.output_compression})",
+                message=f"enriched record of {len(records[0].value)} bytes is over the output topics' "
+                f"{self.output_limit} bytes, even compressed ({self.settings.output_compression})",
             )
             return []
         if item.triage_json is None:
@@ -190,7 +196,7 @@ class TriagePipeline:
         """The dead letter of one input (counted apart, once it is the one published).
 
         A valid ticket's dead letter keeps its whole payload, an invalid message's ``deadletter_payload_bytes``
-        of it (or ``keep`` bytes); either is cut to that when the dead letter would be over ``max_output_bytes``
+        of it (or ``keep`` bytes); either is cut to that when the dead letter would be over ``output_limit``
         (its source topic, partition and offset say where the whole message stays). Keyed by the ticket id, or
         by the input's own key when the id cannot be one: building it must never fail.
         """
@@ -202,7 +208,7 @@ class TriagePipeline:
         except Exception:  # noqa: BLE001 - an id that cannot be encoded: fall back to the record's key
             ticket_id = None
             letter = build(ticket_id=None, max_payload_bytes=keep)
-        if keep > cut and not letter.fits(self.settings.max_output_bytes, self.settings.output_compression):
+        if keep > cut and not letter.fits(self.output_limit, self.settings.output_compression):
             letter = build(ticket_id=ticket_id, max_payload_bytes=cut)
         return letter
 

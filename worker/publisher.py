@@ -15,12 +15,14 @@ from typing import Any, cast
 import faust
 import structlog
 from aiokafka import errors
+from aiokafka.client import ConnectionGroup
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.admin import DescribeConfigsRequest
 
 from schemas.topics import TopicSettings
 from worker.records import OutRecord
 
-__all__ = ["REFUSED_RECORD", "TOO_LARGE", "BatchPublisher", "Sent", "ensure_output_topics"]
+__all__ = ["REFUSED_RECORD", "TOO_LARGE", "BatchPublisher", "Sent", "ensure_output_topics", "smallest_topic_limit"]
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +32,7 @@ log = structlog.get_logger(__name__)
 # state, not the record's, refuses the dead letter too, and the worker stops unacknowledged.
 TOO_LARGE = (errors.MessageSizeTooLargeError, errors.RecordListTooLargeError, errors.RecordTooLargeError)
 REFUSED_RECORD = (*TOO_LARGE, errors.CorruptRecordException, errors.InvalidTimestampError, errors.UnknownError)
+_MAX_MESSAGE_BYTES = "max.message.bytes"  # the topic setting the broker holds record batches to
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,24 @@ async def ensure_output_topics(app: faust.App, topics: TopicSettings, categories
     for name in names:
         await app.producer.create_topic(name, topics.partitions, topics.replication_factor)
     log.info("topics_ready", topics=names, partitions=topics.partitions)
+
+
+async def smallest_topic_limit(app: faust.App, names: Sequence[str]) -> int | None:
+    """The smallest ``max.message.bytes`` the broker states for ``names`` (None: it does not say). A ticket's records
+    share one value, so checking it against this before sending never lands a ticket on ``enriched`` and then has a
+    route refuse it. Own connection: a broker without DescribeConfigs (Tansu) drops it, and must not drop produce."""
+    await app.producer.maybe_start()
+    client = app.producer._ensure_producer().client  # type: ignore[attr-defined]
+    request = DescribeConfigsRequest([(2, name, [_MAX_MESSAGE_BYTES]) for name in names])  # 2: a topic
+    try:
+        response = await asyncio.wait_for(
+            client.send(client.get_random_node(), request, group=ConnectionGroup.COORDINATION), 10)
+    except (errors.KafkaError, OSError) as exc:  # OSError: a timeout too
+        log.warning("topic_limits_unknown", error=type(exc).__name__)
+        return None
+    limits = [int(entry[1]) for error, *_, entries in response.resources if not error
+              for entry in entries if entry[0] == _MAX_MESSAGE_BYTES and entry[1]]
+    return min(limits, default=None)
 
 
 class BatchPublisher:

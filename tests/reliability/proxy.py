@@ -3,7 +3,8 @@
 Put one between a client (the worker, a producer) and a server (Redis, the broker). ``FaultProxy.cut()``
 resets every open connection and refuses new ones until ``restore()``; from the client's side the server has
 crashed. ``KafkaProxy`` also reads the Kafka frames clients send and lets a scenario hold a request back or
-answer it in the broker's place (``ProduceHold``, ``RefuseLargeProduce``, ``RefuseInvalidRecord``). Both run
+answer it in the broker's place (``ProduceHold``, ``RefuseLargeProduce``, ``RefuseInvalidRecord``,
+``StatedTopicLimits``). Both run
 their own event loop in a thread, so sync tests and async tests drive them the same way.
 """
 
@@ -14,11 +15,12 @@ import contextlib
 import struct
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from aiokafka.protocol import admin as admin_api
 from aiokafka.protocol import produce as produce_api
 from aiokafka.record.memory_records import MemoryRecords
 
@@ -26,11 +28,14 @@ from loadtest.broker import free_port
 
 __all__ = [
     "INVALID_RECORD", "MESSAGE_TOO_LARGE", "FaultProxy", "KafkaProxy", "KafkaRequest", "OnRequest", "ProduceHold",
-    "RefuseInvalidRecord", "RefuseLargeProduce",
+    "RefuseInvalidRecord", "RefuseLargeProduce", "StatedTopicLimits",
 ]
 
 _CHUNK = 256 * 1024
 PRODUCE = 0
+DESCRIBE_CONFIGS = 32
+KAFKA_DEFAULT_LIMIT = 1_048_588
+"""Apache Kafka's default ``max.message.bytes``."""
 MESSAGE_TOO_LARGE = 10
 """Kafka's error code for a record batch over the broker's ``max.message.bytes`` (not retriable)."""
 INVALID_RECORD = 87
@@ -320,6 +325,43 @@ class RefuseInvalidRecord:
             return None
         self.refused.extend(keys)
         return _refuse(request, produce, INVALID_RECORD, "refused by the broker's record validation")
+
+
+class StatedTopicLimits:
+    """``on_request`` hook: a broker that states each topic's ``max.message.bytes`` (DescribeConfigs v0-v2), ``limits``
+    for some topics and Kafka's default for the rest, as Apache Kafka does (Tansu cannot answer DescribeConfigs).
+
+    It only states them: ``largest`` records the largest record batch produced to each limited topic, for a test
+    to check that nothing over the limit was sent.
+    """
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self.limits = dict(limits)
+        self.described = 0
+        self.largest: dict[str, int] = {}
+
+    async def __call__(self, request: KafkaRequest) -> bytes | None:
+        if request.api_key == DESCRIBE_CONFIGS:
+            return self._describe(request)
+        produce = request.produce()
+        for topic, _, data in _batches(produce) if produce is not None else []:
+            if topic in self.limits:
+                self.largest[topic] = max(self.largest.get(topic, 0), len(data))
+        return None
+
+    def _describe(self, request: KafkaRequest) -> bytes:
+        version = request.api_version
+        asked = getattr(admin_api, f"DescribeConfigsRequest_v{version}").decode(request.body)
+        answers = []
+        for resource_type, name, _ in asked.resources:
+            value = str(self.limits.get(name, KAFKA_DEFAULT_LIMIT))
+            # v0: is_default; v1+: config_source (1: a topic's own setting) and no synonyms
+            entry: tuple[object, ...] = ("max.message.bytes", value, False, False, False) if version == 0 else (
+                "max.message.bytes", value, False, 1, False, [])
+            answers.append((0, None, resource_type, name, [entry]))
+        self.described += 1
+        response = getattr(admin_api, f"DescribeConfigsResponse_v{version}")(0, answers)
+        return struct.pack(">i", request.correlation_id) + response.encode()
 
 
 def _refuse(request: KafkaRequest, produce: Any, code: int, message: str) -> bytes:

@@ -16,12 +16,13 @@ from typing import cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inference.noop import NoopPredictor
 from schemas import DeadLetter, EnrichedTicket, decode_ticket
 from schemas.topics import TopicSettings
 from tests.worker.kit import InProcess
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.model import ModelClient, NoopPredictor
+from worker.model import ModelClient
 from worker.pipeline import Outcome, TriagePipeline
 from worker.records import InRecord
 from worker.settings import RedisSettings, WorkerSettings

@@ -27,7 +27,13 @@ from loadtest.source import SourceRecord
 from schemas import DeadLetter
 from schemas.enums import ErrorCode
 from tests.reliability.brokers import PartitionedBroker
-from tests.reliability.proxy import KafkaRequest, ProduceHold, RefuseInvalidRecord, RefuseLargeProduce
+from tests.reliability.proxy import (
+    KafkaRequest,
+    ProduceHold,
+    RefuseInvalidRecord,
+    RefuseLargeProduce,
+    StatedTopicLimits,
+)
 from tests.reliability.summary import report, report_line
 from tests.reliability.traffic import Stage, Tap, Traffic
 from tests.workers import WorkerProcess
@@ -219,6 +225,51 @@ async def _feed_partition_0(
         return [(r.topic, r.key, r.value) for r in tap.records], committed
     finally:
         await tap.stop()
+
+
+ROUTE_LIMIT = 64 * 1024
+
+
+def test_a_ticket_over_one_output_topics_limit_is_dead_lettered_and_published_nowhere(
+    tmp_path: Path, stage: Stage, spawn: Callable[..., WorkerProcess], source_records: list[SourceRecord]
+) -> None:
+    """The broker states a 64 KiB ``max.message.bytes`` for the route topics and Kafka's default for the others; one
+    valid ticket carries a 100 KB attachment (incompressible), its 30 neighbours are ordinary.
+
+    That ticket fits ``enriched`` but not its route: it gets one ``output_too_large`` dead letter naming the limit
+    and is on no other topic (never enriched *and* dead-lettered); every neighbour is triaged exactly once, and no
+    record batch over a route's limit is ever sent to it.
+    """
+    routes = [t for t in stage.topics.outputs() if t.startswith(stage.topics.route_prefix)]
+    limits = StatedTopicLimits(dict.fromkeys(routes, ROUTE_LIMIT))
+    big = "big-" + stage.base
+    neighbours = [f"n{i:02d}-{stage.base}" for i in range(30)]
+    payloads = {i: _ticket(i, r.text) for i, r in zip(neighbours, source_records, strict=False)}
+    payloads[big] = _ticket(big, source_records[30].text, attachment=base64.b64encode(os.urandom(75_000)).decode())
+    order = [*neighbours[:15], big, *neighbours[15:]]
+    with PartitionedBroker(tmp_path / "tansu-limits.log", on_request=limits) as broker:
+        worker = spawn("limits", broker.bootstrap, stage, None)
+        records, committed = asyncio.run(_feed_partition_0(broker.bootstrap, stage, worker, payloads, order))
+        alive = worker.running and worker.starts == 1
+        worker.stop()
+
+    keys = Counter((topic, key.decode()) for topic, key, _ in records if key)
+    enriched = {key: n for (topic, key), n in keys.items() if topic == stage.topics.enriched}
+    largest = max(limits.largest.values(), default=0)
+    letters = [DeadLetter.model_validate_json(value) for topic, _, value in records if topic == stage.topics.deadletter]
+    report_line(
+        f"scenario=topic_limits sent={len(order)} enriched={sum(enriched.values())} dead={len(letters)} "
+        f"described={limits.described} largest_route_batch={largest}"
+    )
+    assert alive, f"the worker did not keep running:\n{worker.tail()}"
+    assert limits.described >= 1, "the worker never asked the broker for its topics' limits"
+    (letter,) = letters
+    assert letter.ticket_id == big and letter.error.code == ErrorCode.OUTPUT_TOO_LARGE, letter.error
+    assert str(ROUTE_LIMIT) in letter.error.message, letter.error.message
+    assert [topic for topic, key in keys if key == big] == [stage.topics.deadletter], "published and dead-lettered"
+    assert enriched == dict.fromkeys(neighbours, 1), "a neighbour was lost or published twice"
+    assert 0 < largest <= ROUTE_LIMIT, limits.largest
+    assert committed.get(0) == len(order), f"partition 0 committed at {committed.get(0)}, not past every ticket"
 
 
 def test_a_record_the_broker_refuses_as_invalid_costs_only_its_ticket_a_dead_letter(

@@ -14,6 +14,7 @@ import faust
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
+from inference.noop import NoopPredictor
 from schemas.enums import ErrorCode
 from schemas.messages import DeadLetter
 from schemas.topics import TopicSettings
@@ -21,7 +22,7 @@ from tests.worker.kit import InProcess
 from worker.agents import BatchRunner
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.model import ModelClient, NoopPredictor
+from worker.model import ModelClient
 from worker.pipeline import Outcome, TriagePipeline
 from worker.publisher import BatchPublisher, Sent
 from worker.records import InRecord, OutRecord

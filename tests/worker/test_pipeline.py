@@ -13,13 +13,14 @@ from typing import cast
 import pytest
 import redis
 
+from inference.noop import NoopPredictor
 from schemas.enums import ErrorCode
 from schemas.messages import DeadLetter, Triage
 from schemas.topics import TopicSettings
 from tests.worker.kit import InProcess
 from worker.cache import TriageCache
 from worker.metrics import WorkerMetrics
-from worker.model import ModelClient, NoopPredictor, Predictor, load_predictor
+from worker.model import ModelClient, Predictor, load_predictor
 from worker.pipeline import TriagePipeline
 from worker.records import InRecord, OutRecord
 from worker.settings import RedisSettings, WorkerSettings

@@ -104,12 +104,15 @@ class Team:
 
 
 def _team(tmp_path_factory: pytest.TempPathFactory, name: str, write: Callable[[Path, Path], Path], data: Path) -> Team:
-    """Write the team's folder and train its tiny checkpoint once per run (shared by xdist workers)."""
+    """Write the team's folder and train its tiny checkpoint once per run (shared by xdist workers).
+
+    One epoch and no outlier exposure: these tests check where tickets are routed, not how well they are triaged.
+    """
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER") is not None:
         root = root.parent
     folder = write(data, root / f"{name}-data")
-    return Team(trained(root / f"{name}-models", folder), folder)
+    return Team(trained(root / f"{name}-models", folder, epochs=1.0, outlier_weight=0.0), folder)
 
 
 @pytest.fixture(scope="session")
