@@ -140,6 +140,20 @@ def _ticket(ticket_id: str, text: str, **extra: object) -> bytes:
     return json.dumps({**fields, **extra}).encode()
 
 
+def _one_among_neighbours(
+    stage: Stage, source_records: list[SourceRecord], odd: str, count: int, attachment_bytes: int = 0
+) -> tuple[str, list[str], dict[str, bytes], list[str]]:
+    """The odd ticket's id (with an incompressible attachment when asked), its ``count`` ordinary neighbours,
+    every payload, and the order to send them in: the odd one in the middle."""
+    odd = f"{odd}-{stage.base}"
+    neighbours = [f"n{i:02d}-{stage.base}" for i in range(count)]
+    payloads = {i: _ticket(i, r.text) for i, r in zip([*neighbours, odd], source_records, strict=False)}
+    if attachment_bytes:
+        attachment = base64.b64encode(os.urandom(attachment_bytes)).decode()
+        payloads[odd] = _ticket(odd, source_records[count].text, attachment=attachment)
+    return odd, neighbours, payloads, [*neighbours[: count // 2], odd, *neighbours[count // 2 :]]
+
+
 @pytest.mark.parametrize("letter_bytes", [64 * 1024, 300_000], ids=["cut-letter-fits", "cut-letter-refused-too"])
 def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     tmp_path: Path,
@@ -157,11 +171,7 @@ def test_a_record_the_broker_refuses_costs_only_its_ticket_a_dead_letter(
     the dead letter keeps no payload, only its hash, size and source position.
     """
     refuse = RefuseLargeProduce(stage.topics.outputs(), BROKER_LIMIT)
-    big = "big-" + stage.base
-    neighbours = [f"n{i:02d}-{stage.base}" for i in range(40)]
-    payloads = {i: _ticket(i, r.text) for i, r in zip(neighbours, source_records, strict=False)}
-    payloads[big] = _ticket(big, source_records[40].text, attachment=base64.b64encode(os.urandom(450_000)).decode())
-    order = [*neighbours[:20], big, *neighbours[20:]]
+    big, neighbours, payloads, order = _one_among_neighbours(stage, source_records, "big", 40, 450_000)
     with PartitionedBroker(tmp_path / "tansu-refusing.log", on_request=refuse) as broker:
         worker = spawn("refused", broker.bootstrap, stage, None, deadletter_payload_bytes=str(letter_bytes))
         records, committed = asyncio.run(_feed_partition_0(broker.bootstrap, stage, worker, payloads, order))
@@ -242,11 +252,7 @@ def test_a_ticket_over_one_output_topics_limit_is_dead_lettered_and_published_no
     """
     routes = [t for t in stage.topics.outputs() if t.startswith(stage.topics.route_prefix)]
     limits = StatedTopicLimits(dict.fromkeys(routes, ROUTE_LIMIT))
-    big = "big-" + stage.base
-    neighbours = [f"n{i:02d}-{stage.base}" for i in range(30)]
-    payloads = {i: _ticket(i, r.text) for i, r in zip(neighbours, source_records, strict=False)}
-    payloads[big] = _ticket(big, source_records[30].text, attachment=base64.b64encode(os.urandom(75_000)).decode())
-    order = [*neighbours[:15], big, *neighbours[15:]]
+    big, neighbours, payloads, order = _one_among_neighbours(stage, source_records, "big", 30, 75_000)
     with PartitionedBroker(tmp_path / "tansu-limits.log", on_request=limits) as broker:
         worker = spawn("limits", broker.bootstrap, stage, None)
         records, committed = asyncio.run(_feed_partition_0(broker.bootstrap, stage, worker, payloads, order))
@@ -282,10 +288,7 @@ def test_a_record_the_broker_refuses_as_invalid_costs_only_its_ticket_a_dead_let
     That ticket gets one ``output_refused`` dead letter naming the error, counted once; every neighbour is
     triaged exactly once, the worker never restarts, and the committed offset reaches the partition's end.
     """
-    bad = "bad-" + stage.base
-    neighbours = [f"n{i:02d}-{stage.base}" for i in range(30)]
-    payloads = {i: _ticket(i, r.text) for i, r in zip([*neighbours, bad], source_records, strict=False)}
-    order = [*neighbours[:15], bad, *neighbours[15:]]
+    bad, neighbours, payloads, order = _one_among_neighbours(stage, source_records, "bad", 30)
     refuse = RefuseInvalidRecord([stage.topics.enriched], [bad.encode()])
     with PartitionedBroker(tmp_path / "tansu-invalid.log", on_request=refuse) as broker:
         worker = spawn("invalid", broker.bootstrap, stage, None)
