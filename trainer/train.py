@@ -39,7 +39,7 @@ from trainer.config import TrainArgs
 from trainer.data import Split, TicketData, load_data, subsample, training_splits
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
 from trainer.export import export_for_serving
-from trainer.exposure import OUTLIER_LABEL, exposure_loss, far_from_labels, outlier_target, outlier_texts
+from trainer.exposure import OUTLIER_LABEL, exposure_loss, exposure_texts, outlier_target
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.scope import fit_scope, ood_sets
@@ -192,8 +192,7 @@ def _fine_tune(
         ) from exc
     outliers: list[str] = []
     if args.outlier_weight > 0:
-        outliers, report = far_from_labels(model, tokenizer, outlier_texts(None, args.seed), train_split,
-                                           args.max_length, count=len(train_split) // 4)
+        outliers, report = exposure_texts(model, tokenizer, train_split, args.max_length, args.seed)
         log.info("outliers_far_from_labels", **report)
     noisy = noisy_copies(train_split, args.typo_share, args.seed)
     texts = train_split.texts + noisy.texts + outliers
