@@ -71,8 +71,9 @@ _SHORTEST = 3
 def exposure_texts(
     model: Any, tokenizer: Any, train: Split, max_length: int, seed: int
 ) -> tuple[list[str], dict[str, Any]]:
-    """Every outlier to train on: a quarter as many corpus lines as training tickets, and the first half of the
-    fitting look-alikes (``trainer.halves``; the second half fits the page rule), each far from the team's labels.
+    """Every outlier to train on: a quarter as many corpus lines as training tickets, and up to an eighth as many
+    of the first half of the fitting look-alikes (``trainer.halves``; the second half fits the page rule), each
+    far from the team's labels.
 
     Args:
         model: The base model, before fine-tuning: its features judge closeness.
@@ -85,7 +86,7 @@ def exposure_texts(
                                             max_length, count=len(train) // 4)
     exposure_half, _ = halves(lookalike_texts("fitting", seed=seed))
     lookalikes, lookalike_report = far_from_labels(model, tokenizer, closeness, exposure_half, LOOKALIKE_QUANTILE,
-                                                   max_length)
+                                                   max_length, count=len(train) // 8)
     return corpus + lookalikes, {"corpus": corpus_report, "lookalikes": lookalike_report}
 
 
