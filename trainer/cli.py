@@ -166,6 +166,8 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
     _print_summary(f"{manifest['version']} ({preset}, {manifest['train_seconds']:.0f} s training)", metrics)
+    if "out_of_scope" in metrics:
+        _print_scope(metrics["out_of_scope"])
     click.echo(str(folder))
 
 
