@@ -12,7 +12,7 @@ from schemas.enums import Priority
 from schemas.messages import Confidence, IntentScore, Triage
 from schemas.taxonomy import PRIORITIES, Taxonomy
 
-__all__ = ["Decisions", "Marginals", "Thresholds", "apply_rules", "decide", "marginalise", "priority_ids"]
+__all__ = ["Decisions", "Marginals", "Thresholds", "apply_rules", "decide", "marginalise", "pages", "priority_ids"]
 
 _HIGH = PRIORITIES.index(Priority.HIGH)
 _LOW = PRIORITIES.index(Priority.LOW)
@@ -103,15 +103,25 @@ def apply_rules(m: Marginals, thresholds: Thresholds, scope_scores: np.ndarray |
     out_of_scope = np.zeros(categories.shape, dtype=bool)
     if scope_scores is not None:
         out_of_scope = np.asarray(scope_scores) < thresholds.out_of_scope
-        paged = (m.priorities[:, _HIGH] >= thresholds.high_priority_out_of_scope) & (
-            np.asarray(scope_scores) >= thresholds.far_out_of_scope
-        )
+        paged = _out_of_scope_pages(m.priorities[:, _HIGH], np.asarray(scope_scores), thresholds)
         priorities = np.where(out_of_scope, np.where(paged, _HIGH, _LOW), priorities)
         categories = np.where(out_of_scope & ~paged, m.out_of_scope_category, categories)
         needs_review = needs_review | out_of_scope
     return Decisions(
         categories=categories, priorities=priorities, needs_review=needs_review, out_of_scope=out_of_scope
     )
+
+
+def pages(p_high: np.ndarray, scope_scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """Which texts the rules make High (page on-call), from P(High) and ``scope_score`` alone: what
+    ``apply_rules`` decides, without the marginals, to sweep thresholds over many texts cheaply."""
+    out_of_scope = scope_scores < thresholds.out_of_scope
+    return np.where(out_of_scope, _out_of_scope_pages(p_high, scope_scores, thresholds),
+                    p_high >= thresholds.high_priority)
+
+
+def _out_of_scope_pages(p_high: np.ndarray, scope_scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    return (p_high >= thresholds.high_priority_out_of_scope) & (scope_scores >= thresholds.far_out_of_scope)
 
 
 def decide(

@@ -18,9 +18,17 @@ from trainer.baseline import tfidf_svm_probs
 from trainer.data import Split, TicketData, subsample, training_splits
 from trainer.modelcard import write_model_card
 from trainer.plots import confusion_matrix_png, reliability_diagram
-from trainer.scope import OffTopicSet, ood_report
+from trainer.scope import OffTopicSet, ood_report, reporting_offtopic
 
-__all__ = ["METRICS_FILE", "PLOTS", "evaluate_checkpoint", "evaluate_classifier", "seen_splits", "update_metrics"]
+__all__ = [
+    "METRICS_FILE",
+    "PLOTS",
+    "evaluate_checkpoint",
+    "evaluate_classifier",
+    "fitted_files",
+    "seen_splits",
+    "update_metrics",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +51,9 @@ def evaluate_classifier(
     seen_features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Score ``classifier`` on the test split, fit the baseline on the training split of ``seen`` (training,
-    validation), draw the plots, and measure the out-of-scope detector (when the checkpoint has one) against
-    ``ood`` and generated off-topic texts. ``seen_features``: those splits' features, when already encoded.
+    validation), draw the plots, and measure the out-of-scope detector and rule (when the checkpoint has one)
+    on ``ood``, sets that fitted nothing (``trainer.scope.reporting_offtopic``). ``seen_features``: those splits'
+    features, when already encoded.
 
     Returns:
         ``{"test": summary, "baseline_tfidf_svm": summary, "per_class": ..., "timing": ...,
@@ -96,7 +105,7 @@ def evaluate_checkpoint(
     version = classifier.version
     report = evaluate_classifier(
         classifier, data, seen_splits(data, manifest["hyperparameters"]),
-        [results_dir / "plots" / version, folder / "plots"], ood,
+        [results_dir / "plots" / version, folder / "plots"], reporting_offtopic(ood, fitted_files(folder)),
     )
     report = update_metrics(folder, {**report, "data_source": data.source})
     write_model_card(folder, manifest, report)
@@ -104,6 +113,13 @@ def evaluate_checkpoint(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return out, report
+
+
+def fitted_files(folder: Path) -> set[str]:
+    """Names of the out-of-scope files whose first half fitted the checkpoint's rule (its metrics.json says)."""
+    path = folder / METRICS_FILE
+    metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return set(metrics.get("scope_fit", {}).get("fitted_files", []))
 
 
 def update_metrics(folder: Path, update: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from schemas.enums import Priority
 from schemas.taxonomy import Taxonomy, load_taxonomy
+from trainer.config import BEST_BASE_MODEL, default_base_model
 
 __all__ = ["METRIC_ROWS", "format_metric", "write_model_card"]
 
@@ -44,30 +45,38 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict[str, Any], taxonomy: Taxonomy) -> str:
     """The out-of-scope rule, the data it was set on, and its evaluation when there is one."""
     fit = metrics.get("scope_fit")
     if not fit:
         return "\nNo out-of-scope detector: `out_of_scope` is never set by this checkpoint.\n"
-    tuning = fit["tuning_offtopic"]
+    chosen, alone = fit["chosen"], fit["in_scope_bar_only"]
+    fitted = ", ".join(f"{name} ({n})" for name, n in fit["fitted_sets"].items())
     text = f"""
-## Out of scope (tuned on validation and generated off-topic texts only)
+## Out of scope (fitted on validation and off-topic fitting sets only)
 
 - Detector: **{fit["method"]}** on the head's input features (`scope.safetensors`), the best of
-  {_compared(fit)} (AUROC, in-scope validation tickets vs the generated tuning texts below). `scope_score`
-  is the share of in-scope validation tickets at least as unusual (1 = typical ticket).
+  {_compared(fit)} (AUROC, in-scope validation tickets vs generated off-topic texts, seed
+  {fit["generated_seed"]}). `scope_score` is the share of in-scope validation tickets at least as unusual
+  (1 = typical ticket).
 - {_exposure(hp)}
-- **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}**: by construction that flags
-  {fit["flag_budget"]:.0%} of in-scope validation tickets ({100 * fit["validation_flagged"]:.2f}% measured).
-  An out-of-scope ticket becomes General Inquiry, Low, needs_review (so it goes to the review queue).
+- **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}** (that share of in-scope validation
+  tickets is flagged). An out-of-scope ticket becomes {taxonomy.out_of_scope_category}, Low, needs_review.
 - It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**, unless its `scope_score` is
   below **{thresholds.get("far_out_of_scope", 0.0):.4f}** (farther than every in-scope validation ticket: never
-  paged). That bar is the lowest at which at most {fit["page_budget"]:.0%} of the generated off-topic texts
-  page under the whole rule ({tuning["texts"]} texts of `trainer/offtopic.py`, seed {tuning["seed"]}: greetings,
-  thanks, gibberish, single words, emoji, other languages, other domains, spam; {100 * tuning["flagged"]:.1f}%
-  flagged, {100 * tuning["paged"]:.1f}% paged). High recall on validation with the rule on:
-  {100 * fit["validation_high_recall"]:.2f}%
-  ({fit["validation_high_flagged"]} High validation tickets flagged out of scope).
+  paged).
+- Both thresholds were chosen together (`trainer/pagerule.py`) on the validation split, the same split typed
+  in a hurry, and these off-topic fitting sets, none of which is reported: {fitted}. Points were allowed only
+  when High recall stayed ≥ {100 * fit["required_high_recall"]:.2f}% on validation and
+  ≥ {100 * fit["required_hurried_high_recall"]:.2f}% typed in a hurry; the chosen one pages the fewest
+  off-topic fitting texts, then flags the fewest in-scope tickets that still flag
+  {fit["offtopic_flagged_target"]:.0%} of the off-topic ones (at most {fit["flag_budget"]:.0%} of in-scope).
+- Chosen point on the fitting sets: {100 * chosen["offtopic_flagged"]:.1f}% of off-topic texts flagged and
+  {100 * chosen["offtopic_paged"]:.2f}% paged (mean over the sets), against {100 * alone["offtopic_paged"]:.2f}%
+  paged with no out-of-scope rule. **Its cost**: High recall {100 * chosen["high_recall"]:.2f}% on validation
+  and {100 * chosen["hurried_high_recall"]:.2f}% typed in a hurry (the in-scope bar alone keeps
+  {100 * alone["high_recall"]:.2f}% and {100 * alone["hurried_high_recall"]:.2f}%), and
+  {100 * chosen["in_scope_flagged"]:.2f}% of in-scope validation tickets flagged for review.
 """
     ood = metrics.get("out_of_scope")
     if ood:
@@ -81,12 +90,26 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
                  f"{100 * hurried['intent_accuracy']:.2f}%, {100 * hurried['flagged']:.2f}% flagged, High recall "
                  f"{100 * hurried['high_recall']:.2f}%." if hurried else "")
         text += (
-            f"\nEvaluation (`triage evaluate`): test split {100 * test['flagged']:.2f}% flagged, High recall "
+            "\nChosen point (bold) and its neighbours on the reported sets (`triage evaluate`):\n\n"
+            + _curve_table(ood.get("curve", []))
+            + f"\nEvaluation (`triage evaluate`): test split {100 * test['flagged']:.2f}% flagged, High recall "
             f"{100 * test['high_recall']:.2f}% with the rule on.{typed} Off-topic sets vs the test split:\n\n"
             "| set | n | flagged | paged | AUROC | FPR at 95% TPR |\n|---|---:|---:|---:|---:|---:|\n"
             + "\n".join(rows) + "\n"
         )
     return text
+
+
+def _curve_table(rows: list[dict[str, Any]]) -> str:
+    """The rule's trade-off on the reported sets, one row per point, the chosen one in bold."""
+    lines = ["| flag threshold | out-of-scope High bar | off-topic flagged | off-topic paged | High recall (test) "
+             "| High recall (hurried test) |", "|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        cells = [f"{row['flag']:.3f}", f"{row['bar']:.4f}", f"{100 * row['offtopic_flagged']:.1f}%",
+                 f"{100 * row['offtopic_paged']:.2f}%", f"{100 * row['high_recall']:.2f}%",
+                 f"{100 * row['hurried_high_recall']:.2f}%"]
+        lines.append("| " + " | ".join(f"**{c}**" if row["chosen"] else c for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _compared(fit: dict[str, Any]) -> str:
@@ -98,9 +121,9 @@ def _exposure(hp: dict[str, Any]) -> str:
     weight = hp.get("outlier_weight", 0.0)
     if not weight:
         return "Trained on the training split alone (no outlier exposure)."
-    return (f"Trained with outlier exposure (weight {weight:g}): ChatterBot corpus lines (`trainer/exposure.py`), "
-            "none of them in any tuning or reported set nor close to a trained label, taught towards the labels "
-            "that do not page.")
+    return (f"Trained with outlier exposure (weight {weight:g}): ChatterBot corpus lines and the first half of the "
+            "fitting look-alikes (`trainer/exposure.py`, `trainer/lookalikes.py`), none of them in any fitting or "
+            "reported set nor close to a trained label, taught towards the labels that do not page.")
 
 
 def _export_section(metrics: dict[str, Any]) -> str:
@@ -147,6 +170,14 @@ def _taxonomy_section(taxonomy: Taxonomy) -> str:
             + "\n".join(rows) + "\n")
 
 
+def _base_licence(base_model: str) -> str:
+    if base_model == BEST_BASE_MODEL:
+        return "The base model bge-small-en-v1.5 (BAAI) is MIT-licensed."
+    if base_model == default_base_model():
+        return "The base model all-MiniLM-L6-v2 (sentence-transformers) is Apache-2.0."
+    return f"The base model `{base_model}` is under its publisher's licence."
+
+
 def write_model_card(folder: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """Write ``README.md`` into ``folder`` from its manifest and metrics."""
     hp = manifest["hyperparameters"]
@@ -181,7 +212,7 @@ The worker turns its label probabilities into a category ({len(taxonomy.categori
   costs far more than a false page.
 - **needs_review** when the category probability < **{thresholds["review"]:.4f}**: the smallest threshold
   at which the remaining tickets are categorised with ≥ {hp["review_accuracy_target"]:.0%} accuracy.
-{_scope_section(thresholds, hp, metrics)}{_export_section(metrics)}
+{_scope_section(thresholds, hp, metrics, taxonomy)}{_export_section(metrics)}
 ## Metrics
 
 {_metrics_table(metrics)}
@@ -206,9 +237,10 @@ ones (the High labels above) first. A human stays in the loop for tickets flagge
 
 ## Licence and attribution
 
-{_BANKING77 if banking77 else "The training data's licence is its owner's."} The base model all-MiniLM-L6-v2
-(sentence-transformers) is Apache-2.0. Outlier-exposure lines come from the ChatterBot corpus
-(`chatterbot-corpus` on PyPI, Gunther Cox, BSD licence).
+{_BANKING77 if banking77 else "The training data's licence is its owner's."} {_base_licence(manifest["base_model"])}
+Outlier-exposure lines come from the ChatterBot corpus
+(`chatterbot-corpus` on PyPI, Gunther Cox, BSD licence); the look-alike questions (`trainer/lookalikes.py`) are
+this project's own text (Apache-2.0).
 """
     path = folder / "README.md"
     tmp = folder / f".README.md.{os.getpid()}.tmp"

@@ -1,11 +1,13 @@
-"""Fit and measure the out-of-scope detector: in-scope validation and generated off-topic texts only.
+"""Fit and measure the out-of-scope detector and rule; nothing is reported on what fitted it.
 
-The scope threshold is a share of in-scope validation tickets (``flag_budget``), so it is fitted to no
-off-topic data at all, and neither is the far threshold (beyond every in-scope validation ticket, where
-nothing pages). The stricter High threshold for out-of-scope tickets is tuned on generated off-topic texts
-(``trainer.offtopic``, one seed) and reported on other ones: CLINC150's out-of-scope
-queries, another seed of the generator, Banking77 intents held out of the detector, and any file a
-user brings (``triage evaluate --ood``).
+The detector is fitted on the training split and calibrated on in-scope validation tickets; which detector
+serves is chosen on generated off-topic texts (``trainer.offtopic``, one seed). The rule's two thresholds are
+chosen together (``trainer.pagerule``) on validation tickets, their copies typed in a hurry, and off-topic
+fitting sets: that seed of the generator, the second half of the fitting look-alikes (``trainer.lookalikes``;
+the first half is trained on) and the fitting half of every out-of-scope file given to training (CLINC150's,
+split by ``trainer.halves``). Reports use the other half of those files, another seed of the generator, the
+reporting look-alikes, Banking77 intents held out of the detector, and any other file a user brings
+(``triage evaluate --ood``).
 """
 
 from __future__ import annotations
@@ -21,45 +23,48 @@ import structlog
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from inference.classifier import Classifier
-from inference.decision import Thresholds, apply_rules, marginalise
+from inference.decision import Thresholds, apply_rules, marginalise, pages
 from inference.scope import ScopeDetector
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
 from trainer.augment import hurried
 from trainer.data import Split
+from trainer.halves import halves
+from trainer.lookalikes import lookalike_texts
 from trainer.offtopic import offtopic_texts
+from trainer.pagerule import RuleTargets, Scored, choose_rule, curve
 
 __all__ = [
     "OffTopicSet",
     "ScopeFit",
     "detector_scores",
     "fit_scope",
-    "ood_sets",
-    "page_threshold",
+    "fitting_offtopic",
     "ood_report",
+    "ood_sets",
     "read_ood_file",
-    "reported_offtopic",
+    "reporting_offtopic",
     "separation",
 ]
 
 log = structlog.get_logger(__name__)
 
 TUNING_SEED = 1
-"""Generator seed for tuning; reports use REPORT_SEED, so the texts differ."""
+"""Generator seed for fitting; reports use REPORT_SEED, so the texts differ."""
 REPORT_SEED = 2
 GENERATED = 800
 HELD_OUT_INTENTS = 7
+HURRIED_VALIDATION_SEED = 1
+"""Validation typed in a hurry uses another seed than the test's (0), though the texts differ anyway."""
 _HIGH = PRIORITIES.index(Priority.HIGH)
 
 
 @dataclass(frozen=True)
 class ScopeFit:
-    """The fitted detector, both thresholds it needs, and what tuning saw (for the model card)."""
+    """The fitted detector, the rule's thresholds, and what fitting saw (for the model card)."""
 
     detector: ScopeDetector
-    out_of_scope: float
-    high_priority_out_of_scope: float
-    far_out_of_scope: float
+    thresholds: Thresholds
     report: dict[str, Any]
     train_features: np.ndarray  # reused by the evaluation that follows training, instead of a second encode
 
@@ -72,86 +77,85 @@ class OffTopicSet:
     texts: list[str]
 
 
+def fitting_offtopic(given: list[OffTopicSet]) -> list[OffTopicSet]:
+    """The off-topic sets the rule is fitted on: generated (one seed), the look-alikes' second half, and the
+    first half of each ``given`` set (``trainer.halves``)."""
+    _, lookalikes = halves(lookalike_texts("fitting"))
+    generated = [text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)]
+    return [
+        OffTopicSet("generated (fitting seed)", generated),
+        OffTopicSet("look-alikes (fitting)", lookalikes),
+        *(OffTopicSet(f"{s.name} (fitting half)", halves(s.texts)[0]) for s in given),
+    ]
+
+
+def reporting_offtopic(given: list[OffTopicSet], fitted: set[str]) -> list[OffTopicSet]:
+    """The off-topic sets a report scores: each ``given`` set whole, or its other half when a set of that name
+    fitted the rule; generated texts of another seed; the reporting look-alikes."""
+    tuned = {text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)}
+    generated = [text for _, text in offtopic_texts(GENERATED, seed=REPORT_SEED) if text not in tuned]
+    return [
+        *(OffTopicSet(f"{s.name} (reporting half)", halves(s.texts)[1]) if s.name in fitted else s for s in given),
+        OffTopicSet("generated", generated),
+        OffTopicSet("look-alikes (reporting)", lookalike_texts("reporting")),
+    ]
+
+
 def fit_scope(
     classifier: Classifier,
-    train: Split,
-    val: Split,
+    seen: tuple[Split, Split],
     val_encoded: tuple[np.ndarray, np.ndarray],
-    high_priority: float,
-    *,
-    flag_budget: float,
-    page_budget: float,
+    base: Thresholds,
+    given: list[OffTopicSet],
+    targets: RuleTargets,
 ) -> ScopeFit:
-    """Fit the detector on the training split and set both thresholds.
+    """Fit the detector on the training split and choose the rule's thresholds.
 
     Args:
         classifier: The fine-tuned model (its detector is replaced).
-        train: The examples the model was trained on: intent means and covariance come from them.
-        val: In-scope validation split, never trained on: calibrates ``scope_score``.
-        val_encoded: (probabilities, features) of ``val``, already computed for the other thresholds.
-        high_priority: The in-scope High threshold; the out-of-scope one is never lower.
-        flag_budget: Share of in-scope validation tickets the detector may flag (the scope threshold).
-        page_budget: Share of the off-topic tuning texts that may still page under the whole rule.
+        seen: The (training, validation) splits: intent means and covariance come from training; validation,
+            never trained on, calibrates ``scope_score`` and keeps High recall.
+        val_encoded: (probabilities, features) of the validation split, already computed for other thresholds.
+        base: Thresholds with the in-scope High bar tuned; the out-of-scope ones are set here.
+        given: Out-of-scope files given to training (``--ood`` folder): their first half fits the rule.
+        targets: High recall the rule keeps and the off-topic share it should flag.
     """
+    train, val = seen
     _, train_features = classifier.encode(train.texts)
     assert train_features is not None, "the torch model always yields features"
     labels = np.array([classifier.taxonomy.intents.index(i) for i in train.intents])
     val_probs, val_features = val_encoded
     fitted = ScopeDetector.fit(train_features, labels, head_weights(classifier), val_features)
-    offtopic = [text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)]
-    off_probs, off_features = classifier.encode(offtopic)
+    sets = fitting_offtopic(given)
+    encoded = {s.name: classifier.encode(s.texts) for s in sets}
+    off_features = encoded[sets[0].name][1]  # the generated texts choose the detector
     assert off_features is not None
     compared = {m: separation(fitted.distances(val_features, m), fitted.distances(off_features, m))
                 for m in fitted.methods}
     method = max(compared, key=lambda m: compared[m]["auroc"])
     classifier.scope = fitted.using(method, val_features)
-    off_scores = classifier.scope.scores(off_features)
-    off_p_high = marginalise(off_probs, classifier.taxonomy).priorities[:, _HIGH]
-    far = classifier.scope.beyond_calibration
-    strict = page_threshold(off_p_high, off_scores, (high_priority, flag_budget, far), page_budget)
-    flagged = off_scores < flag_budget
-    val_scores = classifier.scope.scores(val_features)
-    thresholds = Thresholds(high_priority=high_priority, out_of_scope=flag_budget, high_priority_out_of_scope=strict,
-                            far_out_of_scope=far)
-    val_high = _is_high(val.intents, classifier.taxonomy)
-    decided = apply_rules(marginalise(val_probs, classifier.taxonomy), thresholds, val_scores)
-    flagged_high = val_high & decided.out_of_scope
+    base = base.model_copy(update={"far_out_of_scope": classifier.scope.beyond_calibration})
+    offtopic = [_scored(classifier, *encoded[s.name]) for s in sets]
+    validation = _scored(classifier, val_probs, val_features, _is_high(val.intents, classifier.taxonomy))
+    rng = random.Random(HURRIED_VALIDATION_SEED)
+    typed = _scored(classifier, *classifier.encode([hurried(text, rng) for text in val.texts]),
+                    _is_high(val.intents, classifier.taxonomy))
+    thresholds, chosen = choose_rule(base, offtopic, validation, typed, targets)
     report: dict[str, Any] = {
         "method": method,
         "validation_separation": compared,
-        "flag_budget": flag_budget,
-        "page_budget": page_budget,
-        "validation_flagged": float(decided.out_of_scope.mean()),
-        "validation_high_recall": float((decided.priorities[val_high] == _HIGH).mean()),
-        "validation_high_flagged": int(flagged_high.sum()),
-        "tuning_offtopic": {"texts": len(offtopic), "seed": TUNING_SEED, "flagged": float(flagged.mean()),
-                            "paged": float(_paged(classifier, off_probs, off_scores, thresholds).mean())},
+        "fitted_sets": {s.name: len(s.texts) for s in sets},
+        "fitted_files": [s.name for s in given],
+        "generated_seed": TUNING_SEED,
+        **chosen,
     }
-    log.info("scope_fitted", method=method, auroc=round(compared[method]["auroc"], 4), out_of_scope=flag_budget,
-             high_priority_out_of_scope=round(strict, 4), far_out_of_scope=round(far, 6),
-             validation_flagged=round(report["validation_flagged"], 4),
-             offtopic_flagged=round(report["tuning_offtopic"]["flagged"], 4))
-    return ScopeFit(classifier.scope, flag_budget, strict, far, report, train_features)
-
-
-def page_threshold(
-    p_high: np.ndarray, scores: np.ndarray, rule: tuple[float, float, float], page_budget: float
-) -> float:
-    """The lowest out-of-scope High bar (never below the in-scope one) at which at most ``page_budget`` of the
-    tuning texts page under the whole rule: those not flagged, paging at the in-scope bar, count too.
-
-    Args:
-        rule: (in-scope High threshold, scope threshold, far threshold) the bar completes.
-    """
-    high_priority, flag, far = rule
-    unflagged_pages = int(((scores >= flag) & (p_high >= high_priority)).sum())
-    candidates = np.sort(p_high[(scores < flag) & (scores >= far)])[::-1]
-    allowed = int(page_budget * p_high.size) - unflagged_pages
-    if allowed < 0:
-        return 1.0
-    if allowed >= candidates.size:
-        return high_priority
-    return min(1.0, max(high_priority, float(candidates[allowed]) + 1e-6))
+    log.info("scope_fitted", method=method, auroc=round(compared[method]["auroc"], 4),
+             out_of_scope=thresholds.out_of_scope,
+             high_priority_out_of_scope=round(thresholds.high_priority_out_of_scope, 4),
+             far_out_of_scope=round(thresholds.far_out_of_scope, 6),
+             offtopic_paged=round(chosen["chosen"]["offtopic_paged"], 4),
+             offtopic_flagged=round(chosen["chosen"]["offtopic_flagged"], 4))
+    return ScopeFit(classifier.scope, thresholds, report, train_features)
 
 
 def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, float]:
@@ -195,11 +199,13 @@ def ood_report(
     sets: list[OffTopicSet],
     seen_features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Out-of-scope figures of ``triage evaluate``: separation per set, flag and page rates, held-out intents.
+    """Out-of-scope figures of ``triage evaluate``: separation per set, flag and page rates, the rule's curve on
+    reported sets, held-out intents.
 
     Args:
         seen: The checkpoint's (training, validation) splits: the only texts any detector here is fitted
             or calibrated on; test texts are only scored.
+        sets: Reported off-topic sets (``reporting_offtopic``): none of them fitted the rule.
         seen_features: Their features when the caller has them already (training has), else encoded here.
     """
     assert classifier.scope is not None
@@ -212,10 +218,11 @@ def ood_report(
     )
     assert test_features is not None and train_features is not None and val_features is not None
     reference = train_features / np.linalg.norm(train_features, axis=1, keepdims=True).clip(1e-12)
-    test_scores = classifier.scope.scores(test_features)
-    in_scope = detector_scores(classifier.scope, test_probs, test_features, reference)
-    decided = apply_rules(marginalise(test_probs, taxonomy), thresholds, test_scores)
     is_high = _is_high(test.intents, taxonomy)
+    test_scored = _scored(classifier, test_probs, test_features, is_high)
+    in_scope = detector_scores(classifier.scope, test_probs, test_features, reference)
+    decided = apply_rules(marginalise(test_probs, taxonomy), thresholds, test_scored.scope)
+    hurried_report, hurried_scored = _hurried(classifier, test)
     report: dict[str, Any] = {
         "method": classifier.scope.method,
         "thresholds": thresholds.model_dump(include={"out_of_scope", "high_priority_out_of_scope", "far_out_of_scope"}),
@@ -224,18 +231,18 @@ def ood_report(
             "flagged": float(decided.out_of_scope.mean()),
             "high_recall": float((decided.priorities[is_high] == _HIGH).mean()),
         },
-        "banking77_test_hurried": _hurried(classifier, test),
+        "banking77_test_hurried": hurried_report,
         "sets": {},
     }
-    every = [*sets, OffTopicSet("generated", reported_offtopic())]
     all_flagged: list[np.ndarray] = []
     all_paged: list[np.ndarray] = []
-    for named in every:
+    scored: list[Scored] = []
+    for named in sets:
         probs, features = classifier.encode(named.texts)
         assert features is not None
-        scores = classifier.scope.scores(features)
-        paged = _paged(classifier, probs, scores, thresholds)
-        flagged = scores < thresholds.out_of_scope
+        one = _scored(classifier, probs, features)
+        paged = pages(one.p_high, one.scope, thresholds)
+        flagged = one.scope < thresholds.out_of_scope
         out = detector_scores(classifier.scope, probs, features, reference)
         report["sets"][named.name] = {
             "n": len(named.texts),
@@ -245,8 +252,10 @@ def ood_report(
         }
         all_flagged.append(flagged)
         all_paged.append(paged)
+        scored.append(one)
     report["offtopic_flagged"] = float(np.concatenate(all_flagged).mean())
     report["offtopic_paged"] = float(np.concatenate(all_paged).mean())
+    report["curve"] = curve(thresholds, scored, test_scored, hurried_scored)
     report["held_out_intents"] = _held_out(
         classifier, (train, train_features), (val, val_features), (test, test_features)
     )
@@ -256,12 +265,6 @@ def ood_report(
 def ood_sets(folder: Path | None) -> list[OffTopicSet]:
     """Every ``*.jsonl`` file in ``folder`` as one out-of-scope set (none when no folder is given)."""
     return [read_ood_file(path) for path in sorted(folder.glob("*.jsonl"))] if folder else []
-
-
-def reported_offtopic() -> list[str]:
-    """Generated off-topic texts for reports: another seed, minus every text the tuning saw."""
-    tuned = {text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)}
-    return [text for _, text in offtopic_texts(GENERATED, seed=REPORT_SEED) if text not in tuned]
 
 
 def read_ood_file(path: Path) -> OffTopicSet:
@@ -321,28 +324,33 @@ def _held_out(
     }
 
 
-def _hurried(classifier: Classifier, test: Split) -> dict[str, Any]:
+def _hurried(classifier: Classifier, test: Split) -> tuple[dict[str, Any], Scored]:
     """Banking77 test typed in a hurry (``trainer.augment.hurried``, seed 0): real tickets that must stay in scope."""
     rng = random.Random(0)
     texts = [hurried(text, rng) for text in test.texts]
-    probs, scores = classifier.predict_scored(texts)
-    decided = apply_rules(marginalise(probs, classifier.taxonomy), classifier.thresholds, scores)
+    probs, features = classifier.encode(texts)
     is_high = _is_high(test.intents, classifier.taxonomy)
+    scored = _scored(classifier, probs, features, is_high)
+    decided = apply_rules(marginalise(probs, classifier.taxonomy), classifier.thresholds, scored.scope)
     truth = np.array([classifier.taxonomy.intents.index(i) for i in test.intents])
     return {
         "n": len(texts),
         "intent_accuracy": float((probs.argmax(axis=1) == truth).mean()),
         "flagged": float(decided.out_of_scope.mean()),
         "high_recall": float((decided.priorities[is_high] == _HIGH).mean()),
-    }
+    }, scored
+
+
+def _scored(
+    classifier: Classifier, probs: np.ndarray, features: np.ndarray | None, high: np.ndarray | None = None
+) -> Scored:
+    """P(High) and ``scope_score`` of encoded texts, for the rule's sweeps."""
+    assert classifier.scope is not None and features is not None
+    p_high = marginalise(probs, classifier.taxonomy).priorities[:, _HIGH]
+    return Scored(p_high, classifier.scope.scores(features), high)
 
 
 def _is_high(intents: list[str], taxonomy: Taxonomy) -> np.ndarray:
     index = {name: i for i, name in enumerate(taxonomy.intents)}
     pri_of = taxonomy.priority_matrix.argmax(axis=1)
     return np.array([pri_of[index[name]] == _HIGH for name in intents], dtype=bool)
-
-
-def _paged(classifier: Classifier, probs: np.ndarray, scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
-    """Texts the rule makes High, i.e. that page on-call."""
-    return apply_rules(marginalise(probs, classifier.taxonomy), thresholds, scores).priorities == _HIGH

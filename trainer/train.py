@@ -39,10 +39,11 @@ from trainer.config import TrainArgs
 from trainer.data import Split, TicketData, load_data, subsample, training_splits
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
 from trainer.export import export_for_serving
-from trainer.exposure import OUTLIER_LABEL, exposure_loss, far_from_labels, outlier_target, outlier_texts
+from trainer.exposure import OUTLIER_LABEL, exposure_loss, exposure_texts, outlier_target
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
-from trainer.scope import fit_scope, ood_sets
+from trainer.pagerule import RuleTargets
+from trainer.scope import fit_scope, ood_sets, reporting_offtopic
 from trainer.thresholds import tune_thresholds
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ __all__ = ["BaseModelError", "run_training"]
 
 log = structlog.get_logger(__name__)
 
-_RETUNABLE = {"high_recall_target", "review_accuracy_target", "scope_flag_budget", "scope_page_budget"}
+_RETUNABLE = {"high_recall_target", "review_accuracy_target", "scope_flag_budget", "scope_offtopic_flagged",
+              "scope_high_recall_target", "scope_hurried_recall_target"}
 """Options that leave the fine-tuned weights as they are: ``--weights-from`` may change them."""
 
 
@@ -100,13 +102,12 @@ def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
         val_probs, val_features = classifier.encode(val_split.texts)
         assert val_features is not None, "the torch model always yields features"
         tuned = _tune(args, classifier, val_probs, val_split)
-        scope = fit_scope(classifier, train_split, val_split, (val_probs, val_features), tuned.high_priority,
-                          flag_budget=args.scope_flag_budget, page_budget=args.scope_page_budget)
+        given = ood_sets(args.ood_dir)
+        scope = fit_scope(classifier, (train_split, val_split), (val_probs, val_features), tuned, given,
+                          RuleTargets(args.scope_high_recall_target, args.scope_hurried_recall_target,
+                                      args.scope_offtopic_flagged, args.scope_flag_budget))
         scope.detector.save(staging)
-        classifier.thresholds = tuned.model_copy(update={
-            "out_of_scope": scope.out_of_scope, "high_priority_out_of_scope": scope.high_priority_out_of_scope,
-            "far_out_of_scope": scope.far_out_of_scope,
-        })
+        classifier.thresholds = scope.thresholds
         classifier.thresholds.save(staging / "thresholds.json")
         val_scores = scope.detector.scores(val_features)
         metrics: dict[str, Any] = {
@@ -120,8 +121,9 @@ def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
         }
         if args.evaluate:
             plots = [staging / "plots"] + ([args.results_dir / "plots" / version] if args.results_dir else [])
-            metrics.update(evaluate_classifier(classifier, data, (train_split, val_split), plots,
-                                               ood_sets(args.ood_dir), (scope.train_features, val_features)))
+            reported = reporting_offtopic(given, set(scope.report["fitted_files"]))
+            metrics.update(evaluate_classifier(classifier, data, (train_split, val_split), plots, reported,
+                                               (scope.train_features, val_features)))
             metrics["data_source"] = data.source
         manifest = _manifest(args, version, data, train_split, val_split, device.type, precision, seconds,
                              weights_from)
@@ -192,8 +194,7 @@ def _fine_tune(
         ) from exc
     outliers: list[str] = []
     if args.outlier_weight > 0:
-        outliers, report = far_from_labels(model, tokenizer, outlier_texts(None, args.seed), train_split,
-                                           args.max_length, count=len(train_split) // 4)
+        outliers, report = exposure_texts(model, tokenizer, train_split, args.max_length, args.seed)
         log.info("outliers_far_from_labels", **report)
     noisy = noisy_copies(train_split, args.typo_share, args.seed)
     texts = train_split.texts + noisy.texts + outliers
@@ -253,8 +254,8 @@ def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float
     source = resolve_checkpoint(args.weights_from)
     manifest = read_manifest(source)
     wanted = args.hyperparameters()
-    differ = [key for key, value in manifest["hyperparameters"].items()
-              if key not in _RETUNABLE and wanted.get(key) != value]
+    differ = [key for key, value in manifest["hyperparameters"].items()  # an option since removed cannot differ
+              if key not in _RETUNABLE and key in wanted and wanted[key] != value]
     if differ:
         raise CheckpointError(f"{source} was trained with other {', '.join(differ)}: pass its preset and options")
     model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device)

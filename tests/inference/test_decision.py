@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.decision import Thresholds, decide, marginalise, priority_ids
+from inference.decision import Thresholds, apply_rules, decide, marginalise, pages, priority_ids
 from schemas.enums import Priority
-from schemas.taxonomy import load_taxonomy
+from schemas.taxonomy import PRIORITIES, load_taxonomy
 
 TAXONOMY = load_taxonomy()
 N = len(TAXONOMY.intents)
@@ -102,3 +102,15 @@ def test_scope_threshold_is_strict_and_absent_scores_never_flag() -> None:
     [unscored] = decide(probs, TAXONOMY, OFF_TOPIC, "v1")
     assert not at_threshold.out_of_scope
     assert not unscored.out_of_scope and unscored.scope_score is None
+
+
+def test_pages_is_what_apply_rules_makes_high() -> None:
+    """The threshold sweeps (``trainer.pagerule``) read ``pages``; it must decide as the served rules do."""
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(N, 0.05), size=400).astype(np.float32)
+    scores = rng.choice([0.0005, 0.005, 0.015, 0.5], size=400)
+    marginals = marginalise(probs, TAXONOMY)
+    high = PRIORITIES.index(Priority.HIGH)
+    served = apply_rules(marginals, OFF_TOPIC, scores).priorities == high
+    swept = pages(marginals.priorities[:, high], scores, OFF_TOPIC)
+    assert served.any() and (~served).any() and np.array_equal(served, swept)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from trainer.config import PRESETS, TrainArgs, TrainerSettings, default_base_model
+from trainer.config import BEST_BASE_MODEL, PRESETS, TrainArgs, TrainerSettings, default_base_model
 
 
 def test_presets_fill_defaults_and_explicit_values_override() -> None:
@@ -19,6 +19,14 @@ def test_presets_fill_defaults_and_explicit_values_override() -> None:
     assert TrainArgs().preset == "quick" and TrainArgs().output == Path("models/finetuned")
     assert TrainArgs().base_model == default_base_model()
     assert Path(default_base_model(), "config.json").is_file()
+
+
+def test_best_preset_is_the_full_recipe_on_the_hub_encoder() -> None:
+    best, full = TrainArgs(preset="best"), TrainArgs(preset="full")
+    assert best.base_model == BEST_BASE_MODEL != full.base_model
+    differ = {k for k, v in best.hyperparameters().items() if full.hyperparameters()[k] != v}
+    assert differ == {"preset", "base_model"}
+    assert TrainArgs(preset="best", base_model="/models/bge").base_model == "/models/bge"  # an offline copy
 
 
 def test_bad_arguments_are_rejected() -> None:

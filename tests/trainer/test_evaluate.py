@@ -76,3 +76,16 @@ def test_cli_evaluate_scores_an_out_of_scope_file(checkpoint_copy: Path, data_di
     scored = scope["sets"]["chitchat"]
     assert scored["n"] == len(off_topic) and 0.0 <= scored["flagged"] <= 1.0
     assert 0.0 <= scored["detectors"][scope["method"]]["auroc"] <= 1.0
+    assert "look-alikes (reporting)" in scope["sets"] and "look-alikes (fitting)" not in scope["sets"]
+    # The curve: the chosen point is the served rule, measured on the same sets as the table above it.
+    chosen = [row for row in scope["curve"] if row["chosen"]]
+    assert len(chosen) == 1 and result.output.count("◀ chosen") == 1
+    assert (chosen[0]["flag"], chosen[0]["bar"]) == (scope["thresholds"]["out_of_scope"],
+                                                     scope["thresholds"]["high_priority_out_of_scope"])
+    assert chosen[0]["high_recall"] == pytest.approx(scope["banking77_test"]["high_recall"])
+    assert chosen[0]["hurried_high_recall"] == pytest.approx(scope["banking77_test_hurried"]["high_recall"])
+    per_set = [s["paged"] for s in scope["sets"].values()]
+    assert chosen[0]["offtopic_paged"] == pytest.approx(sum(per_set) / len(per_set))
+    assert len({row["flag"] for row in scope["curve"]}) > 5 and len({row["bar"] for row in scope["curve"]}) > 4
+    card = (checkpoint_copy / "README.md").read_text(encoding="utf-8")
+    assert "Chosen point" in card and "look-alikes (fitting)" in card

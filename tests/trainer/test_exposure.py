@@ -5,15 +5,25 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, load_taxonomy
 from trainer.config import default_base_model
-from trainer.data import TicketData
-from trainer.exposure import OUTLIER_LABEL, exposure_loss, far_from_labels, outlier_target, outlier_texts
+from trainer.data import Split, TicketData
+from trainer.exposure import (
+    CORPUS_QUANTILE,
+    LOOKALIKE_QUANTILE,
+    OUTLIER_LABEL,
+    exposure_loss,
+    far_from_labels,
+    label_closeness,
+    outlier_target,
+    outlier_texts,
+)
+from trainer.halves import halves
+from trainer.lookalikes import lookalike_texts
 from trainer.offtopic import offtopic_texts
 
 HIGH = PRIORITIES.index(Priority.HIGH)
@@ -28,25 +38,42 @@ def test_outliers_are_distinct_reproducible_and_keep_no_topic_list() -> None:
     assert any(not text.isascii() for text in texts)  # other languages too
 
 
-@pytest.mark.timeout(900)  # embeds 3,080 training tickets with the base model: minutes beside other CPU-bound tests
 def test_lines_close_to_the_team_labels_are_left_out_by_the_base_model_features(banking77: TicketData) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     base = default_base_model()
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).eval()
     tokenizer = AutoTokenizer.from_pretrained(base)
+    labels = {"passcode_forgotten", "exchange_rate", "lost_or_stolen_card"}  # a small team's own taxonomy
+    kept_rows = [(t, i) for t, i in zip(banking77.train.texts, banking77.train.intents, strict=True) if i in labels]
+    team = Split([t for t, _ in kept_rows], [i for _, i in kept_rows])
+    closeness = label_closeness(model, tokenizer, team, max_length=64)
+    assert closeness.centroids.shape[0] == 3 and closeness.bar(CORPUS_QUANTILE) < closeness.bar(LOOKALIKE_QUANTILE)
     close = ["I forgot my password.", "it depends on the exchange rates."]
     far = ["What is the capital of France?", "Do you like jazz?", "Tell me a joke about cats"]
-    kept, report = far_from_labels(model, tokenizer, close + far, banking77.train, max_length=64)
+    kept, report = far_from_labels(model, tokenizer, closeness, close + far, CORPUS_QUANTILE, max_length=64)
     assert kept == far, report
     assert report["candidates"] == 5 and report["kept"] == 3 and 0 < report["close_bar"] < 1
-    first, _ = far_from_labels(model, tokenizer, close + far, banking77.train, max_length=64, count=2)
+    first, _ = far_from_labels(model, tokenizer, closeness, close + far, CORPUS_QUANTILE, max_length=64, count=2)
     assert first == far[:2]
+    everything, _ = far_from_labels(model, tokenizer, closeness, close + far, 1.0, max_length=64)
+    assert everything == close + far  # no line is as close as the team's most typical ticket: all kept
+
+
+def test_lookalike_variants_share_no_text_and_halves_are_disjoint_and_stable() -> None:
+    fitting, reporting = lookalike_texts("fitting"), lookalike_texts("reporting")
+    assert len(fitting) > 1000 and len(reporting) > 1000 and not set(fitting) & set(reporting)
+    assert lookalike_texts("fitting", 50, seed=1) == lookalike_texts("fitting", seed=1)[:50]
+    assert set(lookalike_texts("fitting", seed=2)) == set(fitting)
+    first, second = halves(fitting)
+    assert not set(first) & set(second) and len(first) + len(second) == len(fitting)
+    assert 0.4 < len(first) / len(fitting) < 0.6 and halves(list(reversed(fitting)))[0] == first[::-1]
 
 
 def test_no_outlier_is_a_text_that_tunes_or_reports_the_rule() -> None:
     generated = {text for seed in (1, 2) for _, text in offtopic_texts(800, seed=seed)}
     assert not generated & set(outlier_texts(5000, seed=42))
+    assert not set(lookalike_texts("reporting")) & set(outlier_texts(5000, seed=42))
 
 
 def test_target_spreads_over_the_intents_that_do_not_page() -> None:
