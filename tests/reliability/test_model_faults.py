@@ -1,7 +1,7 @@
 """The model process fails under a running worker: faults of the infrastructure never cost a ticket.
 
 A model that cannot come back (killed, checkpoint folder gone) pauses the worker with ``/health`` 503 and a
-reason until it can, or until a new ``latest`` is published; a model killed on every call pauses it the same
+reason until it can, or until a new ``latest`` is published; a model killed whenever it starts work pauses it the same
 way; a hung model (SIGSTOP) is seen at once, killed and restarted. Either way every valid ticket is triaged once
 the model is back, none is dead-lettered, and ``/health`` says so within seconds, with traffic or without.
 """
@@ -153,8 +153,10 @@ def test_hung_model_is_killed_at_its_deadline_and_restarted(rig: Rig) -> None:
     assert any(status == 503 for status, _ in seen), "/health said the model was restarting"
 
 
-def test_model_killed_on_every_call_pauses_the_worker_and_dead_letters_nothing(rig: Rig) -> None:
-    """20 s of a model process that dies on every call (batches, retries, canaries alike), then a healthy one."""
+def test_model_killed_whenever_it_starts_work_pauses_the_worker_and_dead_letters_nothing(rig: Rig) -> None:
+    """For 20 s the model process is killed whenever it is seen starting work (batches, retries, canaries alike),
+    then left alone: no valid ticket is dead-lettered, /health says 503 within 5 s of the first kill and 200 after.
+    """
     worker = rig.worker("call_killer")
 
     async def scenario() -> tuple[Traffic, list[float], float, list[tuple[int, object]]]:
