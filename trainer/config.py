@@ -26,13 +26,16 @@ packaged copy with weights and a licence was found on the package index)."""
 # cost (optimizer, thread hand-offs) dominates at ~14 padded tokens per text (length-grouped, dynamically padded):
 # run side by side on the same shared box, 796 s vs 1,005 s of training (0.79×; 197 s idle before → ~156 s) and
 # 88.21% vs 88.77% test intent accuracy (≥ 87% wanted); 1.5 epochs at 64 reached 89.19% but took 0.94× as long.
+# tiny (smoke tests) asks its out-of-scope rule for 95% / 90% High recall (validation / typed in a hurry): two
+# epochs on 1,540 tickets keep neither 98.5% nor 97% once anything is flagged, and the rule would then page a quarter
+# of the off-topic fitting texts to keep the last hurried ticket or two.
 # full keeps 99% High recall on validation + typo copies: at 98% its test recall was 98.33% (98.89% at 99%, for
 # 3.9% → 4.3% of the reporting look-alikes paged and High precision 92.43% → 87.68%; docs/benchmarks.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 2.0, "batch_size": 16, "lr": 3e-4, "head_lr_scale": 20.0, "max_length": 32,
         "max_train_examples": 1540, "label_smoothing": 0.0, "outlier_weight": 0.5, "high_recall_target": 0.98,
-        "typo_share": 0.0, "evaluate": False,
+        "typo_share": 0.0, "evaluate": False, "scope_high_recall_target": 0.95, "scope_hurried_recall_target": 0.9,
     },
     "quick": {
         "epochs": 1.25, "batch_size": 64, "lr": 3e-4, "head_lr_scale": 20.0, "max_length": 48,

@@ -68,7 +68,7 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
 - Both thresholds were chosen together (`trainer/pagerule.py`) on the validation split, the same split typed
   in a hurry, and these off-topic fitting sets, none of which is reported: {fitted}. Points were allowed only
   when High recall stayed ≥ {100 * fit["required_high_recall"]:.2f}% on validation and
-  ≥ {100 * fit["required_hurried_high_recall"]:.2f}% typed in a hurry; the chosen one pages the fewest
+  ≥ {100 * fit["required_hurried_high_recall"]:.2f}% typed in a hurry{_shortfall(fit)}; the chosen one pages the fewest
   off-topic fitting texts, then flags the fewest in-scope tickets that still flag
   {fit["offtopic_flagged_target"]:.0%} of the off-topic ones (at most {fit["flag_budget"]:.0%} of in-scope).
 - Chosen point on the fitting sets: {100 * chosen["offtopic_flagged"]:.1f}% of off-topic texts flagged and
@@ -248,3 +248,9 @@ this project's own text (Apache-2.0).
     tmp.chmod(0o644)
     os.replace(tmp, path)
     return path
+
+
+def _shortfall(fit: dict[str, Any]) -> str:
+    """Said only when no point kept both recalls (a small validation split): then the least costly were allowed."""
+    lost = fit.get("recall_shortfall", 0.0)
+    return f" (no point kept both: those losing the least, {100 * lost:.2f} points, were allowed)" if lost else ""

@@ -78,13 +78,19 @@ def choose_rule(
     in_scope_only = measure(base.model_copy(update={"out_of_scope": 0.0}), offtopic, validation, hurried)
     need = (min(targets.high_recall, in_scope_only["high_recall"]),
             min(targets.hurried_high_recall, in_scope_only["hurried_high_recall"]))
-    points = []
+    tried = []
     for flag in [share for share in FLAG_SHARES if share <= targets.flag_budget] or [targets.flag_budget]:
         for bar in _bars(base.high_priority, flag, offtopic):
             rule = base.model_copy(update={"out_of_scope": flag, "high_priority_out_of_scope": bar})
-            point = measure(rule, offtopic, validation, hurried)
-            if point["high_recall"] >= need[0] and point["hurried_high_recall"] >= need[1]:
-                points.append(point)
+            tried.append(measure(rule, offtopic, validation, hurried))
+
+    def shortfall(point: dict[str, float]) -> float:
+        return max(0.0, need[0] - point["high_recall"]) + max(0.0, need[1] - point["hurried_high_recall"])
+
+    # Flagging can cost a High ticket the in-scope rule alone keeps (one far beyond every validation ticket never
+    # pages); when every point does, as on a small validation split, the points that cost the least are allowed.
+    least = min(shortfall(p) for p in tried)
+    points = [p for p in tried if shortfall(p) <= least]
     lowest = min(p["offtopic_paged"] for p in points)
     near = [p for p in points if p["offtopic_paged"] <= lowest + PAGE_TOLERANCE]
     flagging = [p for p in near if p["offtopic_flagged"] >= targets.offtopic_flagged]
@@ -100,7 +106,8 @@ def choose_rule(
         "required_hurried_high_recall": need[1],
         "offtopic_flagged_target": targets.offtopic_flagged,
         "flag_budget": targets.flag_budget,
-        "points_tried": len(points),
+        "points_tried": len(tried),
+        "recall_shortfall": least,
     }
     return rule, report
 

@@ -56,3 +56,12 @@ def test_curve_marks_the_chosen_point_and_moves_both_thresholds() -> None:
     assert len({row["flag"] for row in rows}) > 5 and len({row["bar"] for row in rows}) > 4
     strictest = next(row for row in rows if row["flag"] == 0.02 and row["bar"] == 1.0)
     assert strictest["high_recall"] == 0.5 and strictest["offtopic_paged"] == 0.25
+
+
+def test_when_every_flag_costs_a_high_ticket_the_point_that_costs_least_is_chosen() -> None:
+    offtopic = [Scored(np.array([0.9, 0.05]), np.array([0.0001, 0.0001]))]
+    # a High ticket beyond the far bar is flagged (and then never pages) at every flag share tried
+    validation = _in_scope([0.95, 0.5], [0.0001, 0.5])
+    rule, report = choose_rule(BASE, offtopic, validation, validation, TARGETS)
+    assert report["recall_shortfall"] == 1.0 and report["chosen"]["high_recall"] == 0.5
+    assert rule.out_of_scope == 0.01 and report["chosen"]["offtopic_paged"] == 0.0
