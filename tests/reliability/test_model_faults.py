@@ -154,7 +154,7 @@ def test_hung_model_is_killed_at_its_deadline_and_restarted(rig: Rig) -> None:
 
 
 def test_model_killed_whenever_it_starts_work_pauses_the_worker_and_dead_letters_nothing(rig: Rig) -> None:
-    """For 20 s the model process is killed whenever it is seen starting work (batches, retries, canaries alike),
+    """For a minute the model process is killed whenever it is seen starting work (batches, retries, canaries alike),
     then left alone: no valid ticket is dead-lettered, /health says 503 within 5 s of the first kill and 200 after.
     """
     worker = rig.worker("call_killer")
@@ -173,7 +173,7 @@ def test_model_killed_whenever_it_starts_work_pauses_the_worker_and_dead_letters
                 await t.until("the first kill", lambda: bool(killer.kills), 60)
                 await _until_health(worker, 503, 30)
                 noticed = time.monotonic() - killer.kills[0]
-                await asyncio.sleep(20)
+                await asyncio.sleep(60)
             await t.settle(180)
             await _until_health(worker, 200, 60)
             stop.set()
