@@ -136,10 +136,10 @@ def fit_scope(
     classifier.scope = fitted.using(method, val_features)
     base = base.model_copy(update={"far_out_of_scope": classifier.scope.beyond_calibration})
     offtopic = [_scored(classifier, *encoded[s.name]) for s in sets]
-    validation = _scored(classifier, val_probs, val_features, _is_high(val.intents, classifier.taxonomy))
+    val_high = _is_high(val.intents, classifier.taxonomy)
+    validation = _scored(classifier, val_probs, val_features, val_high)
     rng = random.Random(HURRIED_VALIDATION_SEED)
-    typed = _scored(classifier, *classifier.encode([hurried(text, rng) for text in val.texts]),
-                    _is_high(val.intents, classifier.taxonomy))
+    typed = _scored(classifier, *classifier.encode([hurried(text, rng) for text in val.texts]), val_high)
     thresholds, chosen = choose_rule(base, offtopic, validation, typed, targets)
     report: dict[str, Any] = {
         "method": method,
