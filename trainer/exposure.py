@@ -18,8 +18,8 @@ next to an IT desk's), and training them as outliers would teach that real ticke
 list is kept by hand: ``far_from_labels`` leaves out every line that the base model places as close to one of
 the team's labels as the team's tickets sit to their own (``CORPUS_QUANTILE``; for look-alikes, which are
 written to be close, ``LOOKALIKE_QUANTILE``). None of these texts is in any set that fits or reports the
-out-of-scope rule (the generator in ``trainer.offtopic``, CLINC150, the look-alikes' other half and the
-reporting look-alikes).
+out-of-scope rule (the generator in ``trainer.offtopic``, CLINC150, the fitting and the reporting look-alikes,
+whose topics the exposure ones do not share).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import yaml
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
 from trainer.data import Split
-from trainer.halves import halves
 from trainer.lookalikes import lookalike_texts
 
 __all__ = [
@@ -72,8 +71,8 @@ def exposure_texts(
     model: Any, tokenizer: Any, train: Split, max_length: int, seed: int
 ) -> tuple[list[str], dict[str, Any]]:
     """Every outlier to train on: a quarter as many corpus lines as training tickets, and up to an eighth as many
-    of the first half of the fitting look-alikes (``trainer.halves``; the second half fits the page rule), each
-    far from the team's labels.
+    of the exposure look-alikes (their topics are not the ones that fit the page rule), each far from the team's
+    labels.
 
     Args:
         model: The base model, before fine-tuning: its features judge closeness.
@@ -84,8 +83,8 @@ def exposure_texts(
     closeness = label_closeness(model, tokenizer, train, max_length)
     corpus, corpus_report = far_from_labels(model, tokenizer, closeness, outlier_texts(None, seed), CORPUS_QUANTILE,
                                             max_length, count=len(train) // 4)
-    exposure_half, _ = halves(lookalike_texts("fitting", seed=seed))
-    lookalikes, lookalike_report = far_from_labels(model, tokenizer, closeness, exposure_half, LOOKALIKE_QUANTILE,
+    lookalikes, lookalike_report = far_from_labels(model, tokenizer, closeness, lookalike_texts("exposure", seed=seed),
+                                                   LOOKALIKE_QUANTILE,
                                                    max_length, count=len(train) // 8)
     return corpus + lookalikes, {"corpus": corpus_report, "lookalikes": lookalike_report}
 

@@ -3,11 +3,12 @@
 Real off-topic traffic is not "hi" or gibberish: it is another business's customer request or an everyday
 question that shares words with banking tickets (phone, card, account, balance, password, payment, transfer)
 and so lands on a banking intent, sometimes one that pages. These texts are written here from templates, in
-two variants that share no template and no word list:
+three variants that share no topic and no template:
 
-- ``fitting``: trained on as outliers (``trainer.exposure``) and, from another seed, used to fit the page rule
-  (``trainer.scope``);
-- ``reporting``: other businesses, other everyday questions, other phrasings; only ever scored.
+- ``exposure``: every other topic of the project's own set, trained on as outliers (``trainer.exposure``);
+- ``fitting``: the other topics of that set, which fit the page rule (``trainer.scope``), so the rule is chosen
+  on businesses the model was never shown as off-topic, as it will meet them in production;
+- ``reporting``: other businesses, other everyday questions, other phrasings and word lists; only ever scored.
 
 The templates are this project's own text, under the project's licence (Apache-2.0).
 """
@@ -19,9 +20,9 @@ from typing import Literal
 
 __all__ = ["Variant", "lookalike_texts"]
 
-Variant = Literal["fitting", "reporting"]
+Variant = Literal["exposure", "fitting", "reporting"]
 
-_FITTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
+_OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
     "phone plan": ([
         "how much data is left on my {x}", "my {x} ran out of data already, can I top up the balance",
         "why was my {x} payment higher this month", "how do I move my {x} to a new phone",
@@ -73,7 +74,7 @@ _FITTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
         "my landlord kept my deposit, is that legal", "how do I secure my {x}",
     ], ["work laptop", "wifi router", "office email", "smart doorbell"]),
 }
-_FITTING_FRAMES = ["{s}", "{s}?", "hi, {s}?", "quick question: {s}", "{s} please", "can someone tell me {s}",
+_OWN_FRAMES = ["{s}", "{s}?", "hi, {s}?", "quick question: {s}", "{s} please", "can someone tell me {s}",
                    "{s}, thanks", "hello, {s}"]
 
 _REPORTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
@@ -124,8 +125,17 @@ _REPORTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
 _REPORTING_FRAMES = ["{s}", "hello there - {s}", "{s}?? thx", "I was wondering {s}", "not sure who to ask, {s}",
                      "{s}. any ideas", "Please help: {s}"]
 
+
+
+def _topics(part: int) -> dict[str, tuple[list[str], list[str]]]:
+    """Every other topic of the project's own set: exposure and rule fitting share no topic and no template."""
+    names = list(_OWN_TOPICS)[part::2]
+    return {name: _OWN_TOPICS[name] for name in names}
+
+
 _VARIANTS = {
-    "fitting": (_FITTING_TOPICS, _FITTING_FRAMES),
+    "exposure": (_topics(0), _OWN_FRAMES),
+    "fitting": (_topics(1), _OWN_FRAMES),
     "reporting": (_REPORTING_TOPICS, _REPORTING_FRAMES),
 }
 

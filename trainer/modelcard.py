@@ -121,8 +121,8 @@ def _exposure(hp: dict[str, Any]) -> str:
     weight = hp.get("outlier_weight", 0.0)
     if not weight:
         return "Trained on the training split alone (no outlier exposure)."
-    return (f"Trained with outlier exposure (weight {weight:g}): ChatterBot corpus lines and the first half of the "
-            "fitting look-alikes (`trainer/exposure.py`, `trainer/lookalikes.py`), none of them in any fitting or "
+    return (f"Trained with outlier exposure (weight {weight:g}): ChatterBot corpus lines and the exposure "
+            "look-alikes (`trainer/exposure.py`, `trainer/lookalikes.py`), none of them in any fitting or "
             "reported set nor close to a trained label, taught towards the labels that do not page.")
 
 

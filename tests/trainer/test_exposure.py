@@ -23,7 +23,7 @@ from trainer.exposure import (
     outlier_texts,
 )
 from trainer.halves import halves
-from trainer.lookalikes import lookalike_texts
+from trainer.lookalikes import _VARIANTS, lookalike_texts
 from trainer.offtopic import offtopic_texts
 
 HIGH = PRIORITIES.index(Priority.HIGH)
@@ -60,20 +60,30 @@ def test_lines_close_to_the_team_labels_are_left_out_by_the_base_model_features(
     assert everything == close + far  # no line is as close as the team's most typical ticket: all kept
 
 
-def test_lookalike_variants_share_no_text_and_halves_are_disjoint_and_stable() -> None:
-    fitting, reporting = lookalike_texts("fitting"), lookalike_texts("reporting")
-    assert len(fitting) > 1000 and len(reporting) > 1000 and not set(fitting) & set(reporting)
+def test_lookalike_variants_share_no_topic_or_template_and_orders_are_stable() -> None:
+    texts = {variant: lookalike_texts(variant) for variant in _VARIANTS}  # type: ignore[arg-type]
+    assert all(len(t) > 500 for t in texts.values())
+    for one, other in [("exposure", "fitting"), ("exposure", "reporting"), ("fitting", "reporting")]:
+        assert not set(texts[one]) & set(texts[other])
+        assert not set(_VARIANTS[one][0]) & set(_VARIANTS[other][0])
+        templates = [{t for ts, _ in _VARIANTS[v][0].values() for t in ts} for v in (one, other)]
+        assert not templates[0] & templates[1]
     assert lookalike_texts("fitting", 50, seed=1) == lookalike_texts("fitting", seed=1)[:50]
-    assert set(lookalike_texts("fitting", seed=2)) == set(fitting)
-    first, second = halves(fitting)
-    assert not set(first) & set(second) and len(first) + len(second) == len(fitting)
-    assert 0.4 < len(first) / len(fitting) < 0.6 and halves(list(reversed(fitting)))[0] == first[::-1]
+    assert set(lookalike_texts("fitting", seed=2)) == set(texts["fitting"])
+
+
+def test_halves_are_disjoint_and_stable() -> None:
+    texts = lookalike_texts("reporting")
+    first, second = halves(texts)
+    assert not set(first) & set(second) and len(first) + len(second) == len(texts)
+    assert 0.4 < len(first) / len(texts) < 0.6 and halves(list(reversed(texts)))[0] == first[::-1]
 
 
 def test_no_outlier_is_a_text_that_tunes_or_reports_the_rule() -> None:
     generated = {text for seed in (1, 2) for _, text in offtopic_texts(800, seed=seed)}
     assert not generated & set(outlier_texts(5000, seed=42))
-    assert not set(lookalike_texts("reporting")) & set(outlier_texts(5000, seed=42))
+    outliers = set(outlier_texts(5000, seed=42))
+    assert not (set(lookalike_texts("reporting")) | set(lookalike_texts("fitting"))) & outliers
 
 
 def test_target_spreads_over_the_intents_that_do_not_page() -> None:
