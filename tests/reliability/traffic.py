@@ -222,9 +222,20 @@ class Traffic:
         return time.monotonic() - started
 
     def _pending_sample(self, limit: int = 5) -> list[str]:
-        """Unresolved messages as ``ticket_id kind partition/offset``, to find them in the workers' logs."""
+        """Unresolved messages as ``ticket_id kind partition/offset`` and the output topics where the raw tap saw
+        them (none: no worker published them; some: the collector missed what was published)."""
         pending = [e for e in self.ledger.entries if e.outcome is None and e.acked is not False][:limit]
-        return [f"{e.ticket_id} {e.kind} {'/'.join(map(str, e.position or ()))}" for e in pending]
+        seen: dict[str, set[str]] = defaultdict(set)
+        for record in self.tap.records:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                obj = json.loads(record.value)
+                seen[str(obj["ticket_id"])].add(record.topic)
+                seen[str(obj.get("payload_sha256"))].add(record.topic)
+        return [
+            f"{e.ticket_id} {e.kind} {'/'.join(map(str, e.position or ()))} "
+            f"tap={sorted(seen[e.ticket_id] | seen[e.sha256]) or 'none'}"
+            for e in pending
+        ]
 
     async def settle(self, timeout: float, quiet_s: float = 1.5) -> float:
         """Wait until every replay has finished and every message is resolved, then for late duplicates.
