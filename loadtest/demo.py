@@ -41,7 +41,8 @@ def _latest_model(settings: LoadtestSettings, verbose: bool, console: Console, l
     started = time.monotonic()
     # The trainer's progress bars and loss lines go to stdout as well as stderr.
     with nullcontext() if verbose else _output_to(log_path, 1, 2):
-        run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, output=settings.models_dir))
+        # The report measures this model on the replayed test split; `triage evaluate` gives the offline figures.
+        run_training(TrainArgs(preset="quick", data_dir=settings.data_dir, output=settings.models_dir, evaluate=False))
     console.print(f"trained in {time.monotonic() - started:.0f}s")
     return resolve_checkpoint(latest)
 

@@ -173,21 +173,27 @@ def far_from_labels(
 
 
 def _features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> np.ndarray:
-    """L2-normalised mean-pooled encoder features (how sentence-transformers embeds with MiniLM)."""
+    """L2-normalised mean-pooled encoder features (how sentence-transformers embeds with MiniLM), in the order of
+    ``texts``; batched by length so a short line is not padded to a long one's size."""
     import torch
 
     encoder = model.base_model
     device = next(encoder.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = []
     with torch.inference_mode():
-        for start in range(0, len(texts), 128):
-            batch = tokenizer(texts[start : start + 128], truncation=True, max_length=max_length, padding=True,
-                              return_tensors="pt").to(device)
+        for start in range(0, len(order), 128):
+            batch = tokenizer([texts[i] for i in order[start : start + 128]], truncation=True, max_length=max_length,
+                              padding=True, return_tensors="pt").to(device)
             hidden = encoder(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
             out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
+    if not out:
+        return np.zeros((0, 1), dtype=np.float32)
+    features = np.empty_like(np.concatenate(out))
+    features[order] = np.concatenate(out)
+    return features
 
 
 def outlier_target(taxonomy: Taxonomy) -> np.ndarray:

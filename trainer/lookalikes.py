@@ -3,11 +3,12 @@
 Real off-topic traffic is not "hi" or gibberish: it is another business's customer request or an everyday
 question that shares words with banking tickets (phone, card, account, balance, password, payment, transfer)
 and so lands on a banking intent, sometimes one that pages. These texts are written here from templates, in
-three variants that share no topic and no template:
+three variants that share no template:
 
-- ``exposure``: every other topic of the project's own set, trained on as outliers (``trainer.exposure``);
-- ``fitting``: the other topics of that set, which fit the page rule (``trainer.scope``), so the rule is chosen
-  on businesses the model was never shown as off-topic, as it will meet them in production;
+- ``exposure``: every other template of each of the project's own topics, trained on as outliers
+  (``trainer.exposure``);
+- ``fitting``: the other templates of those topics, which fit the page rule (``trainer.scope``), so the rule is
+  chosen on sentences the model was never shown as off-topic;
 - ``reporting``: other businesses, other everyday questions, other phrasings and word lists; only ever scored.
 
 The templates are this project's own text, under the project's licence (Apache-2.0).
@@ -73,6 +74,33 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
         "how do I reset my {x}", "what should I put on my CV for an office job",
         "my landlord kept my deposit, is that legal", "how do I secure my {x}",
     ], ["work laptop", "wifi router", "office email", "smart doorbell"]),
+    "school": ([
+        "how do I top up my child's {x}", "the {x} says my password is wrong", "my son lost his {x}, can we get a new one",
+        "how do I pay for the school trip through the {x}", "why was I charged twice on the {x}",
+    ], ["school canteen card", "school app", "parent portal", "lunch account"]),
+    "marketplace": ([
+        "my {x} got suspended after one sale", "the buyer on my {x} never paid, what now",
+        "how do I withdraw the money from my {x}", "why is there a fee on every sale from my {x}",
+        "someone paid on my {x} with a stolen card, am I liable",
+    ], ["ebay seller account", "etsy shop", "vinted profile", "marketplace listing"]),
+    "apps and devices": ([
+        "my {x} subscription renewed without asking me", "how do I get a refund for something I bought on {x}",
+        "my {x} won't let me log in after the update", "how do I turn on two factor for {x}",
+        "can I share {x} with my family",
+    ], ["the app store", "google play", "my smartwatch", "icloud", "my kindle"]),
+    "charity and clubs": ([
+        "how do I cancel my monthly {x}", "can I change the date my {x} is taken", "I want to increase my {x}",
+        "my {x} card was declined at the door", "do I get a receipt for my {x} for tax",
+    ], ["charity donation", "football club membership", "book club subscription", "museum membership"]),
+    "ev charging": ([
+        "my {x} card doesn't work at the charger", "the {x} app charged me but the car didn't charge",
+        "how do I top up my {x} account", "can I get a refund for a failed {x} session",
+    ], ["ev charging", "charge point", "car charging network"]),
+    "official papers": ([
+        "how do I renew my {x} online", "I lost my {x}, how do I get another",
+        "why was my {x} application rejected", "how long does a new {x} take to arrive",
+        "my {x} photo was not accepted, what is wrong with it",
+    ], ["passport", "driving licence", "library card", "residence permit"]),
 }
 _OWN_FRAMES = ["{s}", "{s}?", "hi, {s}?", "quick question: {s}", "{s} please", "can someone tell me {s}",
                    "{s}, thanks", "hello, {s}"]
@@ -127,15 +155,15 @@ _REPORTING_FRAMES = ["{s}", "hello there - {s}", "{s}?? thx", "I was wondering {
 
 
 
-def _topics(part: int) -> dict[str, tuple[list[str], list[str]]]:
-    """Every other topic of the project's own set: exposure and rule fitting share no topic and no template."""
-    names = list(_OWN_TOPICS)[part::2]
-    return {name: _OWN_TOPICS[name] for name in names}
+def _templates(part: int) -> dict[str, tuple[list[str], list[str]]]:
+    """Every other template of each of the project's own topics: exposure and rule fitting cover every topic and
+    share no template."""
+    return {name: (templates[part::2], words) for name, (templates, words) in _OWN_TOPICS.items()}
 
 
 _VARIANTS = {
-    "exposure": (_topics(0), _OWN_FRAMES),
-    "fitting": (_topics(1), _OWN_FRAMES),
+    "exposure": (_templates(0), _OWN_FRAMES),
+    "fitting": (_templates(1), _OWN_FRAMES),
     "reporting": (_REPORTING_TOPICS, _REPORTING_FRAMES),
 }
 
