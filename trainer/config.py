@@ -20,8 +20,8 @@ BEST_BASE_MODEL = "BAAI/bge-small-en-v1.5"
 """The ``best`` preset's encoder (MIT licence): 12 layers to MiniLM-L6's 6, loaded from the Hugging Face hub (no
 packaged copy with weights and a licence was found on the package index)."""
 
-# Training time on 2 CPU cores shared with other jobs (1 thread, MiniLM-L6): tiny ≈ 1-3 min (test fixture),
-# full ≈ 25 min (93.73% with typo copies and outlier exposure). quick: batches of 64 (at lr 3e-4) instead of 32
+# Training time on 2 CPU cores (MiniLM-L6): tiny ≈ 1-3 min (test fixture), full ≈ 18 min of fine-tuning on idle
+# cores (93.41% test intent accuracy with typo copies and outlier exposure, docs/benchmarks.md). quick: batches of 64 (at lr 3e-4) instead of 32
 # (at 2e-4) halve the steps, whose fixed
 # cost (optimizer, thread hand-offs) dominates at ~14 padded tokens per text (length-grouped, dynamically padded):
 # run side by side on the same shared box, 796 s vs 1,005 s of training (0.79×; 197 s idle before → ~156 s) and
@@ -29,8 +29,8 @@ packaged copy with weights and a licence was found on the package index)."""
 # tiny (smoke tests) asks its out-of-scope rule for 95% / 90% High recall (validation / typed in a hurry): two
 # epochs on 1,540 tickets keep neither 98.5% nor 97% once anything is flagged, and the rule would then page a quarter
 # of the off-topic fitting texts to keep the last hurried ticket or two.
-# full keeps 99% High recall on validation + typo copies: at 98% its test recall was 98.33% (98.89% at 99%, for
-# 3.9% → 4.3% of the reporting look-alikes paged and High precision 92.43% → 87.68%; docs/benchmarks.md).
+# full keeps 99% High recall on validation: on one set of weights, 98% kept 98.33% on test and 99% kept 98.89%,
+# for High precision 92.43% → 87.68% and a few more off-topic pages.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 2.0, "batch_size": 16, "lr": 3e-4, "head_lr_scale": 20.0, "max_length": 32,
