@@ -101,7 +101,7 @@ def replay_cmd(
 @click.option("--model", "model_dir", type=click.Path(path_type=Path),
               help="Checkpoint to serve (default: <TRIAGE_MODELS_DIR>/latest, trained with --preset quick if missing).")
 @click.option("--count", default=3000, help="Test tickets to replay.")
-@click.option("--rate", default=50.0, help="Mean tickets/s (Poisson arrivals).")
+@click.option("--rate", default=100.0, help="Mean tickets/s (Poisson arrivals).")
 @click.option("--duplicate-ratio", default=0.1, help="Share of repeated texts (cache hits).")
 @click.option("--malformed-ratio", default=0.01, help="Share of bad messages (dead letters).")
 @click.option("--offtopic-ratio", default=0.05,

@@ -164,7 +164,7 @@ def far_from_labels(
     kept: list[str] = []
     looked = 0
     while looked < len(candidates) and (count is None or len(kept) < count):
-        chunk = candidates[looked : looked + 512]
+        chunk = candidates[looked : looked + 128]
         closest = (_features(model, tokenizer, chunk, max_length) @ closeness.centroids.T).max(axis=1)
         kept += [text for text, score in zip(chunk, closest, strict=True) if score < bar]
         looked += len(chunk)
