@@ -2,9 +2,10 @@
 
 1. A configurable fetch wait: Faust hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer, so on a
    quiet partition a lone ticket can sit in a held fetch for up to 1.5 s before the micro-batch even sees it.
-2. Commits never step over an unacked message: Faust's ``Consumer._new_offset`` lets through a single unacked
-   offset at the head of a partition (it holds back only when ``min(acked) - committed > 1``) and skips even
-   that check when the committed offset is 0 or None, so a slow message can be committed past and lost.
+2. Commits never step over a fetched message that was not acked: Faust's ``Consumer._new_offset`` lets one
+   unacked offset through at a partition's head (all when nothing is committed), so a slow message, or one
+   Faust dropped undelivered around a rebalance, could be committed past and lost. Offsets never fetched
+   (transaction markers, compacted records) are still stepped over.
 3. Fetched bytes are bounded: the consumer stops fetching while the messages it fetched and the worker has not
    yet acked (or dropped) hold more than ``TRIAGE_MAX_INFLIGHT_BYTES``; Faust's own bound counts messages.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -67,12 +69,21 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 class TriageConsumer(driver.Consumer):
     """Faust's consumer with the fetch wait, the in-flight byte bound and the commit fix above."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unfinished: defaultdict[TP, set[int]] = defaultdict(set)  # fetched offsets not acked yet
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _to_message(self, tp: TP, record: Any) -> Any:
         cast("TriageApp", self.app).inflight.add(len(record.value or b""))
+        self._unfinished[tp].add(record.offset)
         return super()._to_message(tp, record)
+
+    def ack(self, message: Any) -> bool:
+        self._unfinished[message.tp].discard(message.offset)
+        return super().ack(message)
 
     async def _wait_next_records(self, timeout: float) -> Any:
         if not await cast("TriageApp", self.app).inflight.room(timeout):
@@ -85,16 +96,23 @@ class TriageConsumer(driver.Consumer):
         if hook is not None:
             await hook()
         await super().on_partitions_revoked(revoked)
+        for tp in revoked:
+            self._unfinished.pop(tp, None)
 
     def _new_offset(self, tp: TP) -> int | None:
-        """Faust's new offset, capped below the lowest message of ``tp`` still being processed.
+        """Faust's new offset, capped below the lowest message of ``tp`` fetched and not acked.
 
-        The fix of faust-streaming issue #606 ("Wrong offset commit in case of gaps"), as proposed upstream in
-        PR #707 (not merged in the faust-streaming this project pins): enforce at-least-once directly instead
-        of inferring it from the acked run. Acked offsets at or past an unacked (tracked) message stay for a
-        later commit. Gaps of a compacted topic are still filled by Faust's own code.
+        faust-streaming issue #606's fix (upstream PR #707, not in the pinned release), extended to messages Faust
+        dropped undelivered, which hold the partition's commits until a rebalance reads them again. Acked offsets
+        past the floor stay for a later commit; Faust's own code still fills a compacted topic's gaps.
         """
+        committed = self._committed_offset[tp]
+        acked_index = self._acked_index[tp]
+        unfinished = self._unfinished[tp]
+        if committed is not None:
+            unfinished.difference_update([offset for offset in unfinished if offset < committed])
         pending = [m.offset for m in list(self._unacked_messages) if m.tp == tp and not m.acked]
+        pending += [offset for offset in unfinished if offset not in acked_index]
         if not pending:
             return super()._new_offset(tp)
         floor = min(pending)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from faust.types.tuples import Message as FaustMessage
@@ -69,6 +70,42 @@ def test_a_commit_never_passes_a_message_still_in_flight(
     consumer._unacked_messages.discard(slow)  # type: ignore[arg-type]
     consumer._acked[tp].append(in_flight)
     assert consumer._new_offset(tp) == then
+
+
+def _fetched(consumer: TriageConsumer, tp: object, offset: int) -> FaustMessage:
+    """What the consumer makes of a record the broker returned (``_to_message``, as ``getmany`` calls it)."""
+    record = SimpleNamespace(topic="tickets.incoming", partition=0, offset=offset, timestamp=0, timestamp_type=0,
+                             headers=[], key=None, value=b"{}", checksum=None, serialized_key_size=0,
+                             serialized_value_size=2)
+    return consumer._to_message(tp, record)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("committed", [None, 0, 2585])
+def test_a_commit_never_passes_a_fetched_message_that_faust_dropped_unacked(committed: int | None) -> None:
+    """A record fetched before a rebalance and delivered after it moves Faust's read offset past the records
+    fetched again from the committed offset, which it then drops undelivered: the next commit must not pass
+    them (Faust's own head check lets one through, and none when nothing is committed yet)."""
+    consumer = _consumer()
+    consumer.app.topics.acking_topics.add("tickets.incoming")
+    tp = consumer._new_topicpartition("tickets.incoming", 0)
+    consumer._committed_offset[tp] = committed
+    first = committed or 0
+    dropped = _fetched(consumer, tp, first)  # never tracked, never acked
+    for offset in range(first + 1, first + 4):
+        message = _fetched(consumer, tp, offset)
+        consumer.track_message(message)
+        assert consumer.ack(message)
+    assert consumer._new_offset(tp) is None, "the dropped message would be lost by this commit"
+    again = _fetched(consumer, tp, dropped.offset)  # a rebalance reads it again
+    consumer.track_message(again)
+    assert consumer.ack(again)
+    assert consumer._new_offset(tp) == first + 4
+    consumer._committed_offset[tp] = first + 4
+    _fetched(consumer, tp, first + 2)  # a duplicate of a committed record, dropped: it holds nothing back
+    later = _fetched(consumer, tp, first + 4)
+    consumer.track_message(later)
+    assert consumer.ack(later)
+    assert consumer._new_offset(tp) == first + 5
 
 
 PER_PARTITION = 4
