@@ -21,9 +21,9 @@ BEST_BASE_MODEL = "BAAI/bge-small-en-v1.5"
 packaged copy with weights and a licence was found on the package index)."""
 
 # Training time on 2 CPU cores (MiniLM-L6): tiny ≈ 1-3 min (test fixture), full ≈ 18 min of fine-tuning on idle
-# cores (93.41% test intent accuracy with typo copies and outlier exposure, docs/benchmarks.md). quick: batches of 64 (at lr 3e-4) instead of 32
-# (at 2e-4) halve the steps, whose fixed
-# cost (optimizer, thread hand-offs) dominates at ~14 padded tokens per text (length-grouped, dynamically padded):
+# cores (93.41% test intent accuracy with typo copies and outlier exposure, docs/benchmarks.md). quick: batches of
+# 64 (at lr 3e-4) instead of 32 (at 2e-4) halve the steps, whose fixed cost (optimizer, thread hand-offs)
+# dominates at ~14 padded tokens per text (length-grouped, dynamically padded):
 # run side by side on the same shared box, 796 s vs 1,005 s of training (0.79×; 197 s idle before → ~156 s) and
 # 88.21% vs 88.77% test intent accuracy (≥ 87% wanted); 1.5 epochs at 64 reached 89.19% but took 0.94× as long.
 # tiny (smoke tests) asks its out-of-scope rule for 95% / 90% High recall (validation / typed in a hurry): two

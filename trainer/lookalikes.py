@@ -75,7 +75,8 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
         "my landlord kept my deposit, is that legal", "how do I secure my {x}",
     ], ["work laptop", "wifi router", "office email", "smart doorbell"]),
     "school": ([
-        "how do I top up my child's {x}", "the {x} says my password is wrong", "my son lost his {x}, can we get a new one",
+        "how do I top up my child's {x}", "the {x} says my password is wrong",
+        "my son lost his {x}, can we get a new one",
         "how do I pay for the school trip through the {x}", "why was I charged twice on the {x}",
     ], ["school canteen card", "school app", "parent portal", "lunch account"]),
     "marketplace": ([
