@@ -19,7 +19,7 @@ list is kept by hand: ``far_from_labels`` leaves out every line that the base mo
 the team's labels as the team's tickets sit to their own (``CORPUS_QUANTILE``; for look-alikes, which are
 written to be close, ``LOOKALIKE_QUANTILE``). None of these texts is in any set that fits or reports the
 out-of-scope rule (the generator in ``trainer.offtopic``, CLINC150, the fitting and the reporting look-alikes,
-whose topics the exposure ones do not share).
+whose templates the exposure ones do not share).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def exposure_texts(
     model: Any, tokenizer: Any, train: Split, max_length: int, seed: int
 ) -> tuple[list[str], dict[str, Any]]:
     """Every outlier to train on: a quarter as many corpus lines as training tickets, and up to an eighth as many
-    of the exposure look-alikes (their topics are not the ones that fit the page rule), each far from the team's
+    of the exposure look-alikes (no template of theirs fits the page rule), each far from the team's
     labels.
 
     Args:
@@ -191,8 +191,9 @@ def _features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> 
             out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
     if not out:
         return np.zeros((0, 1), dtype=np.float32)
-    features = np.empty_like(np.concatenate(out))
-    features[order] = np.concatenate(out)
+    batched = np.concatenate(out)
+    features = np.empty_like(batched)
+    features[order] = batched
     return features
 
 

@@ -104,7 +104,7 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
     ], ["passport", "driving licence", "library card", "residence permit"]),
 }
 _OWN_FRAMES = ["{s}", "{s}?", "hi, {s}?", "quick question: {s}", "{s} please", "can someone tell me {s}",
-                   "{s}, thanks", "hello, {s}"]
+               "{s}, thanks", "hello, {s}"]
 
 _REPORTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
     "hotels": ([
@@ -153,7 +153,6 @@ _REPORTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
 }
 _REPORTING_FRAMES = ["{s}", "hello there - {s}", "{s}?? thx", "I was wondering {s}", "not sure who to ask, {s}",
                      "{s}. any ideas", "Please help: {s}"]
-
 
 
 def _templates(part: int) -> dict[str, tuple[list[str], list[str]]]:

@@ -3,11 +3,11 @@
 The detector is fitted on the training split and calibrated on in-scope validation tickets; which detector
 serves is chosen on generated off-topic texts (``trainer.offtopic``, one seed). The rule's two thresholds are
 chosen together (``trainer.pagerule``) on validation tickets, their copies typed in a hurry, and off-topic
-fitting sets: that seed of the generator, the fitting look-alikes (``trainer.lookalikes``; their topics are
-not the ones trained on as outliers) and the fitting half of every out-of-scope file given to training
-(CLINC150's, split by ``trainer.halves``). Reports use the other half of those files, another seed of the generator, the
-reporting look-alikes, Banking77 intents held out of the detector, and any other file a user brings
-(``triage evaluate --ood``).
+fitting sets: that seed of the generator, the fitting look-alikes (``trainer.lookalikes``; none of their
+templates is trained on as an outlier) and the fitting half of every out-of-scope file given to training
+(CLINC150's, split by ``trainer.halves``). Reports use the other half of those files, another seed of the
+generator, the reporting look-alikes, Banking77 intents held out of the detector, and any other file a user
+brings (``triage evaluate --ood``).
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class OffTopicSet:
 
 
 def fitting_offtopic(given: list[OffTopicSet]) -> list[OffTopicSet]:
-    """The off-topic sets the rule is fitted on: generated (one seed), the fitting look-alikes (topics the model
-    was not exposed to), and the first half of each ``given`` set (``trainer.halves``)."""
+    """The off-topic sets the rule is fitted on: generated (one seed), the fitting look-alikes (templates the
+    model was not exposed to), and the first half of each ``given`` set (``trainer.halves``)."""
     lookalikes = lookalike_texts("fitting")
     generated = [text for _, text in offtopic_texts(GENERATED, seed=TUNING_SEED)]
     return [
