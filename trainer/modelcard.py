@@ -171,8 +171,8 @@ def _taxonomy_section(taxonomy: Taxonomy) -> str:
 
 
 def _base_licence(base_model: str) -> str:
-    if base_model == BEST_BASE_MODEL:
-        return "The base model bge-small-en-v1.5 (BAAI) is MIT-licensed."
+    if base_model == BEST_BASE_MODEL or Path(base_model).name == BEST_BASE_MODEL.split("/")[-1]:
+        return "The base model all-mpnet-base-v2 (sentence-transformers) is Apache-2.0."
     if base_model == default_base_model():
         return "The base model all-MiniLM-L6-v2 (sentence-transformers) is Apache-2.0."
     return f"The base model `{base_model}` is under its publisher's licence."

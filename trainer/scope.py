@@ -188,8 +188,7 @@ def head_weights(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
     from inference.torch_model import classification_head
 
     head = classification_head(classifier.torch_model.module)
-    weight, bias = head.get_parameter("weight"), head.get_parameter("bias")
-    return weight.detach().float().cpu().numpy(), bias.detach().float().cpu().numpy()
+    return head.weight.detach().float().cpu().numpy(), head.bias.detach().float().cpu().numpy()
 
 
 def ood_report(

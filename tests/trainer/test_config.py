@@ -21,12 +21,12 @@ def test_presets_fill_defaults_and_explicit_values_override() -> None:
     assert Path(default_base_model(), "config.json").is_file()
 
 
-def test_best_preset_is_the_full_recipe_on_the_hub_encoder() -> None:
+def test_best_preset_is_the_full_recipe_on_the_larger_encoder() -> None:
     best, full = TrainArgs(preset="best"), TrainArgs(preset="full")
     assert best.base_model == BEST_BASE_MODEL != full.base_model
     differ = {k for k, v in best.hyperparameters().items() if full.hyperparameters()[k] != v}
-    assert differ == {"preset", "base_model"}
-    assert TrainArgs(preset="best", base_model="/models/bge").base_model == "/models/bge"  # an offline copy
+    assert differ == {"preset", "base_model", "lr"}
+    assert TrainArgs(preset="best", base_model="/models/mpnet").base_model == "/models/mpnet"  # an offline copy
 
 
 def test_bad_arguments_are_rejected() -> None:
