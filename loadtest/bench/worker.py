@@ -230,7 +230,7 @@ def bench_batching(
                      rates["one-at-a-time"])
     if multiple:
         result.notes.append(
-            f"target (issue #16): default worker ≥ 6× the naive per-ticket fp32 consumer — measured {multiple:g}× "
+            f"design target: default worker ≥ 6× the naive per-ticket fp32 consumer — measured {multiple:g}× "
             f"({'met' if multiple >= 6 else 'NOT met'}); default backend {serving.backend}: {serving.reason}"
         )
     result.notes.append(_DRAIN)
@@ -316,7 +316,7 @@ def bench_noop(bench: Bench, count: int = 10000) -> BenchResult:
     report = bench.drain("noop", bench.train, config, cache=True, model_backend="noop")
     result.rows.append(_row(report, config="worker, noop model, cache on"))
     rate = report.throughput.steady_per_s or 0.0
-    result.notes += [f"target (issue #5): ≥ 5,000 tickets/s on one process — measured {rate:,.1f}/s", _DRAIN]
+    result.notes += [f"design target: ≥ 5,000 tickets/s on one process — measured {rate:,.1f}/s", _DRAIN]
     return result
 
 

@@ -129,7 +129,7 @@ def test_noop_drains_the_pipeline_without_a_model(stack: Bench) -> None:
     result = bench_noop(stack, count=300)
     (row,) = result.rows
     assert row["tickets"] == 300 and row["lost"] == 0 and row["tickets_per_s"] > 0 and row["mean_batch"] > 1
-    assert any(note.startswith("target (issue #5): ≥ 5,000 tickets/s") for note in result.notes)
+    assert any(note.startswith("design target: ≥ 5,000 tickets/s") for note in result.notes)
 
 
 def test_latency_searches_saturation_down_from_the_burst_rate(stack: Bench) -> None:
