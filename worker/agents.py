@@ -81,6 +81,7 @@ class BatchRunner:
         self._open.set()
         self._stopping = False
         self._stream: StreamT | None = None
+        self.outputs_ready = False  # the output topics exist and their partitions are known: ready to publish
 
     @property
     def unconfirmed_s(self) -> float:
@@ -92,6 +93,7 @@ class BatchRunner:
         """Consume the stream until the agent stops."""
         self._stream = stream
         await self.publisher.wait_for_topics(self.settings.topics.outputs(()))  # routes: on first use
+        self.outputs_ready = True
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._publish_in_order()), loop.create_task(self._ack_in_order())]
         try:

@@ -67,6 +67,8 @@ class HealthCheck:
             code, reason = "model_down", self.model.problem
         elif not kafka:
             code, reason = "kafka_unreachable", "no Kafka broker reachable"
+        elif not self.runner.outputs_ready:
+            code, reason = "topics_preparing", "output topics not created or described yet"
         elif unconfirmed >= self.runner.settings.producer_stall_s:
             code, reason = "producer_stalled", f"a produced record batch has waited {unconfirmed:.0f} s for its ack"
         elif self.app.should_stop:

@@ -163,6 +163,18 @@ def _parse(record: ConsumerRecord) -> Ticketed:
     )
 
 
+def topic_partitions(bootstrap: str) -> dict[str, int]:
+    """Every topic the broker holds and its partition count, read without creating any (a consumer's metadata
+    request may auto-create a topic with the broker's default partition count)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="triage-test-admin")
+    try:
+        return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics()}
+    finally:
+        admin.close()
+
+
 def keys_seen(records: Sequence[Ticketed], topic: str | None = None) -> set[bytes]:
     return {r.key for r in records if r.key is not None and (topic is None or r.topic == topic)}
 

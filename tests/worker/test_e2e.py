@@ -27,6 +27,7 @@ from tests.worker.kit import (
     produce,
     read_topics,
     ticket,
+    topic_partitions,
     topic_settings,
     worker_env,
 )
@@ -40,6 +41,7 @@ class Running:
     bootstrap: str
     key_prefix: str
     version: str
+    partitions_at_ready: dict[str, int]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +60,10 @@ def running(
     worker = WorkerProcess("worker", env, tmp / "worker.log").start()
     try:
         health = worker.wait_ready()
+        partitions = topic_partitions(broker.bootstrap)
         version = str(read_manifest(resolve_checkpoint(tiny_checkpoint))["version"])
         assert health["model_version"] == version
-        yield Running(worker, topics, broker.bootstrap, env["TRIAGE_REDIS__KEY_PREFIX"], version)
+        yield Running(worker, topics, broker.bootstrap, env["TRIAGE_REDIS__KEY_PREFIX"], version, partitions)
     finally:
         worker.stop()
         client = redis.Redis.from_url(redis_url)
@@ -223,6 +226,14 @@ def test_a_burst_is_micro_batched_and_a_lone_ticket_gets_a_batch_of_its_own(runn
     (enriched,) = [r for r in out if r.key == b"lone"]
     assert running.worker.metric("triage_batch_size_count") - batches_before == batches + 1, "a batch of its own"
     assert enriched.timestamp_ms >= sent.timestamp, "its enriched record was produced after it"
+
+
+def test_ready_only_once_every_output_topic_exists_with_its_partitions(running: Running) -> None:
+    """A consumer of an output topic started on readiness must find it: one that finds nothing may make the broker
+    auto-create it with its default partition count, and the worker would then key tickets onto partitions that
+    consumer does not read."""
+    outputs = all_outputs(running.topics)
+    assert {name: running.partitions_at_ready.get(name) for name in outputs} == dict.fromkeys(outputs, PARTITIONS)
 
 
 def test_health_metrics_and_logs(running: Running, unique: Callable[[str], str]) -> None:
