@@ -30,7 +30,7 @@ from worker.pipeline import Outcome, TriagePipeline
 from worker.publisher import REFUSED_RECORD, TOO_LARGE, BatchPublisher, Sent
 from worker.records import InRecord, OutRecord
 from worker.settings import WorkerSettings
-from worker.transport import InflightBytes, TriageApp
+from worker.transport import InflightBytes, TriageApp, TriageConsumer
 
 __all__ = ["BatchRunner", "register_agent"]
 
@@ -115,7 +115,9 @@ class BatchRunner:
             await asyncio.Event().wait()  # shutting down: leave the batch unacked until the agent is stopped
         generation = self.app.consumer_generation_id
         events = [event for event in events if event.message.generation_id == generation]
-        if epoch != self.epoch or not events:  # taken before a rebalance: the partitions' owner reads it again
+        # Taken before a rebalance, or during one (until its assignment the old generation still looks current):
+        # the partitions' owner reads them again from the committed offset.
+        if epoch != self.epoch or not events or not cast(TriageConsumer, self.app.consumer).settled:
             self._slots.release()
             return
         records = [_in_record(event) for event in events]

@@ -8,13 +8,19 @@
    (transaction markers, compacted records) are still stepped over.
 3. Fetched bytes are bounded: the consumer stops fetching while the messages it fetched and the worker has not
    yet acked (or dropped) hold more than ``TRIAGE_MAX_INFLIGHT_BYTES``; Faust's own bound counts messages.
+4. No fetched record is dropped for lying below Faust's read offset. The broker returns a partition's records in
+   order and only goes back after a seek, whose records must all be delivered; a read offset left over from a
+   record delivered across a rebalance made Faust drop the records read again from the committed offset, and
+   they waited, uncommitted, for the next rebalance.
+5. ``settled``: False from the start of a rebalance until Faust has sought to the committed offsets, so the
+   worker takes no message fetched before the partitions moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import aiokafka
@@ -24,7 +30,7 @@ from faust.types import TP, TransportT
 
 from worker.settings import WorkerSettings
 
-__all__ = ["InflightBytes", "TriageApp"]
+__all__ = ["InflightBytes", "TriageApp", "TriageConsumer"]
 
 
 class InflightBytes:
@@ -67,11 +73,31 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class TriageConsumer(driver.Consumer):
-    """Faust's consumer with the fetch wait, the in-flight byte bound and the commit fix above."""
+    """Faust's consumer with the changes above."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unfinished: defaultdict[TP, set[int]] = defaultdict(set)  # fetched offsets not acked yet
+        self._sought_at = 0  # the app's rebalancing_count when Faust last sought to the committed offsets
+
+    @property
+    def settled(self) -> bool:
+        """No rebalance started since the last seek to the committed offsets."""
+        return self._sought_at == self.app.rebalancing_count
+
+    async def perform_seek(self) -> None:
+        started = self.app.rebalancing_count
+        await super().perform_seek()
+        self._sought_at = started
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """Faust's, with the read offset lowered to each record that would otherwise be dropped (change 4)."""
+        read_offset = self._read_offset
+        async for tp, message in super().getmany(timeout):
+            current = read_offset[tp]
+            if current is not None and message.offset < current:
+                read_offset[tp] = message.offset
+            yield tp, message
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -43,7 +43,7 @@ class FakeApp:
     consumer_generation_id: int = 1
 
     def __post_init__(self) -> None:
-        self.consumer = SimpleNamespace(commit=self._commit)
+        self.consumer = SimpleNamespace(commit=self._commit, settled=True)
 
     async def _commit(self) -> None:
         self.commits += 1
@@ -255,3 +255,28 @@ def test_a_batch_that_cannot_finish_in_time_is_never_published_after_the_rebalan
 
     acked, sent = asyncio.run(scenario())
     assert acked == [] and sent == 0
+
+
+def test_a_batch_taken_between_a_revocation_and_the_seek_after_it_is_dropped_unpublished() -> None:
+    """Until the new assignment, a message fetched before the rebalance still carries the current generation: the
+    old owner must not publish it while the partition may already be another worker's."""
+
+    async def scenario() -> tuple[list[int], int, list[int]]:
+        app, broker = FakeApp(), Broker(refuse_over=1 << 30)
+        run, stream, _ = runner(app, broker)
+        tasks = [asyncio.create_task(run._publish_in_order()), asyncio.create_task(run._ack_in_order())]
+        await run.before_revoke()
+        app.consumer.settled = False  # the rebalance has started; Faust has not sought yet
+        await run.take([event(0, "a")])
+        await settle()
+        during = (list(stream.acked), len(broker.published))
+        app.consumer.settled = True  # sought to the committed offsets: what it reads now is current
+        await run.take([event(0, "a")])
+        await settle()
+        for task in tasks:
+            task.cancel()
+        return during[0], during[1], stream.acked
+
+    acked_during, published_during, acked_after = asyncio.run(scenario())
+    assert acked_during == [] and published_during == 0
+    assert acked_after == [0]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from faust.types import TP
 from faust.types.tuples import Message as FaustMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -106,6 +107,62 @@ def test_a_commit_never_passes_a_fetched_message_that_faust_dropped_unacked(comm
     consumer.track_message(later)
     assert consumer.ack(later)
     assert consumer._new_offset(tp) == first + 5
+
+
+def test_a_record_read_again_after_a_seek_is_never_dropped_for_an_older_read_offset() -> None:
+    """Faust drops a fetched record below its read offset; one left by a record delivered across a rebalance
+    would drop every record read again from the committed offset, until the next rebalance."""
+
+    consumer = _consumer()
+
+    async def run() -> list[tuple[int, int | None]]:
+        tp = consumer._new_topicpartition("tickets.incoming", 0)
+        consumer._read_offset[tp] = 10
+        records = [SimpleNamespace(topic="tickets.incoming", partition=0, offset=offset, timestamp=0,
+                                   timestamp_type=0, headers=[], key=None, value=b"{}", checksum=None,
+                                   serialized_key_size=0, serialized_value_size=2) for offset in (5, 6, 7)]
+
+        async def fetched(timeout: float) -> tuple[dict[object, list[SimpleNamespace]], set[object]]:
+            return {tp: records}, {tp}
+
+        consumer._wait_next_records = fetched  # type: ignore[method-assign]
+        consumer.highwater = lambda tp: 8  # type: ignore[method-assign]
+        seen = []
+        async for got, message in consumer.getmany(0.1):
+            seen.append((message.offset, consumer._read_offset[got]))  # what Faust's drain loop compares
+        return seen
+
+    seen = asyncio.run(run())
+    assert [offset for offset, _ in seen] == [5, 6, 7]
+    assert all(read is None or offset >= read for offset, read in seen), seen
+
+
+def test_settled_only_once_faust_sought_after_the_latest_rebalance() -> None:
+    consumer = _consumer()
+
+    async def run() -> list[bool]:
+        states = [consumer.settled]
+
+        async def sought() -> dict[TP, int]:
+            states.append(consumer.settled)
+            consumer.app.on_rebalance_start()  # another rebalance starts during this seek
+            return {}
+
+        consumer.seek_to_committed = sought  # type: ignore[method-assign]
+        consumer.app.on_rebalance_start()
+        states.append(consumer.settled)
+        await consumer.perform_seek()
+        states.append(consumer.settled)
+
+        async def quiet() -> dict[TP, int]:
+            return {}
+
+        consumer.seek_to_committed = quiet  # type: ignore[method-assign]
+        await consumer.perform_seek()
+        states.append(consumer.settled)
+        return states
+
+    assert asyncio.run(run()) == [True, False, False, False, True]
 
 
 PER_PARTITION = 4
