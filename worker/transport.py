@@ -129,7 +129,8 @@ class TriageConsumer(driver.Consumer):
         """Faust's new offset, capped below the lowest message of ``tp`` fetched and not acked.
 
         faust-streaming issue #606's fix (upstream PR #707, not in the pinned release), extended to messages Faust
-        dropped undelivered, which hold the partition's commits until a rebalance reads them again. Acked offsets
+        skipped undelivered (its stream skips an older generation's), which hold the partition's commits until
+        the seek after the rebalance reads them again. Acked offsets
         past the floor stay for a later commit; Faust's own code still fills a compacted topic's gaps.
         """
         committed = self._committed_offset[tp]

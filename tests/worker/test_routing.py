@@ -3,7 +3,6 @@ the routes of a team's own taxonomy, created from the served checkpoint at start
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from inference.checkpoint import MANIFEST, publish, resolve_checkpoint
 from loadtest.broker import EmbeddedBroker
@@ -22,7 +20,16 @@ from schemas.messages import Confidence, EnrichedTicket, IntentScore, Ticket, Tr
 from schemas.topics import TopicSettings
 from tests.teams import write_labelled_team, write_pairs_team
 from tests.tiny_model import trained
-from tests.worker.kit import Ticketed, keys_seen, produce, read_topics, ticket, topic_settings, worker_env
+from tests.worker.kit import (
+    Ticketed,
+    keys_seen,
+    produce,
+    read_topics,
+    ticket,
+    topic_partitions,
+    topic_settings,
+    worker_env,
+)
 from tests.workers import WorkerProcess
 from trainer.data import load_data
 from worker.records import InRecord
@@ -125,18 +132,6 @@ def pairs_team(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Team
     return _team(tmp_path_factory, "pairs-team", write_pairs_team, data_dir)
 
 
-def _existing_topics(bootstrap: str) -> set[str]:
-    async def run() -> set[str]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        await consumer.start()
-        try:
-            return set(await consumer.topics())
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(run())
-
-
 def _routed(records: list[Ticketed], topics: TopicSettings, wanted: set[bytes]) -> dict[bytes, set[str]]:
     """Per wanted ticket, the routes it was read on."""
     out: dict[bytes, set[str]] = {}
@@ -183,7 +178,7 @@ def test_a_team_taxonomy_is_served_with_a_route_per_category(
     worker = WorkerProcess("worker", env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        created = _existing_topics(broker.bootstrap)
+        created = set(topic_partitions(broker.bootstrap))
         assert {topics.route(c) for c in team.categories} <= created, "every route of the served taxonomy"
         assert topics.route("Billing") not in created, "no route of the default taxonomy"
         texts = [*team.test_texts(40), "hello there", "what is the capital of Peru"]
@@ -214,7 +209,7 @@ def test_a_hot_reload_to_another_category_set_routes_the_next_tickets_to_its_rou
         while worker.metric("triage_model_info", version="v2") != 1:
             assert time.monotonic() < deadline, "the worker did not reload"
             time.sleep(0.2)
-        assert {topics.route(c) for c in pairs_team.categories} <= _existing_topics(broker.bootstrap)
+        assert {topics.route(c) for c in pairs_team.categories} <= set(topic_partitions(broker.bootstrap))
         _serve_and_check(worker, broker.bootstrap, topics, pairs_team, "after", pairs_team.test_texts(20))
     finally:
         worker.stop()

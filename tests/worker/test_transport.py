@@ -73,19 +73,23 @@ def test_a_commit_never_passes_a_message_still_in_flight(
     assert consumer._new_offset(tp) == then
 
 
+def _record(offset: int) -> SimpleNamespace:
+    """A record as the broker returns it, on partition 0 of the incoming topic."""
+    return SimpleNamespace(topic="tickets.incoming", partition=0, offset=offset, timestamp=0, timestamp_type=0,
+                           headers=[], key=None, value=b"{}", checksum=None, serialized_key_size=0,
+                           serialized_value_size=2)
+
+
 def _fetched(consumer: TriageConsumer, tp: object, offset: int) -> FaustMessage:
     """What the consumer makes of a record the broker returned (``_to_message``, as ``getmany`` calls it)."""
-    record = SimpleNamespace(topic="tickets.incoming", partition=0, offset=offset, timestamp=0, timestamp_type=0,
-                             headers=[], key=None, value=b"{}", checksum=None, serialized_key_size=0,
-                             serialized_value_size=2)
-    return consumer._to_message(tp, record)  # type: ignore[arg-type]
+    return consumer._to_message(tp, _record(offset))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("committed", [None, 0, 2585])
 def test_a_commit_never_passes_a_fetched_message_that_faust_dropped_unacked(committed: int | None) -> None:
-    """A record fetched before a rebalance and delivered after it moves Faust's read offset past the records
-    fetched again from the committed offset, which it then drops undelivered: the next commit must not pass
-    them (Faust's own head check lets one through, and none when nothing is committed yet)."""
+    """A fetched message Faust never delivers (its stream skips one of an older generation) must hold the next
+    commit below it until it is read again (Faust's own head check lets one through, and none when nothing is
+    committed yet)."""
     consumer = _consumer()
     consumer.app.topics.acking_topics.add("tickets.incoming")
     tp = consumer._new_topicpartition("tickets.incoming", 0)
@@ -118,9 +122,7 @@ def test_a_record_read_again_after_a_seek_is_never_dropped_for_an_older_read_off
     async def run() -> list[tuple[int, int | None]]:
         tp = consumer._new_topicpartition("tickets.incoming", 0)
         consumer._read_offset[tp] = 10
-        records = [SimpleNamespace(topic="tickets.incoming", partition=0, offset=offset, timestamp=0,
-                                   timestamp_type=0, headers=[], key=None, value=b"{}", checksum=None,
-                                   serialized_key_size=0, serialized_value_size=2) for offset in (5, 6, 7)]
+        records = [_record(offset) for offset in (5, 6, 7)]
 
         async def fetched(timeout: float) -> tuple[dict[object, list[SimpleNamespace]], set[object]]:
             return {tp: records}, {tp}
