@@ -14,7 +14,7 @@ import string
 
 from trainer.data import Split
 
-__all__ = ["hurried", "noisy_copies", "typo"]
+__all__ = ["framed", "hurried", "noisy_copies", "typo", "with_context"]
 
 _ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 _NEIGHBOURS = {
@@ -55,6 +55,27 @@ def noisy_copies(split: Split, share: float, seed: int) -> Split:
     return Split([typo(split.texts[i], rng) for i in chosen], [split.intents[i] for i in chosen])
 
 
+def with_context(split: Split, lines: list[str], share: float, seed: int) -> Split:
+    """Copies of ``share`` of the split's tickets with one line of small talk before or after the request, same
+    intents.
+
+    Outlier exposure teaches that off-topic text is none of the labels, and on its own it also taught that a
+    request beside an off-topic sentence is none of them: on the quick preset, "I am writing from my work
+    computer." before a validation High ticket got 81% of them flagged and 63% missed. Real tickets carry such
+    context; the request in them still decides the label.
+    """
+    if not lines or share <= 0:
+        return Split([], [])
+    rng = random.Random(seed)
+    chosen = sorted(rng.sample(range(len(split)), round(share * len(split))))
+    texts = []
+    for i in chosen:
+        line = rng.choice(lines).strip()
+        line = line if line[-1:] in ".!?" else line + "."
+        texts.append(f"{line} {split.texts[i]}" if rng.random() < 0.5 else f"{split.texts[i]} {line}")
+    return Split(texts, [split.intents[i] for i in chosen])
+
+
 _OPENERS = ["hi, ", "hello ", "hey team - ", "urgent: ", "quick q: ", "pls ", "ok so "]
 _CLOSERS = [" pls help!!!", " asap", " thx", " ??", " :(", " urgent", "!!!", " help"]
 
@@ -81,6 +102,26 @@ def hurried(text: str, rng: random.Random) -> str:
         elif change == "capitals":
             text = text.upper()
     return text
+
+
+_SALUTATIONS = ["Greetings,", "Good evening,", "Dear team,", "To whom it may concern,", "Hey,", "Morning,"]
+_CONTEXT = ["I was in town this afternoon.", "I have been with you for years.", "This happened yesterday.",
+            "Sorry for the long message.", "I am writing from my work computer.", "I tried the app first."]
+_CLOSINGS = ["Thanks, Anna", "Regards", "Please get back to me soon.", "Thank you for your help.", "Best wishes, Tom"]
+
+
+def framed(text: str, rng: random.Random) -> str:
+    """Fitting only: the ticket written as a message, mostly with a salutation and a closing, sometimes a sentence
+    of context. Banking77's tickets are bare requests; real ones arrive as emails, and the words around the
+    request make it look less like any training ticket, so the page rule must keep High tickets written so.
+    """
+    parts = [rng.choice(_SALUTATIONS)] if rng.random() < 0.7 else []
+    if rng.random() < 0.5:
+        parts.append(rng.choice(_CONTEXT))
+    parts.append(text)
+    if rng.random() < 0.7:
+        parts.append(rng.choice(_CLOSINGS))
+    return " ".join(parts)
 
 
 def _in_long_word(text: str, index: int) -> bool:

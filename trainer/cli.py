@@ -65,11 +65,19 @@ def _print_scope(report: dict[str, Any]) -> None:
     table.add_row("all off-topic", "", f"{100 * report['offtopic_flagged']:.1f}%",
                   f"{100 * report['offtopic_paged']:.1f}%", "", "", "")
     hurried = report.get("banking77_test_hurried")
+    urgent = report.get("urgent_reports")
+    captions = []
     if hurried:
-        table.caption = (
+        captions.append(
             f"Test split typed in a hurry (in scope): intent accuracy {100 * hurried['intent_accuracy']:.2f}%, "
             f"{100 * hurried['flagged']:.2f}% flagged, High recall {100 * hurried['high_recall']:.2f}% with the rule on"
         )
+    if urgent:
+        captions.append(
+            f"Urgent reports written outside Banking77 ({urgent['n']}, trainer/urgent.py): "
+            f"{100 * urgent['paged']:.1f}% paged, {100 * urgent['flagged']:.1f}% flagged out of scope"
+        )
+    table.caption = "\n".join(captions) or None
     Console(stderr=True).print(table)
     _print_curve(report["curve"])
 
@@ -79,15 +87,17 @@ def _print_curve(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    urgent = bool(rows) and "urgent_paged" in rows[0]
     table = Table(title="Out-of-scope rule: off-topic pages against High recall (reported sets, test split)")
     for column in ("flag threshold", "out-of-scope High bar", "in-scope flagged", "off-topic flagged",
-                   "off-topic paged", "High recall", "High recall (hurried)"):
+                   "off-topic paged", "High recall", "High recall (hurried)", *(["urgent reports paged"] * urgent)):
         table.add_column(column, justify="right")
     table.add_column("", no_wrap=True, min_width=8)
     for row in rows:
         table.add_row(f"{row['flag']:.3f}", f"{row['bar']:.4f}", f"{100 * row['in_scope_flagged']:.2f}%",
                       f"{100 * row['offtopic_flagged']:.1f}%", f"{100 * row['offtopic_paged']:.2f}%",
                       f"{100 * row['high_recall']:.2f}%", f"{100 * row['hurried_high_recall']:.2f}%",
+                      *([f"{100 * row['urgent_paged']:.1f}%"] * urgent),
                       "◀ chosen" if row["chosen"] else "", style="bold" if row["chosen"] else None)
     table.caption = "Off-topic rates are the mean over the reported sets, each weighing the same."
     Console(stderr=True).print(table)
@@ -143,6 +153,8 @@ def fetch_base_cmd(base_dir: Path | None, find_links: Path | None) -> None:
               help="Weight of outlier exposure on off-topic corpus text; 0 trains on the tickets alone [0.5].")
 @click.option("--typo-share", type=float, default=None,
               help="Share of training texts added again with keyboard slips; 0 adds none [preset].")
+@click.option("--context-share", type=float, default=None,
+              help="Share of training tickets added again beside an off-topic line; 0 adds none [0.1; tiny: 0].")
 @click.option("--scope-flag-budget", type=float, default=None,
               help="Most in-scope validation tickets flagged out of scope [0.05].")
 @click.option("--scope-offtopic-flagged", type=float, default=None,

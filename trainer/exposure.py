@@ -43,6 +43,7 @@ __all__ = [
     "LOOKALIKE_QUANTILE",
     "OUTLIER_LABEL",
     "LabelCloseness",
+    "Outliers",
     "exposure_loss",
     "far_from_labels",
     "label_closeness",
@@ -69,7 +70,7 @@ _SHORTEST = 3
 
 def exposure_texts(
     model: Any, tokenizer: Any, train: Split, max_length: int, seed: int
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[Outliers, dict[str, Any]]:
     """Every outlier to train on: a quarter as many corpus lines as training tickets, and up to an eighth as many
     of the exposure look-alikes (no template of theirs fits the page rule), each far from the team's
     labels.
@@ -86,7 +87,20 @@ def exposure_texts(
     lookalikes, lookalike_report = far_from_labels(model, tokenizer, closeness, lookalike_texts("exposure", seed=seed),
                                                    LOOKALIKE_QUANTILE,
                                                    max_length, count=len(train) // 8)
-    return corpus + lookalikes, {"corpus": corpus_report, "lookalikes": lookalike_report}
+    return Outliers(corpus, lookalikes), {"corpus": corpus_report, "lookalikes": lookalike_report}
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """The exposure texts by source: corpus lines are small talk that can surround a request; look-alikes are
+    other businesses' requests, which never do."""
+
+    corpus: list[str]
+    lookalikes: list[str]
+
+    @property
+    def texts(self) -> list[str]:
+        return self.corpus + self.lookalikes
 
 
 def outlier_texts(count: int | None, seed: int) -> list[str]:

@@ -62,19 +62,17 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
 - {_exposure(hp)}
 - **out_of_scope** when `scope_score` < **{thresholds["out_of_scope"]:.4f}** (that share of in-scope validation
   tickets is flagged). An out-of-scope ticket becomes {taxonomy.out_of_scope_category}, Low, needs_review.
-- It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**, unless its `scope_score` is
-  below **{thresholds.get("far_out_of_scope", 0.0):.4f}** (farther than every in-scope validation ticket: never
-  paged).
+- It still pages when P(High) ≥ **{thresholds["high_priority_out_of_scope"]:.4f}**{_far(thresholds)}.
 - Both thresholds were chosen together (`trainer/pagerule.py`) on the validation split, the same split typed
-  in a hurry, and these off-topic fitting sets, none of which is reported: {fitted}. Points were allowed only
-  when High recall stayed ≥ {100 * fit["required_high_recall"]:.2f}% on validation and
-  ≥ {100 * fit["required_hurried_high_recall"]:.2f}% typed in a hurry{_shortfall(fit)}; the chosen one pages the fewest
-  off-topic fitting texts, then flags the fewest in-scope tickets that still flag
+  in a hurry and written as a message, and these off-topic fitting sets, none of which is reported: {fitted}.
+  Points were allowed only when High recall stayed ≥ {100 * fit["required_high_recall"]:.2f}% on validation
+  and ≥ {100 * fit["required_hurried_high_recall"]:.2f}% on each odd-wording copy; the chosen one pages the
+  fewest off-topic fitting texts, then flags the fewest in-scope tickets that still flag
   {fit["offtopic_flagged_target"]:.0%} of the off-topic ones (at most {fit["flag_budget"]:.0%} of in-scope).
 - Chosen point on the fitting sets: {100 * chosen["offtopic_flagged"]:.1f}% of off-topic texts flagged and
   {100 * chosen["offtopic_paged"]:.2f}% paged (mean over the sets), against {100 * alone["offtopic_paged"]:.2f}%
   paged with no out-of-scope rule. **Its cost**: High recall {100 * chosen["high_recall"]:.2f}% on validation
-  and {100 * chosen["hurried_high_recall"]:.2f}% typed in a hurry (the in-scope bar alone keeps
+  and {100 * chosen["hurried_high_recall"]:.2f}% on the worst odd-wording copy (the in-scope bar alone keeps
   {100 * alone["high_recall"]:.2f}% and {100 * alone["hurried_high_recall"]:.2f}%), and
   {100 * chosen["in_scope_flagged"]:.2f}% of in-scope validation tickets flagged for review.
 """
@@ -89,6 +87,9 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
         typed = (f" Typed in a hurry (`trainer/augment.py` `hurried`): intent accuracy "
                  f"{100 * hurried['intent_accuracy']:.2f}%, {100 * hurried['flagged']:.2f}% flagged, High recall "
                  f"{100 * hurried['high_recall']:.2f}%." if hurried else "")
+        urgent = ood.get("urgent_reports")
+        typed += (f" Urgent reports written outside Banking77 (`trainer/urgent.py`, {urgent['n']}): "
+                  f"{100 * urgent['paged']:.1f}% paged, {100 * urgent['flagged']:.1f}% flagged." if urgent else "")
         text += (
             "\nChosen point (bold) and its neighbours on the reported sets (`triage evaluate`):\n\n"
             + _curve_table(ood.get("curve", []))
@@ -102,14 +103,24 @@ def _scope_section(thresholds: dict[str, Any], hp: dict[str, Any], metrics: dict
 
 def _curve_table(rows: list[dict[str, Any]]) -> str:
     """The rule's trade-off on the reported sets, one row per point, the chosen one in bold."""
+    urgent = bool(rows) and "urgent_paged" in rows[0]
     lines = ["| flag threshold | out-of-scope High bar | off-topic flagged | off-topic paged | High recall (test) "
-             "| High recall (hurried test) |", "|---:|---:|---:|---:|---:|---:|"]
+             "| High recall (hurried test) |" + " urgent reports paged |" * urgent,
+             "|---:|---:|---:|---:|---:|---:|" + "---:|" * urgent]
     for row in rows:
         cells = [f"{row['flag']:.3f}", f"{row['bar']:.4f}", f"{100 * row['offtopic_flagged']:.1f}%",
                  f"{100 * row['offtopic_paged']:.2f}%", f"{100 * row['high_recall']:.2f}%",
-                 f"{100 * row['hurried_high_recall']:.2f}%"]
+                 f"{100 * row['hurried_high_recall']:.2f}%", *([f"{100 * row['urgent_paged']:.1f}%"] * urgent)]
         lines.append("| " + " | ".join(f"**{c}**" if row["chosen"] else c for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _far(thresholds: dict[str, Any]) -> str:
+    far = thresholds.get("far_out_of_scope", 0.0)
+    if not far:
+        return " (however far from every in-scope ticket: the odd-wording copies needed that)"
+    return (f", unless its `scope_score` is below **{far:.4f}** (farther than every in-scope validation ticket: "
+            "never paged)")
 
 
 def _compared(fit: dict[str, Any]) -> str:
@@ -250,7 +261,3 @@ this project's own text (Apache-2.0).
     return path
 
 
-def _shortfall(fit: dict[str, Any]) -> str:
-    """Said only when no point kept both recalls (a small validation split): then the least costly were allowed."""
-    lost = fit.get("recall_shortfall", 0.0)
-    return f" (no point kept both: those losing the least, {100 * lost:.2f} points, were allowed)" if lost else ""

@@ -4,9 +4,11 @@ The rule (``inference.decision``) has one score, ``scope_score``, and two thresh
 ticket is flagged, and a flagged ticket pages only when P(High) reaches ``high_priority_out_of_scope``. Moving
 them trades pages on off-topic text against High tickets missed. The bar is set by real High tickets, not by
 off-topic text alone: a point is allowed only when High recall stays at its target on the validation split
-and on the same split typed in a hurry (``trainer.augment.hurried``), where odd wording gets tickets flagged.
-Among the allowed points the chosen one pages the fewest off-topic fitting texts; then it flags the fewest
-in-scope tickets that still flag the wanted share of off-topic ones; then it has the lowest bar.
+and on each copy of it in odd wording (typed in a hurry, ``trainer.augment.hurried``; written as a message,
+``trainer.augment.framed``), where real tickets get flagged. The far bar (no page beyond every validation
+ticket) is kept only where those copies allow it. Among the allowed points the chosen one pages the fewest
+off-topic fitting texts; then it flags the fewest in-scope tickets that still flag the wanted share of
+off-topic ones; then it has the lowest bar, and keeps the far bar.
 """
 
 from __future__ import annotations
@@ -48,57 +50,58 @@ class RuleTargets:
     flag_budget: float
 
 
-def measure(rule: Thresholds, offtopic: list[Scored], in_scope: Scored, hurried: Scored) -> dict[str, float]:
+def measure(rule: Thresholds, offtopic: list[Scored], in_scope: Scored, odd: list[Scored]) -> dict[str, float]:
     """One point of the curve: off-topic flagged and paged (mean over the sets, each weighing the same), High
-    recall on the in-scope set and its hurried copy, and the in-scope share flagged."""
-    assert in_scope.high is not None and hurried.high is not None
+    recall on the in-scope set and on its copies in odd wording (``hurried_high_recall``: the worst of them), and
+    the in-scope share flagged."""
+    assert in_scope.high is not None and all(s.high is not None for s in odd)
     return {
         "flag": rule.out_of_scope,
         "bar": rule.high_priority_out_of_scope,
         "offtopic_flagged": float(np.mean([(s.scope < rule.out_of_scope).mean() for s in offtopic])),
         "offtopic_paged": float(np.mean([pages(s.p_high, s.scope, rule).mean() for s in offtopic])),
         "high_recall": float(pages(in_scope.p_high, in_scope.scope, rule)[in_scope.high].mean()),
-        "hurried_high_recall": float(pages(hurried.p_high, hurried.scope, rule)[hurried.high].mean()),
+        "hurried_high_recall": min(float(pages(s.p_high, s.scope, rule)[s.high].mean()) for s in odd),
         "in_scope_flagged": float((in_scope.scope < rule.out_of_scope).mean()),
     }
 
 
 def choose_rule(
-    base: Thresholds, offtopic: list[Scored], validation: Scored, hurried: Scored, targets: RuleTargets
+    base: Thresholds, offtopic: list[Scored], validation: Scored, odd: list[Scored], targets: RuleTargets
 ) -> tuple[Thresholds, dict[str, Any]]:
-    """The flag threshold and out-of-scope High bar (``base`` gives the in-scope bar and the far bar).
+    """The flag threshold, the out-of-scope High bar, and whether the far bar (``base``'s) stays: High tickets in
+    odd wording can be farther from every training ticket than any validation ticket, and must still page.
 
     Args:
         offtopic: Off-topic fitting sets; none of them is ever reported.
-        validation: In-scope validation tickets; ``hurried``: the same typed in a hurry.
+        validation: In-scope validation tickets; ``odd``: the same in odd wording (typed in a hurry, written as a
+            message), each of which must keep ``targets.hurried_high_recall``.
 
     Returns:
         ``base`` with both thresholds set, and the chosen point with what it cost (for the model card).
     """
-    in_scope_only = measure(base.model_copy(update={"out_of_scope": 0.0}), offtopic, validation, hurried)
+    in_scope_only = measure(base.model_copy(update={"out_of_scope": 0.0}), offtopic, validation, odd)
     need = (min(targets.high_recall, in_scope_only["high_recall"]),
             min(targets.hurried_high_recall, in_scope_only["hurried_high_recall"]))
     tried = []
-    for flag in [share for share in FLAG_SHARES if share <= targets.flag_budget] or [targets.flag_budget]:
-        for bar in _bars(base.high_priority, flag, offtopic):
-            rule = base.model_copy(update={"out_of_scope": flag, "high_priority_out_of_scope": bar})
-            tried.append(measure(rule, offtopic, validation, hurried))
+    for far in sorted({base.far_out_of_scope, 0.0}, reverse=True):
+        for flag in [share for share in FLAG_SHARES if share <= targets.flag_budget] or [targets.flag_budget]:
+            for bar in _bars(base.high_priority, flag, offtopic):
+                rule = base.model_copy(update={"out_of_scope": flag, "high_priority_out_of_scope": bar,
+                                               "far_out_of_scope": far})
+                tried.append({**measure(rule, offtopic, validation, odd), "far": far})
 
-    def shortfall(point: dict[str, float]) -> float:
-        return max(0.0, need[0] - point["high_recall"]) + max(0.0, need[1] - point["hurried_high_recall"])
-
-    # Flagging can cost a High ticket the in-scope rule alone keeps (one far beyond every validation ticket never
-    # pages); when every point does, as on a small validation split, the points that cost the least are allowed.
-    least = min(shortfall(p) for p in tried)
-    points = [p for p in tried if shortfall(p) <= least]
+    # The in-scope bar with no far bar pages what the in-scope rule alone pages, so some point keeps both.
+    points = [p for p in tried if p["high_recall"] >= need[0] and p["hurried_high_recall"] >= need[1]]
     lowest = min(p["offtopic_paged"] for p in points)
     near = [p for p in points if p["offtopic_paged"] <= lowest + PAGE_TOLERANCE]
     flagging = [p for p in near if p["offtopic_flagged"] >= targets.offtopic_flagged]
     if flagging:
-        chosen = min(flagging, key=lambda p: (p["flag"], p["bar"]))
+        chosen = min(flagging, key=lambda p: (p["flag"], p["bar"], -p["far"]))
     else:  # the budget cannot flag the wanted share: flag as many as it can, with the fewest in-scope tickets
-        chosen = min(near, key=lambda p: (-p["offtopic_flagged"], p["flag"], p["bar"]))
-    rule = base.model_copy(update={"out_of_scope": chosen["flag"], "high_priority_out_of_scope": chosen["bar"]})
+        chosen = min(near, key=lambda p: (-p["offtopic_flagged"], p["flag"], p["bar"], -p["far"]))
+    rule = base.model_copy(update={"out_of_scope": chosen["flag"], "high_priority_out_of_scope": chosen["bar"],
+                                   "far_out_of_scope": chosen["far"]})
     report = {
         "chosen": chosen,
         "in_scope_bar_only": in_scope_only,
@@ -107,22 +110,24 @@ def choose_rule(
         "offtopic_flagged_target": targets.offtopic_flagged,
         "flag_budget": targets.flag_budget,
         "points_tried": len(tried),
-        "recall_shortfall": least,
     }
     return rule, report
 
 
 def curve(
-    rule: Thresholds, offtopic: list[Scored], in_scope: Scored, hurried: Scored
+    rule: Thresholds, offtopic: list[Scored], in_scope: Scored, hurried: Scored, urgent: Scored | None = None
 ) -> list[dict[str, Any]]:
     """The trade-off through ``rule``: every flag share at its bar, and its flag threshold at a few bars (the
-    in-scope one among them), measured on the given sets; the chosen point is marked ``chosen``."""
+    in-scope one among them), measured on the given sets; the chosen point is marked ``chosen``. ``urgent``:
+    High tickets in other words than the in-scope set's, whose share paged each point also gets."""
     flag, bar = rule.out_of_scope, rule.high_priority_out_of_scope
     points = {(share, bar) for share in FLAG_SHARES} | {(flag, other) for other in (rule.high_priority, *CURVE_BARS)}
     rows = []
     for share, other in sorted(points | {(flag, bar)}):
-        point = measure(rule.model_copy(update={"out_of_scope": share, "high_priority_out_of_scope": other}),
-                        offtopic, in_scope, hurried)
+        moved = rule.model_copy(update={"out_of_scope": share, "high_priority_out_of_scope": other})
+        point = measure(moved, offtopic, in_scope, [hurried])
+        if urgent is not None:
+            point["urgent_paged"] = float(pages(urgent.p_high, urgent.scope, moved).mean())
         rows.append({**point, "chosen": (share, other) == (flag, bar)})
     return rows
 

@@ -7,7 +7,8 @@ fitting sets: that seed of the generator, the fitting look-alikes (``trainer.loo
 templates is trained on as an outlier) and the fitting half of every out-of-scope file given to training
 (CLINC150's, split by ``trainer.halves``). Reports use the other half of those files, another seed of the
 generator, the reporting look-alikes, Banking77 intents held out of the detector, and any other file a user
-brings (``triage evaluate --ood``).
+brings (``triage evaluate --ood``). On the other side, reports also score urgent reports written outside
+Banking77 (``trainer.urgent``), which must page.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from inference.decision import Thresholds, apply_rules, marginalise, pages
 from inference.scope import ScopeDetector
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
-from trainer.augment import hurried
+from trainer.augment import framed, hurried
 from trainer.data import Split
 from trainer.halves import halves
 from trainer.lookalikes import lookalike_texts
 from trainer.offtopic import offtopic_texts
 from trainer.pagerule import RuleTargets, Scored, choose_rule, curve
+from trainer.urgent import reported_for, urgent_reports
 
 __all__ = [
     "OffTopicSet",
@@ -139,8 +141,9 @@ def fit_scope(
     val_high = _is_high(val.intents, classifier.taxonomy)
     validation = _scored(classifier, val_probs, val_features, val_high)
     rng = random.Random(HURRIED_VALIDATION_SEED)
-    typed = _scored(classifier, *classifier.encode([hurried(text, rng) for text in val.texts]), val_high)
-    thresholds, chosen = choose_rule(base, offtopic, validation, typed, targets)
+    odd = [_scored(classifier, *classifier.encode([rewrite(text, rng) for text in val.texts]), val_high)
+           for rewrite in (hurried, framed)]
+    thresholds, chosen = choose_rule(base, offtopic, validation, odd, targets)
     report: dict[str, Any] = {
         "method": method,
         "validation_separation": compared,
@@ -222,6 +225,7 @@ def ood_report(
     in_scope = detector_scores(classifier.scope, test_probs, test_features, reference)
     decided = apply_rules(marginalise(test_probs, taxonomy), thresholds, test_scored.scope)
     hurried_report, hurried_scored = _hurried(classifier, test)
+    urgent = _urgent(classifier)
     report: dict[str, Any] = {
         "method": classifier.scope.method,
         "thresholds": thresholds.model_dump(include={"out_of_scope", "high_priority_out_of_scope", "far_out_of_scope"}),
@@ -233,6 +237,8 @@ def ood_report(
         "banking77_test_hurried": hurried_report,
         "sets": {},
     }
+    if urgent is not None:
+        report["urgent_reports"] = urgent[0]
     all_flagged: list[np.ndarray] = []
     all_paged: list[np.ndarray] = []
     scored: list[Scored] = []
@@ -254,7 +260,7 @@ def ood_report(
         scored.append(one)
     report["offtopic_flagged"] = float(np.concatenate(all_flagged).mean())
     report["offtopic_paged"] = float(np.concatenate(all_paged).mean())
-    report["curve"] = curve(thresholds, scored, test_scored, hurried_scored)
+    report["curve"] = curve(thresholds, scored, test_scored, hurried_scored, urgent[1] if urgent else None)
     report["held_out_intents"] = _held_out(
         classifier, (train, train_features), (val, val_features), (test, test_features)
     )
@@ -337,6 +343,28 @@ def _hurried(classifier: Classifier, test: Split) -> tuple[dict[str, Any], Score
         "intent_accuracy": float((probs.argmax(axis=1) == truth).mean()),
         "flagged": float(decided.out_of_scope.mean()),
         "high_recall": float((decided.priorities[is_high] == _HIGH).mean()),
+    }, scored
+
+
+def _urgent(classifier: Classifier) -> tuple[dict[str, Any], Scored] | None:
+    """Urgent reports written outside Banking77 (``trainer.urgent``): the share paged, with the rule on.
+
+    None unless the taxonomy has every label they are written for, each High (Banking77's default does).
+    """
+    taxonomy = classifier.taxonomy
+    if not reported_for(taxonomy):
+        return None
+    pairs = urgent_reports()
+    probs, features = classifier.encode([text for _, text in pairs])
+    high = np.ones(len(pairs), dtype=bool)
+    scored = _scored(classifier, probs, features, high)
+    decided = apply_rules(marginalise(probs, taxonomy), classifier.thresholds, scored.scope)
+    truth = np.array([taxonomy.intents.index(label) for label, _ in pairs])
+    return {
+        "n": len(pairs),
+        "paged": float((decided.priorities == _HIGH).mean()),
+        "flagged": float(decided.out_of_scope.mean()),
+        "intent_accuracy": float((probs.argmax(axis=1) == truth).mean()),
     }, scored
 
 

@@ -34,12 +34,12 @@ from inference.decision import Thresholds
 from inference.errors import UserError
 from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, Taxonomy
-from trainer.augment import noisy_copies
+from trainer.augment import noisy_copies, with_context
 from trainer.config import TrainArgs
 from trainer.data import Split, TicketData, load_data, subsample, training_splits
 from trainer.evaluate import METRICS_FILE, evaluate_classifier
 from trainer.export import export_for_serving
-from trainer.exposure import OUTLIER_LABEL, exposure_loss, exposure_texts, outlier_target
+from trainer.exposure import OUTLIER_LABEL, Outliers, exposure_loss, exposure_texts, outlier_target
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.pagerule import RuleTargets
@@ -192,16 +192,19 @@ def _fine_tune(
             f"cannot load base model {args.base_model!r} (safetensors weights, no remote code): "
             f"{str(exc).splitlines()[0]} — pass --base-model a local HF folder or a reachable hub id"
         ) from exc
-    outliers: list[str] = []
+    outliers = Outliers([], [])
     if args.outlier_weight > 0:
         outliers, report = exposure_texts(model, tokenizer, train_split, args.max_length, args.seed)
         log.info("outliers_far_from_labels", **report)
     noisy = noisy_copies(train_split, args.typo_share, args.seed)
-    texts = train_split.texts + noisy.texts + outliers
-    labels = [label_of[intent] for intent in train_split.intents + noisy.intents] + [OUTLIER_LABEL] * len(outliers)
+    mixed = with_context(train_split, outliers.corpus, args.context_share, args.seed)
+    texts = train_split.texts + noisy.texts + mixed.texts + outliers.texts
+    labels = [label_of[intent] for intent in train_split.intents + noisy.intents + mixed.intents]
+    labels += [OUTLIER_LABEL] * len(outliers.texts)
     encoded = tokenizer(texts, truncation=True, max_length=args.max_length)
     examples = [{**{key: encoded[key][i] for key in encoded}, "labels": label} for i, label in enumerate(labels)]
-    log.info("training_examples", tickets=len(train_split), noisy_copies=len(noisy), outliers=len(outliers))
+    log.info("training_examples", tickets=len(train_split), noisy_copies=len(noisy), with_context=len(mixed),
+             outliers=len(outliers.texts))
     cuda = device.type == "cuda"
     bf16 = cuda and torch.cuda.is_bf16_supported()
     precision = "bf16" if bf16 else "fp16" if cuda else "fp32"

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from inference.classifier import Classifier
+from schemas.enums import Priority
 from trainer.data import TicketData
 from trainer.evaluate import PLOTS, evaluate_checkpoint
+from trainer.urgent import urgent_reports
 from triage.cli import main
 
 SUMMARY_KEYS = {
@@ -84,6 +87,14 @@ def test_cli_evaluate_scores_an_out_of_scope_file(checkpoint_copy: Path, data_di
                                                      scope["thresholds"]["high_priority_out_of_scope"])
     assert chosen[0]["high_recall"] == pytest.approx(scope["banking77_test"]["high_recall"])
     assert chosen[0]["hurried_high_recall"] == pytest.approx(scope["banking77_test_hurried"]["high_recall"])
+    # Urgent reports written outside Banking77: what the served rule pages of them, as the worker's path decides.
+    urgent = scope["urgent_reports"]
+    texts = [text for _, text in urgent_reports()]
+    served = Classifier.load(checkpoint_copy).predict(texts)
+    assert urgent["n"] == len(texts) and "Urgent reports written outside Banking77" in result.output
+    assert urgent["paged"] == pytest.approx(sum(t.priority == Priority.HIGH for t in served) / len(texts))
+    assert urgent["flagged"] == pytest.approx(sum(t.out_of_scope for t in served) / len(texts))
+    assert chosen[0]["urgent_paged"] == pytest.approx(urgent["paged"])
     per_set = [s["paged"] for s in scope["sets"].values()]
     assert chosen[0]["offtopic_paged"] == pytest.approx(sum(per_set) / len(per_set))
     assert len({row["flag"] for row in scope["curve"]}) > 5 and len({row["bar"] for row in scope["curve"]}) > 4
