@@ -2,13 +2,13 @@
 
 The detector is fitted on the training split and calibrated on in-scope validation tickets; which detector
 serves is chosen on generated off-topic texts (``trainer.offtopic``, one seed). The rule's two thresholds are
-chosen together (``trainer.pagerule``) on validation tickets, their copies typed in a hurry, and off-topic
-fitting sets: that seed of the generator, the fitting look-alikes (``trainer.lookalikes``; none of their
-templates is trained on as an outlier) and the fitting half of every out-of-scope file given to training
-(CLINC150's, split by ``trainer.halves``). Reports use the other half of those files, another seed of the
-generator, the reporting look-alikes, Banking77 intents held out of the detector, and any other file a user
-brings (``triage evaluate --ood``). On the other side, reports also score urgent reports written outside
-Banking77 (``trainer.urgent``), which must page.
+chosen together (``trainer.pagerule``) on validation tickets, their copies in odd wording (typed in a hurry,
+written as a message), and off-topic fitting sets: that seed of the generator, the fitting look-alikes
+(``trainer.lookalikes``; none of their templates is trained on as an outlier) and the fitting half of every
+out-of-scope file given to training (CLINC150's, split by ``trainer.halves``). Reports use the other half of
+those files, another seed of the generator, the reporting look-alikes, Banking77 intents held out of the
+detector, and any other file a user brings (``triage evaluate --ood``). On the other side, reports also score
+urgent reports written outside Banking77 (``trainer.urgent``), which must page.
 """
 
 from __future__ import annotations
@@ -332,39 +332,36 @@ def _held_out(
 def _hurried(classifier: Classifier, test: Split) -> tuple[dict[str, Any], Scored]:
     """Banking77 test typed in a hurry (``trainer.augment.hurried``, seed 0): real tickets that must stay in scope."""
     rng = random.Random(0)
-    texts = [hurried(text, rng) for text in test.texts]
+    return _labelled(classifier, [hurried(text, rng) for text in test.texts], test.intents)
+
+
+def _urgent(classifier: Classifier) -> tuple[dict[str, Any], Scored] | None:
+    """Urgent reports written outside Banking77 (``trainer.urgent``): the share paged, with the rule on (every
+    report is High, so it is their High recall).
+
+    None unless the taxonomy has every label they are written for, each High (Banking77's default does).
+    """
+    if not reported_for(classifier.taxonomy):
+        return None
+    pairs = urgent_reports()
+    report, scored = _labelled(classifier, [text for _, text in pairs], [label for label, _ in pairs])
+    return {"n": report["n"], "paged": report["high_recall"], "flagged": report["flagged"],
+            "intent_accuracy": report["intent_accuracy"]}, scored
+
+
+def _labelled(classifier: Classifier, texts: list[str], intents: list[str]) -> tuple[dict[str, Any], Scored]:
+    """In-scope texts with their true labels, through the served rule: intent accuracy, flagged, High recall."""
+    taxonomy = classifier.taxonomy
     probs, features = classifier.encode(texts)
-    is_high = _is_high(test.intents, classifier.taxonomy)
+    is_high = _is_high(intents, taxonomy)
     scored = _scored(classifier, probs, features, is_high)
-    decided = apply_rules(marginalise(probs, classifier.taxonomy), classifier.thresholds, scored.scope)
-    truth = np.array([classifier.taxonomy.intents.index(i) for i in test.intents])
+    decided = apply_rules(marginalise(probs, taxonomy), classifier.thresholds, scored.scope)
+    truth = np.array([taxonomy.intents.index(i) for i in intents])
     return {
         "n": len(texts),
         "intent_accuracy": float((probs.argmax(axis=1) == truth).mean()),
         "flagged": float(decided.out_of_scope.mean()),
         "high_recall": float((decided.priorities[is_high] == _HIGH).mean()),
-    }, scored
-
-
-def _urgent(classifier: Classifier) -> tuple[dict[str, Any], Scored] | None:
-    """Urgent reports written outside Banking77 (``trainer.urgent``): the share paged, with the rule on.
-
-    None unless the taxonomy has every label they are written for, each High (Banking77's default does).
-    """
-    taxonomy = classifier.taxonomy
-    if not reported_for(taxonomy):
-        return None
-    pairs = urgent_reports()
-    probs, features = classifier.encode([text for _, text in pairs])
-    high = np.ones(len(pairs), dtype=bool)
-    scored = _scored(classifier, probs, features, high)
-    decided = apply_rules(marginalise(probs, taxonomy), classifier.thresholds, scored.scope)
-    truth = np.array([taxonomy.intents.index(label) for label, _ in pairs])
-    return {
-        "n": len(pairs),
-        "paged": float((decided.priorities == _HIGH).mean()),
-        "flagged": float(decided.out_of_scope.mean()),
-        "intent_accuracy": float((probs.argmax(axis=1) == truth).mean()),
     }, scored
 
 
