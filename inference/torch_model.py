@@ -15,6 +15,7 @@ from transformers import AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
 from inference.checkpoint import CheckpointError
+from inference.pooling import apply_pooling
 
 __all__ = ["TorchModel", "classification_head", "device_name", "half_precision", "pick_device"]
 
@@ -70,7 +71,7 @@ class TorchModel:
         module = AutoModelForSequenceClassification.from_pretrained(
             folder, use_safetensors=True, trust_remote_code=False, dtype=_DTYPES[precision]
         ).to(target)
-        return cls(module, target)
+        return cls(apply_pooling(module), target)
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._features.clear()

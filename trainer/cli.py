@@ -137,6 +137,11 @@ def fetch_base_cmd(base_dir: Path | None, find_links: Path | None) -> None:
 @click.option("--data", type=_PATH, default=None,
               help="Data folder (train.csv, taxonomy.csv, ...: docs/own-tickets.md) [env TRIAGE_DATA_DIR].")
 @click.option("--base-model", default=None, help="Hub id or local HF folder [default: packaged all-MiniLM-L6-v2].")
+@click.option("--pooling", type=click.Choice(["mean", "first"]), default=None,
+              help="Classify on the mean of the token states (as sentence encoders are trained) or the first "
+              "token's [mean].")
+@click.option("--weight-mix/--no-weight-mix", default=None,
+              help="Average the fine-tuned encoder with the base one at the share validation scores best [on].")
 @click.option("--epochs", type=float, default=None, help="Passes over the training split [preset].")
 @click.option("--batch-size", type=int, default=None, help="Examples per step [preset].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate of the encoder [preset].")

@@ -76,6 +76,16 @@ class TrainArgs(BaseModel):
     )
     hub_dataset: str = Field(default=HUB_DATASET, description="Dataset id tried when no local folder is given.")
     base_model: str = Field(default_factory=default_base_model, description="Hub id or local HF folder.")
+    pooling: Literal["mean", "first"] = Field(
+        default="mean",
+        description="What the head classifies: the mean of the token states (how sentence encoders are trained, "
+        "inference.pooling) or the first token's state (transformers' default).",
+    )
+    weight_mix: bool = Field(
+        default=True,
+        description="After fine-tuning, average the encoder with the one it started from, at the share of "
+        "fine-tuned weights that validation and its odd-wording copies score best (trainer.weightmix).",
+    )
     epochs: float = Field(default=PRESETS["quick"]["epochs"], gt=0, description="Passes over the training split.")
     batch_size: int = Field(default=PRESETS["quick"]["batch_size"], ge=1, description="Examples per optimiser step.")
     lr: float = Field(default=PRESETS["quick"]["lr"], gt=0, description="Peak learning rate (linear decay, warmup).")

@@ -49,11 +49,12 @@ def export_onnx(folder: Path, target: Path) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from inference.pooling import apply_pooling
     from inference.torch_model import classification_head
 
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = apply_pooling(AutoModelForSequenceClassification.from_pretrained(
         folder, use_safetensors=True, trust_remote_code=False
-    ).eval()
+    )).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
     class LogitsAndFeatures(torch.nn.Module):

@@ -181,6 +181,17 @@ def _taxonomy_section(taxonomy: Taxonomy) -> str:
             + "\n".join(rows) + "\n")
 
 
+def _pooling(hp: dict[str, Any]) -> str:
+    return "first token's state" if hp.get("pooling", "first") == "first" else "mean of the token states"
+
+
+def _weight_mix(mix: dict[str, Any] | None) -> str:
+    if not mix:
+        return ""
+    return (f"\n- Weights: {mix['share']:.0%} fine-tuned, {1 - mix['share']:.0%} the base encoder's (the share of "
+            "fine-tuned weights\n  that scored best on validation and its odd-wording copies, `trainer/weightmix.py`).")
+
+
 def _base_licence(base_model: str) -> str:
     if base_model == BEST_BASE_MODEL or Path(base_model).name == BEST_BASE_MODEL.split("/")[-1]:
         return "The base model all-mpnet-base-v2 (sentence-transformers) is Apache-2.0."
@@ -212,7 +223,7 @@ The worker turns its label probabilities into a category ({len(taxonomy.categori
 - Preset `{hp["preset"]}`: {hp["epochs"]:g} epochs, batch size {hp["batch_size"]}, learning rate
   {hp["lr"]:g} (head ×{hp["head_lr_scale"]:g}, linear decay, {hp["warmup_ratio"]:.0%} warm-up), weight
   decay {hp["weight_decay"]:g}, label smoothing {hp.get("label_smoothing", 0.0):g}, max length
-  {hp["max_length"]} tokens.
+  {hp["max_length"]} tokens; the head reads the {_pooling(hp)}.{_weight_mix(metrics.get("weight_mix"))}
 - Hardware: {manifest["device"]} ({manifest["precision"]}), {manifest["train_seconds"]:.0f} s of training;
   torch {manifest["software"]["torch"]}, transformers {manifest["software"]["transformers"]}.
 

@@ -43,6 +43,7 @@ __all__ = [
     "fit_scope",
     "fitting_offtopic",
     "ood_report",
+    "odd_wording",
     "ood_sets",
     "read_ood_file",
     "reporting_offtopic",
@@ -140,9 +141,7 @@ def fit_scope(
     offtopic = [_scored(classifier, *encoded[s.name]) for s in sets]
     val_high = _is_high(val.intents, classifier.taxonomy)
     validation = _scored(classifier, val_probs, val_features, val_high)
-    rng = random.Random(HURRIED_VALIDATION_SEED)
-    odd = [_scored(classifier, *classifier.encode([rewrite(text, rng) for text in val.texts]), val_high)
-           for rewrite in (hurried, framed)]
+    odd = [_scored(classifier, *classifier.encode(texts), val_high) for texts in odd_wording(val.texts)]
     thresholds, chosen = choose_rule(base, offtopic, validation, odd, targets)
     report: dict[str, Any] = {
         "method": method,
@@ -159,6 +158,13 @@ def fit_scope(
              offtopic_paged=round(chosen["chosen"]["offtopic_paged"], 4),
              offtopic_flagged=round(chosen["chosen"]["offtopic_flagged"], 4))
     return ScopeFit(classifier.scope, thresholds, report, train_features)
+
+
+def odd_wording(texts: list[str]) -> list[list[str]]:
+    """The validation texts typed in a hurry and written as a message (seeded): what the rule and the weight mix
+    are chosen on besides validation itself."""
+    rng = random.Random(HURRIED_VALIDATION_SEED)
+    return [[rewrite(text, rng) for text in texts] for rewrite in (hurried, framed)]
 
 
 def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, float]:

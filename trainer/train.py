@@ -43,8 +43,9 @@ from trainer.exposure import OUTLIER_LABEL, Outliers, exposure_loss, exposure_te
 from trainer.metrics import predictions, summary
 from trainer.modelcard import write_model_card
 from trainer.pagerule import RuleTargets
-from trainer.scope import fit_scope, ood_sets, reporting_offtopic
+from trainer.scope import fit_scope, odd_wording, ood_sets, reporting_offtopic
 from trainer.thresholds import tune_thresholds
+from trainer.weightmix import base_encoder_state, choose_mix
 
 if TYPE_CHECKING:
     from inference.classifier import Classifier
@@ -93,12 +94,12 @@ def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
             model, tokenizer, precision, seconds, weights_from = _trained_weights(args, device)
         else:
             model, tokenizer, precision, seconds = _fine_tune(args, taxonomy, train_split, device, staging)
-        model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         taxonomy.write_csv(staging / "taxonomy.csv")
-
         classifier = Classifier(TorchModel(model, device), TextTokenizer.load(staging, args.max_length), taxonomy,
                                 Thresholds(), version, device=str(device), max_length=args.max_length, batch_size=128)
+        weight_mix = _mix_with_base(args, classifier, val_split) if args.weight_mix and not weights_from else None
+        model.save_pretrained(staging, safe_serialization=True)
         val_probs, val_features = classifier.encode(val_split.texts)
         assert val_features is not None, "the torch model always yields features"
         tuned = _tune(args, classifier, val_probs, val_split)
@@ -117,6 +118,7 @@ def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
                 predictions(val_probs, val_split.intents, taxonomy, classifier.thresholds, val_scores)
             ),
             "scope_fit": scope.report,
+            "weight_mix": weight_mix,
             "export": export_for_serving(staging, classifier, val_split, (val_probs, val_scores)),
         }
         if args.evaluate:
@@ -139,6 +141,20 @@ def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
         raise
     log.info("training_done", version=version, path=str(final), train_seconds=round(seconds, 1))
     return final
+
+
+def _mix_with_base(args: TrainArgs, classifier: Classifier, val_split: Split) -> dict[str, Any]:
+    """Average the fine-tuned encoder with its starting point (``trainer.weightmix``), in place, at the share whose
+    intent accuracy is best on validation and its odd-wording copies (mean of the three)."""
+    sets = [val_split.texts, *odd_wording(val_split.texts)]
+    truth = np.array([classifier.taxonomy.intents.index(intent) for intent in val_split.intents])
+
+    def accuracy() -> float:
+        return float(np.mean([(classifier.encode(texts)[0].argmax(axis=1) == truth).mean() for texts in sets]))
+
+    share, scores = choose_mix(classifier.torch_model.module, base_encoder_state(args.base_model), accuracy)
+    log.info("weights_mixed", share=share, accuracy={f"{k:g}": round(v, 4) for k, v in scores.items()})
+    return {"share": share, "accuracy": {f"{k:g}": v for k, v in scores.items()}}
 
 
 def _set_threads(args: TrainArgs, device_type: str) -> None:
@@ -175,6 +191,8 @@ def _fine_tune(
         TrainingArguments,
     )
 
+    from inference.pooling import apply_pooling
+
     intents = taxonomy.intents
     label_of = {name: i for i, name in enumerate(intents)}
     try:
@@ -187,6 +205,7 @@ def _fine_tune(
             use_safetensors=True,
             trust_remote_code=False,
         )
+        apply_pooling(model, args.pooling)
     except (OSError, ValueError) as exc:
         raise BaseModelError(
             f"cannot load base model {args.base_model!r} (safetensors weights, no remote code): "
@@ -253,6 +272,8 @@ def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from inference.pooling import CONFIG_KEY, apply_pooling
+
     assert args.weights_from is not None
     source = resolve_checkpoint(args.weights_from)
     manifest = read_manifest(source)
@@ -261,7 +282,9 @@ def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float
               if key not in _RETUNABLE and key in wanted and wanted[key] != value]
     if differ:
         raise CheckpointError(f"{source} was trained with other {', '.join(differ)}: pass its preset and options")
-    model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device)
+    model = apply_pooling(AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device))
+    if getattr(model.config, CONFIG_KEY) != args.pooling:
+        raise CheckpointError(f"{source} was trained with other pooling: pass its preset and options")
     log.info("weights_reused", source=manifest["version"])
     tokenizer = AutoTokenizer.from_pretrained(source)
     return model.eval(), tokenizer, manifest["precision"], manifest["train_seconds"], manifest["version"]

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from inference.checkpoint import REQUIRED_FILES, CheckpointError, resolve_checkpoint
-from inference.classifier import ONNX_FILES, SERVING_FILE
+from inference.classifier import ONNX_FILES, SERVING_FILE, Classifier
 from inference.decision import Thresholds
+from inference.pooling import CONFIG_KEY
 from inference.scope import SCOPE_FILE
 from schemas.taxonomy import load_taxonomy
 from trainer.config import TrainArgs
+from trainer.data import load_data, training_splits
 from trainer.pagerule import FLAG_SHARES
+from trainer.scope import odd_wording
 from trainer.train import BaseModelError, run_training
+from trainer.weightmix import MIXES
 from triage.cli import main
 
 
@@ -67,6 +72,23 @@ def test_training_ships_judged_onnx_exports_in_the_checkpoint(tiny_checkpoint: P
         assert 0.9 <= row["agreement"] <= 1.0 and "scope_score_max_abs_diff" in row
     assert verdicts["backends"]["onnx"]["agreement"] >= 0.99
     assert "## Exports" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_checkpoint_holds_the_weight_mix_it_chose(data_dir: Path, tiny_checkpoint: Path) -> None:
+    """Saved after the mix: its accuracy on validation and the odd-wording copies is the chosen share's score."""
+    metrics = json.loads((tiny_checkpoint / "metrics.json").read_text(encoding="utf-8"))
+    config = json.loads((tiny_checkpoint / "config.json").read_text(encoding="utf-8"))
+    assert config[CONFIG_KEY] == "mean"
+    mix = metrics["weight_mix"]
+    assert mix["share"] in MIXES and set(mix["accuracy"]) == {f"{share:g}" for share in MIXES}
+    assert mix["accuracy"][f"{mix['share']:g}"] == max(mix["accuracy"].values())
+    args = TrainArgs(preset="tiny")
+    _, val = training_splits(load_data(data_dir, args.hub_dataset), args.val_fraction, args.seed)
+    classifier = Classifier.load(tiny_checkpoint, backend="torch", batch_size=128)
+    truth = np.array([classifier.taxonomy.intents.index(intent) for intent in val.intents])
+    scores = [(classifier.predict_proba(texts).argmax(axis=1) == truth).mean()
+              for texts in (val.texts, *odd_wording(val.texts))]
+    assert float(np.mean(scores)) == pytest.approx(mix["accuracy"][f"{mix['share']:g}"], abs=2e-3)
 
 
 def test_model_card_has_attribution_and_figures(tiny_checkpoint: Path) -> None:
