@@ -435,13 +435,15 @@ class ModelClient:
     async def _watch(self) -> None:
         """Twice a second: a dead process (no call in flight) is restarted and checked with the canary; a stopped
         one, or one in a call without using CPU, makes ``problem`` say so and is killed after ``model_hang_s``."""
-        since, last_cpu = 0.0, -1
+        since, last_cpu, pid = 0.0, -1, None
         while True:
             await asyncio.sleep(_WATCH_S)
             engine = self._engine
             state = None if engine is None or self._restarting.locked() else engine.process_state()
             if engine is None or state is None:
                 continue
+            if engine.pid != pid:  # a new process (restarted after a call's deadline): its CPU time is its own
+                since, last_cpu, pid = 0.0, -1, engine.pid
             (letter, cpu), now = state, time.monotonic()
             if letter in "XZ" and not self._busy:
                 self._down = "model process died; restarting"

@@ -117,6 +117,11 @@ def test_a_killed_or_hung_model_process_is_restarted_and_the_call_retried(checkp
         assert [t.intent for t in await client.predict(engine, TEXTS)] == expected
         assert time.monotonic() - started < 30
         pids.append(engine.pid)
+        # The watchdog reads the process twice a second: a starved tick may still say "stuck" as the call returns.
+        deadline = time.monotonic() + 5
+        while client.problem is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert client.problem is None, "the problem clears once the restarted process answers"
         client.close()
         return pids
 
@@ -127,7 +132,6 @@ def test_a_killed_or_hung_model_process_is_restarted_and_the_call_retried(checkp
     assert len(set(pids)) == 3
     assert metrics.model_restarts.labels(reason="died")._value.get() == 1
     assert metrics.model_restarts.labels(reason="timeout")._value.get() == 1
-    assert client.problem is None
 
 
 def test_a_model_that_cannot_come_back_holds_its_calls_and_says_why_instead_of_failing_tickets(
