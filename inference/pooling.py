@@ -51,7 +51,7 @@ def apply_pooling(model: Any, pooling: str | None = None) -> Any:
     """
     chosen = pooling or getattr(model.config, CONFIG_KEY, "first")
     setattr(model.config, CONFIG_KEY, chosen)
-    if chosen != "mean" or isinstance(getattr(model.base_model, "pooler", None), MaskedMean):
+    if chosen != "mean" or any(isinstance(module, MaskedMean) for module in model.modules()):
         return model
     encoder = model.base_model
     pooler = getattr(encoder, "pooler", None)

@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging
 from inference.checkpoint import CheckpointError
 from inference.pooling import apply_pooling
 
-__all__ = ["TorchModel", "classification_head", "device_name", "half_precision", "pick_device"]
+__all__ = ["TorchModel", "classification_head", "device_name", "half_precision", "load_module", "pick_device"]
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -52,6 +52,16 @@ def classification_head(model: torch.nn.Module) -> torch.nn.Linear:
     return linears[-1]
 
 
+def load_module(folder: Path | str, precision: str | None = None) -> torch.nn.Module:
+    """A checkpoint's sequence classifier (safetensors only, never remote code) with the pooling it was trained
+    with (``inference.pooling``); ``precision`` None keeps the file's dtype."""
+    dtype = {} if precision is None else {"dtype": _DTYPES[precision]}
+    module = AutoModelForSequenceClassification.from_pretrained(
+        folder, use_safetensors=True, trust_remote_code=False, **dtype
+    )
+    return apply_pooling(module)
+
+
 class TorchModel:
     """A sequence classifier with the ONNX export's call shape: ids + mask in, logits and head features out."""
 
@@ -68,10 +78,7 @@ class TorchModel:
             torch.set_num_threads(threads)
         hf_logging.disable_progress_bar()  # a progress bar per load would break the worker's JSON log lines
         target = torch.device(device)
-        module = AutoModelForSequenceClassification.from_pretrained(
-            folder, use_safetensors=True, trust_remote_code=False, dtype=_DTYPES[precision]
-        ).to(target)
-        return cls(apply_pooling(module), target)
+        return cls(load_module(folder, precision).to(target), target)
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._features.clear()

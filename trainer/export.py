@@ -47,14 +47,11 @@ def export_onnx(folder: Path, target: Path) -> Path:
     The graph outputs ``logits`` and ``features`` (the head's input), so every backend scores scope.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from inference.pooling import apply_pooling
-    from inference.torch_model import classification_head
+    from inference.torch_model import classification_head, load_module
 
-    model = apply_pooling(AutoModelForSequenceClassification.from_pretrained(
-        folder, use_safetensors=True, trust_remote_code=False
-    )).eval()
+    model = load_module(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
     class LogitsAndFeatures(torch.nn.Module):
@@ -77,7 +74,7 @@ def export_onnx(folder: Path, target: Path) -> Path:
         # The tracer warns that mask-size checks become constants; for an encoder they are always false
         # (mask length == sequence length, never causal), and tests compare ONNX with torch on mixed lengths.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # The pooler's CLS gather indexes position 0, never a negative index.
+        # A first-token checkpoint's pooler gathers position 0, never a negative index.
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         _trace(LogitsAndFeatures(), sample, tmp)
     os.replace(tmp, target)

@@ -270,9 +270,10 @@ def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float
     Only with the options it was trained with (budgets and targets aside): another seed or validation share
     would put its training texts into the validation split that every threshold is tuned on.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from inference.pooling import CONFIG_KEY, apply_pooling
+    from inference.pooling import CONFIG_KEY
+    from inference.torch_model import load_module
 
     assert args.weights_from is not None
     source = resolve_checkpoint(args.weights_from)
@@ -282,7 +283,7 @@ def _trained_weights(args: TrainArgs, device: Any) -> tuple[Any, Any, str, float
               if key not in _RETUNABLE and key in wanted and wanted[key] != value]
     if differ:
         raise CheckpointError(f"{source} was trained with other {', '.join(differ)}: pass its preset and options")
-    model = apply_pooling(AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device))
+    model = load_module(source).to(device)
     if getattr(model.config, CONFIG_KEY) != args.pooling:
         raise CheckpointError(f"{source} was trained with other pooling: pass its preset and options")
     log.info("weights_reused", source=manifest["version"])

@@ -73,3 +73,13 @@ def test_a_checkpoint_without_the_key_reads_the_first_token(tmp_path: Path) -> N
     loaded = TorchModel.load(tmp_path, "cpu", "fp32")
     assert getattr(loaded.module.config, CONFIG_KEY) == "first"
     assert not isinstance(loaded.module.get_submodule("bert.pooler"), MaskedMean)
+
+
+@pytest.mark.parametrize("config", _CONFIGS, ids=["bert", "mpnet"])
+def test_applying_mean_pooling_again_changes_nothing(config: PretrainedConfig) -> None:
+    model = _model(config, "mean")
+    ids = np.array([[1, 7, 8, 2, 0]])
+    mask = np.array([[1, 1, 1, 1, 0]])
+    once, _ = TorchModel(model, torch.device("cpu")).run(ids, mask)
+    twice, _ = TorchModel(apply_pooling(model, "mean"), torch.device("cpu")).run(ids, mask)
+    assert np.allclose(once, twice, atol=1e-6)
