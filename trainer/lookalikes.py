@@ -11,6 +11,11 @@ three variants that share no template:
   chosen on sentences the model was never shown as off-topic;
 - ``reporting``: other businesses, other everyday questions, other phrasings and word lists; only ever scored.
 
+No template disputes a charge on the customer's own card or account (charged twice, charged for something not
+agreed or not received): a bank's customers write those to their bank whoever the merchant is, Banking77 labels
+them (``transaction_charged_twice``, ``card_payment_not_recognised``, ``request_refund``), and some must page.
+Trained on as outliers, such a template taught the model that a fraud report naming a shop is off-topic.
+
 The templates are this project's own text, under the project's licence (Apache-2.0).
 """
 
@@ -32,7 +37,7 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
     ], ["phone plan", "mobile contract", "prepaid sim", "family plan", "unlimited data plan"]),
     "gym": ([
         "my {x} card stopped working at the turnstile", "how do I freeze my {x} for two months",
-        "can I transfer my {x} to my brother", "why was I charged twice for my {x}",
+        "can I transfer my {x} to my brother", "can I bring a friend on my {x}",
         "I lost my {x} card, can I get a new one", "how do I update the payment details on my {x}",
     ], ["gym membership", "yoga studio pass", "swimming pool membership", "climbing gym"]),
     "games": ([
@@ -77,7 +82,7 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
     "school": ([
         "how do I top up my child's {x}", "the {x} says my password is wrong",
         "my son lost his {x}, can we get a new one",
-        "how do I pay for the school trip through the {x}", "why was I charged twice on the {x}",
+        "how do I pay for the school trip through the {x}", "who do I ask about the {x} during the holidays",
     ], ["school canteen card", "school app", "parent portal", "lunch account"]),
     "marketplace": ([
         "my {x} got suspended after one sale", "the buyer on my {x} never paid, what now",
@@ -85,7 +90,7 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
         "someone paid on my {x} with a stolen card, am I liable",
     ], ["ebay seller account", "etsy shop", "vinted profile", "marketplace listing"]),
     "apps and devices": ([
-        "my {x} subscription renewed without asking me", "how do I get a refund for something I bought on {x}",
+        "how do I stop {x} asking for my password all the time", "how do I get a refund for something I bought on {x}",
         "my {x} won't let me log in after the update", "how do I turn on two factor for {x}",
         "can I share {x} with my family",
     ], ["the app store", "google play", "my smartwatch", "icloud", "my kindle"]),
@@ -94,7 +99,7 @@ _OWN_TOPICS: dict[str, tuple[list[str], list[str]]] = {
         "my {x} card was declined at the door", "do I get a receipt for my {x} for tax",
     ], ["charity donation", "football club membership", "book club subscription", "museum membership"]),
     "ev charging": ([
-        "my {x} card doesn't work at the charger", "the {x} app charged me but the car didn't charge",
+        "my {x} card doesn't work at the charger", "how long does a full charge take on the {x}",
         "how do I top up my {x} account", "can I get a refund for a failed {x} session",
     ], ["ev charging", "charge point", "car charging network"]),
     "official papers": ([
@@ -130,11 +135,11 @@ _REPORTING_TOPICS: dict[str, tuple[list[str], list[str]]] = {
         "I can't remember the security questions for my {x}", "why is my {x} locked",
     ], ["instagram account", "facebook page", "email account", "tiktok account", "linkedin profile"]),
     "rentals": ([
-        "how much is the deposit on a {x}", "the {x} company charged my card for a scratch I didn't make",
+        "how much is the deposit on a {x}", "is insurance included when I book a {x}",
         "can I return the {x} at a different branch", "do I need my licence to pick up the {x}",
     ], ["rental car", "van hire", "bike rental", "camper van"]),
     "food delivery": ([
-        "my {x} order never arrived but the app says delivered", "the {x} app took payment twice",
+        "my {x} order never arrived but the app says delivered", "how do I leave a tip for the {x} driver",
         "can I get a refund for a cold {x} order", "how do I add a promo code to my {x} order",
     ], ["takeaway", "grocery delivery", "meal kit", "pizza"]),
     "pets and health": ([

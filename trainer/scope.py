@@ -39,7 +39,9 @@ from trainer.urgent import reported_for, urgent_reports
 __all__ = [
     "OffTopicSet",
     "ScopeFit",
+    "Encoded",
     "detector_scores",
+    "encode_wordings",
     "fit_scope",
     "fitting_offtopic",
     "ood_report",
@@ -58,6 +60,8 @@ REPORT_SEED = 2
 GENERATED = 800
 HELD_OUT_INTENTS = 7
 HURRIED_VALIDATION_SEED = 1
+Encoded = tuple[np.ndarray, np.ndarray]
+"""(intent probabilities, features) of a list of texts."""
 """Validation typed in a hurry uses another seed than the test's (0), though the texts differ anyway."""
 _HIGH = PRIORITIES.index(Priority.HIGH)
 
@@ -107,7 +111,7 @@ def reporting_offtopic(given: list[OffTopicSet], fitted: set[str]) -> list[OffTo
 def fit_scope(
     classifier: Classifier,
     seen: tuple[Split, Split],
-    val_encoded: tuple[np.ndarray, np.ndarray],
+    wordings: list[Encoded],
     base: Thresholds,
     given: list[OffTopicSet],
     targets: RuleTargets,
@@ -118,7 +122,8 @@ def fit_scope(
         classifier: The fine-tuned model (its detector is replaced).
         seen: The (training, validation) splits: intent means and covariance come from training; validation,
             never trained on, calibrates ``scope_score`` and keeps High recall.
-        val_encoded: (probabilities, features) of the validation split, already computed for other thresholds.
+        wordings: The validation split and its odd-wording copies, encoded (``encode_wordings``), as they were for
+            the other thresholds.
         base: Thresholds with the in-scope High bar tuned; the out-of-scope ones are set here.
         given: Out-of-scope files given to training (``--ood`` folder): their first half fits the rule.
         targets: High recall the rule keeps and the off-topic share it should flag.
@@ -127,7 +132,7 @@ def fit_scope(
     _, train_features = classifier.encode(train.texts)
     assert train_features is not None, "the torch model always yields features"
     labels = np.array([classifier.taxonomy.intents.index(i) for i in train.intents])
-    val_probs, val_features = val_encoded
+    val_probs, val_features = wordings[0]
     fitted = ScopeDetector.fit(train_features, labels, head_weights(classifier), val_features)
     sets = fitting_offtopic(given)
     encoded = {s.name: classifier.encode(s.texts) for s in sets}
@@ -141,7 +146,7 @@ def fit_scope(
     offtopic = [_scored(classifier, *encoded[s.name]) for s in sets]
     val_high = _is_high(val.intents, classifier.taxonomy)
     validation = _scored(classifier, val_probs, val_features, val_high)
-    odd = [_scored(classifier, *classifier.encode(texts), val_high) for texts in odd_wording(val.texts)]
+    odd = [_scored(classifier, *encoded, val_high) for encoded in wordings[1:]]
     thresholds, chosen = choose_rule(base, offtopic, validation, odd, targets)
     report: dict[str, Any] = {
         "method": method,
@@ -165,6 +170,17 @@ def odd_wording(texts: list[str]) -> list[list[str]]:
     are chosen on besides validation itself."""
     rng = random.Random(HURRIED_VALIDATION_SEED)
     return [[rewrite(text, rng) for text in texts] for rewrite in (hurried, framed)]
+
+
+def encode_wordings(classifier: Classifier, texts: list[str]) -> list[Encoded]:
+    """``texts`` and their ``odd_wording`` copies, in that order, each encoded once: the weight mix, the High bar
+    and the page rule are all chosen on these."""
+    encoded = []
+    for batch in (texts, *odd_wording(texts)):
+        probs, features = classifier.encode(batch)
+        assert features is not None, "the torch model always yields features"
+        encoded.append((probs, features))
+    return encoded
 
 
 def separation(in_scope: np.ndarray, out_of_scope: np.ndarray) -> dict[str, float]:

@@ -11,12 +11,13 @@ validation split and its odd-wording copies, each weighing the same, never on wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["MIXES", "base_encoder_state", "choose_mix", "mixed_state"]
 
 MIXES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 """Shares of the fine-tuned weights tried; 1.0 is the fine-tuned model itself."""
+T = TypeVar("T")
 
 
 def base_encoder_state(source: str) -> dict[str, Any]:
@@ -40,19 +41,23 @@ def mixed_state(fine: dict[str, Any], base: dict[str, Any], prefix: str, share: 
 
 
 def choose_mix(
-    model: Any, base: dict[str, Any], score: Callable[[], float], mixes: tuple[float, ...] = MIXES
-) -> tuple[float, dict[float, float]]:
+    model: Any, base: dict[str, Any], score: Callable[[], tuple[float, T]], mixes: tuple[float, ...] = MIXES
+) -> tuple[float, dict[float, float], T]:
     """Try each share on ``model`` (in place), keep the one ``score`` rates highest (ties: more fine-tuned).
 
+    Args:
+        score: Rates the model as it stands, and returns what it computed to do so (for the kept share, the
+            caller's to reuse rather than compute again).
+
     Returns:
-        The share kept and every share's score.
+        The share kept, every share's score, and what ``score`` returned besides the score for the kept share.
     """
     fine = {key: value.detach().clone() for key, value in model.state_dict().items()}
     prefix = f"{model.base_model_prefix}."
-    scores = {}
+    scores, computed = {}, {}
     for share in mixes:
         model.load_state_dict(mixed_state(fine, base, prefix, share))
-        scores[share] = score()
+        scores[share], computed[share] = score()
     kept = max(mixes, key=lambda share: (round(scores[share], 9), share))
     model.load_state_dict(mixed_state(fine, base, prefix, kept))
-    return kept, scores
+    return kept, scores, computed[kept]

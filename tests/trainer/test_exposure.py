@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -71,6 +72,14 @@ def test_lookalike_variants_share_no_template_and_orders_are_stable() -> None:
         assert not templates[0] & templates[1]
     assert lookalike_texts("fitting", 50, seed=1) == lookalike_texts("fitting", seed=1)[:50]
     assert set(lookalike_texts("fitting", seed=2)) == set(texts["fitting"])
+
+
+def test_no_lookalike_disputes_a_charge_on_the_customers_card() -> None:
+    """A bank's customers report a shop's double or unexpected charge to their bank: it is a ticket, not off-topic."""
+    dispute = re.compile(r"charged (me|my card|twice)|took payment|payment twice|renewed without|didn't make")
+    for variant in _VARIANTS:
+        found = [text for text in lookalike_texts(variant) if dispute.search(text)]  # type: ignore[arg-type]
+        assert not found, f"{variant}: {found[:3]}"
 
 
 def test_halves_are_disjoint_and_stable() -> None:

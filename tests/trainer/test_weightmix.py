@@ -42,16 +42,18 @@ def test_the_best_scored_share_is_kept_and_left_on_the_model() -> None:
     weight = "bert.encoder.layer.0.output.dense.weight"
     target = mixed_state(fine, base, "bert.", 0.7)[weight]
 
-    def closeness() -> float:
-        return -float((model.state_dict()[weight] - target).abs().sum())
+    def closeness() -> tuple[float, torch.Tensor]:
+        current = model.state_dict()[weight].clone()
+        return -float((current - target).abs().sum()), current
 
-    share, scores = choose_mix(model, base, closeness)
+    share, scores, computed = choose_mix(model, base, closeness)
     assert share == 0.7 and set(scores) == set(MIXES)
     assert torch.allclose(model.state_dict()[weight], target)
+    assert torch.allclose(computed, target), "what the score computed is the kept share's, not the last tried"
     assert torch.equal(model.state_dict()["classifier.weight"], fine["classifier.weight"])
 
 
 def test_a_tie_keeps_more_of_the_fine_tuned_weights() -> None:
     model, base = _pair()
-    share, _ = choose_mix(model, base, lambda: 0.5)
+    share, _, _ = choose_mix(model, base, lambda: (0.5, None))
     assert share == pytest.approx(max(MIXES))
