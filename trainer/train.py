@@ -104,7 +104,7 @@ def run_training(args: TrainArgs, link_latest: bool = True) -> Path:
         model.save_pretrained(staging, safe_serialization=True)
         wordings = wordings or encode_wordings(classifier, val_split.texts)
         val_probs, val_features = wordings[0]
-        tuned = _tune(args, classifier, wordings, val_split)
+        tuned = _tune(args, classifier, val_probs, val_split)
         given = ood_sets(args.ood_dir)
         scope = fit_scope(classifier, (train_split, val_split), wordings, tuned, given,
                           RuleTargets(args.scope_high_recall_target, args.scope_hurried_recall_target,
@@ -326,7 +326,7 @@ def _optimizer(model: Any, args: TrainArgs) -> Any:
     )
 
 
-def _tune(args: TrainArgs, classifier: Classifier, wordings: list[Encoded], val_split: Split) -> Thresholds:
+def _tune(args: TrainArgs, classifier: Classifier, val_probs: np.ndarray, val_split: Split) -> Thresholds:
     """High-priority and review thresholds from the validation split only.
 
     The High threshold keeps its recall on the validation tickets and on a typo copy of each
@@ -336,7 +336,6 @@ def _tune(args: TrainArgs, classifier: Classifier, wordings: list[Encoded], val_
     one more High test ticket: the tickets it misses are confident confusions with another label.
     """
     taxonomy = classifier.taxonomy
-    val_probs = wordings[0][0]
     raw = predictions(val_probs, val_split.intents, taxonomy, Thresholds())
     typos = noisy_copies(val_split, 1.0, args.seed)
     typo_probs, _ = classifier.encode(typos.texts)
