@@ -33,16 +33,19 @@ POISON = "a text the model process dies on"
 
 
 def _dies_on(monkeypatch: pytest.MonkeyPatch, fatal: Callable[[list[str]], bool]) -> list[int]:
-    """The real model process is SIGKILLed during every call whose texts are ``fatal``: a crash, as a poison input,
-    the OOM killer or a broken native library causes one. Returns the pids killed."""
+    """The real model process is SIGKILLed as every call whose texts are ``fatal`` reaches it: a crash, as a poison
+    input, the OOM killer or a broken native library causes one. Returns the pids killed.
+
+    The kill comes before the call is handed over: killed just after, the tiny model can answer a one-text call
+    before this thread gets the GIL back to kill it.
+    """
     submit, killed = Engine.submit, []
 
     def dying(engine: Engine, texts: list[str]) -> Future[list[Triage]]:
-        future = submit(engine, texts)
         if fatal(texts) and engine.pid is not None:
             killed.append(engine.pid)
             engine.kill()
-        return future
+        return submit(engine, texts)
 
     monkeypatch.setattr(Engine, "submit", dying)
     return killed
