@@ -21,7 +21,7 @@ BEST_BASE_MODEL = "sentence-transformers/all-mpnet-base-v2"
 parameters. ``triage train --preset best`` takes the copy on the package index (trainer.basemodel), else the hub."""
 
 # Training time on 2 CPU cores (MiniLM-L6): tiny ≈ 1-3 min (test fixture), full ≈ 18-37 min of fine-tuning
-# (93.93% test intent accuracy with mean pooling and the weight mix, docs/benchmarks.md). quick: batches of
+# (93.83% test intent accuracy with mean pooling and the weight mix, docs/benchmarks.md). quick: batches of
 # 64 (at lr 3e-4) instead of 32 (at 2e-4) halve the steps, whose fixed cost (optimizer, thread hand-offs)
 # dominates at ~14 padded tokens per text (length-grouped, dynamically padded):
 # run side by side on the same shared box, 796 s vs 1,005 s of training (0.79×; 197 s idle before → ~156 s) and

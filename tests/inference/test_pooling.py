@@ -10,16 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, MPNetConfig, PretrainedConfig
+from transformers import AutoModelForSequenceClassification, BertConfig, PretrainedConfig
 
 from inference.pooling import CONFIG_KEY, MaskedMean, apply_pooling
 from inference.torch_model import TorchModel
-
-_SMALL: dict[str, Any] = {
-    "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
-    "num_labels": 5,
-}
-_CONFIGS = [BertConfig(**_SMALL), MPNetConfig(**_SMALL)]
+from tests.encoders import SMALL, SMALL_CONFIGS, SMALL_IDS
 
 
 def _model(config: PretrainedConfig, pooling: str) -> Any:
@@ -27,7 +22,7 @@ def _model(config: PretrainedConfig, pooling: str) -> Any:
     return apply_pooling(AutoModelForSequenceClassification.from_config(config), pooling).eval()
 
 
-@pytest.mark.parametrize("config", _CONFIGS, ids=["bert", "mpnet"])
+@pytest.mark.parametrize("config", SMALL_CONFIGS, ids=SMALL_IDS)
 def test_a_text_scores_the_same_alone_and_beside_a_longer_one(config: PretrainedConfig) -> None:
     served = TorchModel(_model(config, "mean"), torch.device("cpu"))
     short = np.array([[1, 7, 8, 2]])
@@ -40,7 +35,7 @@ def test_a_text_scores_the_same_alone_and_beside_a_longer_one(config: Pretrained
 
 
 def test_bert_features_are_the_masked_mean_of_the_encoder_states() -> None:
-    model = _model(BertConfig(**_SMALL), "mean")
+    model = _model(BertConfig(**SMALL), "mean")
     ids = torch.tensor([[1, 7, 8, 2, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 0]])
     with torch.inference_mode():
@@ -50,13 +45,13 @@ def test_bert_features_are_the_masked_mean_of_the_encoder_states() -> None:
 
 
 def test_first_token_pooling_is_left_as_transformers_builds_it() -> None:
-    plain = AutoModelForSequenceClassification.from_config(BertConfig(**_SMALL))
+    plain = AutoModelForSequenceClassification.from_config(BertConfig(**SMALL))
     pooler = plain.base_model.pooler
     assert apply_pooling(plain, "first").base_model.pooler is pooler
     assert getattr(plain.config, CONFIG_KEY) == "first"
 
 
-@pytest.mark.parametrize("config", _CONFIGS, ids=["bert", "mpnet"])
+@pytest.mark.parametrize("config", SMALL_CONFIGS, ids=SMALL_IDS)
 def test_a_saved_checkpoint_loads_with_its_pooling(config: PretrainedConfig, tmp_path: Path) -> None:
     model = _model(config, "mean")
     model.save_pretrained(tmp_path, safe_serialization=True)
@@ -69,13 +64,13 @@ def test_a_saved_checkpoint_loads_with_its_pooling(config: PretrainedConfig, tmp
 
 
 def test_a_checkpoint_without_the_key_reads_the_first_token(tmp_path: Path) -> None:
-    AutoModelForSequenceClassification.from_config(BertConfig(**_SMALL)).save_pretrained(tmp_path)
+    AutoModelForSequenceClassification.from_config(BertConfig(**SMALL)).save_pretrained(tmp_path)
     loaded = TorchModel.load(tmp_path, "cpu", "fp32")
     assert getattr(loaded.module.config, CONFIG_KEY) == "first"
     assert not isinstance(loaded.module.get_submodule("bert.pooler"), MaskedMean)
 
 
-@pytest.mark.parametrize("config", _CONFIGS, ids=["bert", "mpnet"])
+@pytest.mark.parametrize("config", SMALL_CONFIGS, ids=SMALL_IDS)
 def test_applying_mean_pooling_again_changes_nothing(config: PretrainedConfig) -> None:
     model = _model(config, "mean")
     ids = np.array([[1, 7, 8, 2, 0]])

@@ -18,7 +18,7 @@ from schemas.enums import Priority
 from schemas.taxonomy import PRIORITIES, load_taxonomy
 from trainer.augment import noisy_copies
 from trainer.config import TrainArgs
-from trainer.data import load_data, training_splits
+from trainer.data import Split, load_data, training_splits
 from trainer.metrics import predictions
 from trainer.pagerule import FLAG_SHARES
 from trainer.scope import odd_wording
@@ -77,7 +77,22 @@ def test_training_ships_judged_onnx_exports_in_the_checkpoint(tiny_checkpoint: P
     assert "## Exports" in (folder / "README.md").read_text(encoding="utf-8")
 
 
-def test_the_checkpoint_holds_the_weight_mix_it_chose(data_dir: Path, tiny_checkpoint: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny_validation(data_dir: Path) -> Split:
+    """The validation split the tiny checkpoint's mix and thresholds were chosen on."""
+    args = TrainArgs(preset="tiny")
+    return training_splits(load_data(data_dir, args.hub_dataset), args.val_fraction, args.seed)[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_torch(tiny_checkpoint: Path) -> Classifier:
+    """The tiny checkpoint on torch, as training scored it."""
+    return Classifier.load(tiny_checkpoint, backend="torch", batch_size=128)
+
+
+def test_the_checkpoint_holds_the_weight_mix_it_chose(
+    tiny_checkpoint: Path, tiny_validation: Split, tiny_torch: Classifier
+) -> None:
     """Saved after the mix: its accuracy on validation and the odd-wording copies is the chosen share's score."""
     metrics = json.loads((tiny_checkpoint / "metrics.json").read_text(encoding="utf-8"))
     config = json.loads((tiny_checkpoint / "config.json").read_text(encoding="utf-8"))
@@ -85,9 +100,7 @@ def test_the_checkpoint_holds_the_weight_mix_it_chose(data_dir: Path, tiny_check
     mix = metrics["weight_mix"]
     assert mix["share"] in MIXES and set(mix["accuracy"]) == {f"{share:g}" for share in MIXES}
     assert mix["accuracy"][f"{mix['share']:g}"] == max(mix["accuracy"].values())
-    args = TrainArgs(preset="tiny")
-    _, val = training_splits(load_data(data_dir, args.hub_dataset), args.val_fraction, args.seed)
-    classifier = Classifier.load(tiny_checkpoint, backend="torch", batch_size=128)
+    val, classifier = tiny_validation, tiny_torch
     truth = np.array([classifier.taxonomy.intents.index(intent) for intent in val.intents])
     scores = [(classifier.predict_proba(texts).argmax(axis=1) == truth).mean()
               for texts in (val.texts, *odd_wording(val.texts))]
@@ -95,14 +108,12 @@ def test_the_checkpoint_holds_the_weight_mix_it_chose(data_dir: Path, tiny_check
 
 
 def test_the_high_bar_keeps_its_recall_on_validation_and_a_typo_copy_of_it(
-    data_dir: Path, tiny_checkpoint: Path
+    tiny_validation: Split, tiny_torch: Classifier
 ) -> None:
     """99% of a few High validation tickets leaves a miss to chance; with a typo copy of each, the bar keeps its
     target over both."""
-    args = TrainArgs(preset="tiny")
-    _, val = training_splits(load_data(data_dir, args.hub_dataset), args.val_fraction, args.seed)
+    args, val, classifier = TrainArgs(preset="tiny"), tiny_validation, tiny_torch
     typos = noisy_copies(val, 1.0, args.seed)
-    classifier = Classifier.load(tiny_checkpoint, backend="torch", batch_size=128)
     both = predictions(classifier.predict_proba(val.texts + typos.texts), val.intents + typos.intents,
                        classifier.taxonomy, Thresholds())
     high = both.priority.true == PRIORITIES.index(Priority.HIGH)

@@ -8,19 +8,15 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, BertConfig
 
+from tests.encoders import SMALL
 from trainer.weightmix import MIXES, choose_mix, mixed_state
-
-_SMALL: dict[str, Any] = {
-    "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100,
-    "num_labels": 5,
-}
 
 
 def _pair() -> tuple[Any, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
-    base = AutoModel.from_config(BertConfig(**_SMALL)).state_dict()
+    base = AutoModel.from_config(BertConfig(**SMALL)).state_dict()
     torch.manual_seed(1)
-    return AutoModelForSequenceClassification.from_config(BertConfig(**_SMALL)), base
+    return AutoModelForSequenceClassification.from_config(BertConfig(**SMALL)), base
 
 
 def test_the_encoder_is_averaged_and_the_head_kept() -> None:
