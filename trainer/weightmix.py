@@ -43,7 +43,8 @@ def mixed_state(fine: dict[str, Any], base: dict[str, Any], prefix: str, share: 
 def choose_mix(
     model: Any, base: dict[str, Any], score: Callable[[], tuple[float, T]], mixes: tuple[float, ...] = MIXES
 ) -> tuple[float, dict[float, float], T]:
-    """Try each share on ``model`` (in place), keep the one ``score`` rates highest (ties: more fine-tuned).
+    """Try each share on ``model`` (in place), keep the one ``score`` rates highest (ties: more fine-tuned),
+    holding only the best payload so far (a validation encoding is megabytes).
 
     Args:
         score: Rates the model as it stands, and returns what it computed to do so (for the kept share, the
@@ -54,10 +55,17 @@ def choose_mix(
     """
     fine = {key: value.detach().clone() for key, value in model.state_dict().items()}
     prefix = f"{model.base_model_prefix}."
-    scores, computed = {}, {}
-    for share in mixes:
+
+    def rate(share: float) -> tuple[float, T]:
         model.load_state_dict(mixed_state(fine, base, prefix, share))
-        scores[share], computed[share] = score()
-    kept = max(mixes, key=lambda share: (round(scores[share], 9), share))
+        return score()
+
+    scores: dict[float, float] = {}
+    kept = mixes[0]
+    scores[kept], kept_payload = rate(kept)
+    for share in mixes[1:]:
+        scores[share], payload = rate(share)
+        if (round(scores[share], 9), share) > (round(scores[kept], 9), kept):
+            kept, kept_payload = share, payload
     model.load_state_dict(mixed_state(fine, base, prefix, kept))
-    return kept, scores, computed[kept]
+    return kept, scores, kept_payload
